@@ -1,0 +1,53 @@
+# The front door. `make serve` and `make test` work on a fresh Debian machine.
+JOBS      ?= $(shell nproc)
+RELEASE   := build/release
+ASAN      := build/asan
+DATA      ?= ./data
+LISTEN    ?= 127.0.0.1:8080
+
+.PHONY: all deps build asan serve test unit unit-asan integration integration-asan bench clean format
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+$(RELEASE)/build.ninja:
+	cmake -S . -B $(RELEASE) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+$(ASAN)/build.ninja:
+	cmake -S . -B $(ASAN) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DQUIRE_SANITIZE=ON -DQUIRE_BUILD_BENCH=OFF
+
+build: deps $(RELEASE)/build.ninja
+	cmake --build $(RELEASE) -j $(JOBS)
+
+asan: deps $(ASAN)/build.ninja
+	cmake --build $(ASAN) -j $(JOBS)
+
+serve: build
+	$(RELEASE)/quire serve --data $(DATA) --listen $(LISTEN)
+
+unit: build
+	cd $(RELEASE) && ctest --output-on-failure -j $(JOBS)
+
+unit-asan: asan
+	cd $(ASAN) && ctest --output-on-failure -j $(JOBS)
+
+integration: build
+	QUIRE_BIN=$(abspath $(RELEASE)/quire) tests/integration/run
+
+# The same real-client suite against the sanitizer build of the server.
+integration-asan: asan
+	QUIRE_BIN=$(abspath $(ASAN)/quire) tests/integration/run
+
+test: unit unit-asan integration integration-asan
+
+bench: build
+	scripts/install-deps --bench
+	bench/run
+
+format:
+	clang-format -i $$(git ls-files '*.cpp' '*.h')
+
+clean:
+	rm -rf build

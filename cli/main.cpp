@@ -1,0 +1,189 @@
+// The `quire` command: argument parsing, then calls into the libraries.
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include "server/server.h"
+
+namespace {
+
+// Parses "HOST:PORT", "[v6]:PORT" or ":PORT".
+bool parse_listen(const std::string& s, std::string& host, std::uint16_t& port) {
+  auto colon = s.rfind(':');
+  if (colon == std::string::npos) return false;
+  host = s.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (host.empty()) host = "127.0.0.1";
+  try {
+    std::size_t used = 0;
+    int p = std::stoi(s.substr(colon + 1), &used);
+    if (used != s.size() - colon - 1 || p < 0 || p > 65535) return false;
+    port = static_cast<std::uint16_t>(p);
+  } catch (...) {
+    return false;
+  }
+  return true;
+}
+
+// Parses sizes such as "16MiB", "10MB", "512k", "1048576".
+bool parse_size(const std::string& s, std::size_t& out) {
+  std::size_t used = 0;
+  double n = 0;
+  try {
+    n = std::stod(s, &used);
+  } catch (...) {
+    return false;
+  }
+  std::string unit = s.substr(used);
+  for (auto& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  double mult = 1;
+  if (unit.empty() || unit == "b") mult = 1;
+  else if (unit == "k" || unit == "kb" || unit == "kib") mult = 1024;
+  else if (unit == "m" || unit == "mb" || unit == "mib") mult = 1024.0 * 1024;
+  else if (unit == "g" || unit == "gb" || unit == "gib") mult = 1024.0 * 1024 * 1024;
+  else return false;
+  if (n < 0) return false;
+  out = static_cast<std::size_t>(n * mult);
+  return true;
+}
+
+int serve(quire::server::Config config) {
+  // Block the stop signals before any thread starts, so only the waiter below receives them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  quire::server::Server server(config);
+  if (auto started = server.start(); !started) {
+    spdlog::critical("{}", started.error());
+    return 1;
+  }
+  std::thread signals([&server, set] {
+    int sig = 0;
+    sigwait(&set, &sig);
+    spdlog::info("received {}, shutting down: in-flight requests finish, open transactions roll "
+                 "back", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    server.stop();
+  });
+
+  const std::string shown_host = config.listen_host.find(':') != std::string::npos
+                                     ? "[" + config.listen_host + "]"
+                                     : config.listen_host;
+  spdlog::info("quire {} serving http://{}:{} with data in {}", QUIRE_VERSION, shown_host,
+               server.port(), config.data_dir);
+  std::printf("listening on http://%s:%u\n", shown_host.c_str(), server.port());
+  std::fflush(stdout);
+  server.run();
+  // If run() ended without a signal, wake the waiter so it can be joined.
+  pthread_kill(signals.native_handle(), SIGTERM);
+  signals.join();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"quire: a production SQLite server that speaks libSQL's protocols", "quire"};
+  app.set_version_flag("--version", std::string("quire ") + QUIRE_VERSION);
+  app.require_subcommand(1);
+
+  quire::server::Config config;
+  std::string listen = "127.0.0.1:8080";
+  std::string synchronous = "normal";
+  std::string log_level = "info";
+  std::string max_body = "16MiB", max_response = "16MiB";
+  double stream_idle_timeout_s = 10;
+  unsigned idle_connection_timeout_s = 60;
+
+  auto* serve_cmd = app.add_subcommand("serve", "Serve databases over HTTP (Hrana v2/v3, legacy API)");
+  serve_cmd->add_option("--data,--db-path", config.data_dir,
+                        "Data directory; the default database is DIR/dbs/default/data")
+      ->capture_default_str();
+  serve_cmd->add_option("--listen,--http-listen-addr", listen, "Address to serve HTTP on, HOST:PORT "
+                        "(port 0 picks a free one)")
+      ->capture_default_str();
+  serve_cmd->add_option("--threads", config.threads,
+                        "I/O threads (0 = four per core, at least 4)")
+      ->capture_default_str();
+  serve_cmd->add_option("--synchronous", synchronous,
+                        "SQLite synchronous mode: normal (WAL default: durable across process "
+                        "crashes) or full (fsync on every commit: durable across power loss)")
+      ->check(CLI::IsMember({"normal", "full"}, CLI::ignore_case))
+      ->capture_default_str();
+  serve_cmd->add_option("--busy-timeout", config.database.open.busy_timeout_ms,
+                        "Milliseconds a statement waits for the write lock before SQLITE_BUSY")
+      ->capture_default_str();
+  serve_cmd->add_option("--cache-size", config.database.open.cache_size_kib,
+                        "Page cache per connection, KiB")
+      ->capture_default_str();
+  serve_cmd->add_option("--checkpoint-threshold", config.database.checkpoint_threshold_frames,
+                        "WAL frames after which the server checkpoints (PASSIVE)")
+      ->capture_default_str();
+  serve_cmd->add_option("--max-body-size", max_body, "Largest request body (e.g. 16MiB)")
+      ->capture_default_str();
+  serve_cmd->add_option("--max-response-size", max_response,
+                        "Largest result one request may produce (e.g. 16MiB)")
+      ->capture_default_str();
+  serve_cmd->add_option("--max-requests-per-pipeline", config.limits.max_requests_per_pipeline,
+                        "Requests in one Hrana pipeline")
+      ->capture_default_str();
+  serve_cmd->add_option("--max-batch-steps", config.limits.max_batch_steps,
+                        "Steps in one batch (and statements in one legacy request)")
+      ->capture_default_str();
+  serve_cmd->add_option("--max-stored-sql", config.limits.max_stored_sql,
+                        "SQL texts one stream may store (store_sql)")
+      ->capture_default_str();
+  serve_cmd->add_option("--stream-idle-timeout", stream_idle_timeout_s,
+                        "Seconds an HTTP stream (baton) may sit idle before it is closed and its "
+                        "transaction rolled back")
+      ->capture_default_str();
+  serve_cmd->add_option("--max-streams", config.limits.max_streams, "Open HTTP streams in total")
+      ->capture_default_str();
+  serve_cmd->add_option("--max-streams-per-client", config.limits.max_streams_per_client,
+                        "Open HTTP streams per client address")
+      ->capture_default_str();
+  serve_cmd->add_option("--idle-connection-timeout", idle_connection_timeout_s,
+                        "Seconds a keep-alive connection may wait for its next request")
+      ->capture_default_str();
+  serve_cmd->add_option("--log-level", log_level, "trace, debug, info, warn, error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
+      ->capture_default_str();
+
+  CLI11_PARSE(app, argc, argv);
+
+  auto logger = spdlog::stderr_color_mt("quire");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(log_level));
+
+  if (serve_cmd->parsed()) {
+    if (!parse_listen(listen, config.listen_host, config.listen_port)) {
+      std::cerr << "quire: --listen must be HOST:PORT, got '" << listen << "'\n";
+      return 2;
+    }
+    if (!parse_size(max_body, config.limits.max_body_bytes) ||
+        !parse_size(max_response, config.limits.max_response_bytes)) {
+      std::cerr << "quire: sizes look like 16MiB, 512KiB or 1048576\n";
+      return 2;
+    }
+    if (stream_idle_timeout_s <= 0) {
+      std::cerr << "quire: --stream-idle-timeout must be positive\n";
+      return 2;
+    }
+    config.limits.stream_idle_timeout =
+        std::chrono::milliseconds(static_cast<long long>(stream_idle_timeout_s * 1000));
+    config.idle_connection_timeout = std::chrono::seconds(idle_connection_timeout_s);
+    config.database.open.synchronous_full = synchronous == "full" || synchronous == "FULL";
+    return serve(std::move(config));
+  }
+  return 0;
+}

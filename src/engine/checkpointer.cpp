@@ -1,0 +1,53 @@
+#include "engine/checkpointer.h"
+
+namespace quire::engine {
+
+Checkpointer::Checkpointer(std::unique_ptr<sqlite::Connection> conn, int threshold_frames)
+    : conn_(std::move(conn)), threshold_(threshold_frames) {
+  thread_ = std::thread([this] { loop(); });
+}
+
+Checkpointer::~Checkpointer() { stop(); }
+
+void Checkpointer::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Checkpointer::notify(int wal_frames) {
+  if (wal_frames < threshold_) return;
+  {
+    std::lock_guard lock(mu_);
+    if (pending_) return;
+    pending_ = true;
+  }
+  cv_.notify_one();
+}
+
+Expected<void, sqlite::Error> Checkpointer::run(int mode) {
+  std::lock_guard lock(run_mu_);
+  int log = 0, done = 0;
+  int rc = sqlite3_wal_checkpoint_v2(conn_->handle(), nullptr, mode, &log, &done);
+  if (rc != SQLITE_OK && rc != SQLITE_BUSY) return unexpected(conn_->last_error());
+  return {};
+}
+
+void Checkpointer::loop() {
+  std::unique_lock lock(mu_);
+  while (true) {
+    cv_.wait(lock, [&] { return pending_ || stop_; });
+    if (stop_) return;
+    pending_ = false;
+    lock.unlock();
+    // PASSIVE never waits for locks. Once every frame is backfilled, the next writer starts the
+    // WAL over from its beginning, so the file stays near the threshold in size.
+    (void)run(SQLITE_CHECKPOINT_PASSIVE);
+    lock.lock();
+  }
+}
+
+}  // namespace quire::engine

@@ -1,0 +1,51 @@
+// The thread that checkpoints one database's WAL. SQLite's own auto-checkpoint is off on every
+// connection (the replication log must see each frame before a checkpoint may overwrite it), so
+// commits report the WAL size here through the WAL hook and this thread runs PASSIVE
+// checkpoints on its own connection, never blocking readers or the writer.
+//
+// A writer that never pauses outruns a background checkpoint (the WAL can start over from its
+// beginning only once every frame is backfilled), so once the WAL holds four times the threshold
+// the committing writer checkpoints inline, in its WAL hook, before it takes more work: the
+// writer pays for the checkpoint it made necessary, and the WAL stays bounded under any write
+// load (see Database::on_wal_commit).
+//
+// Thread model: notify() from any thread (it only takes a mutex); the worker thread is the only
+// user of its connection.
+#pragma once
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "sqlite/connection.h"
+
+namespace quire::engine {
+
+class Checkpointer {
+ public:
+  Checkpointer(std::unique_ptr<sqlite::Connection> conn, int threshold_frames);
+  ~Checkpointer();  // stops the thread
+
+  // Called after each commit with the number of frames in the WAL.
+  void notify(int wal_frames);
+
+  // Runs a checkpoint on the worker's connection, now, from the calling thread.
+  Expected<void, sqlite::Error> run(int mode);
+
+  void stop();
+
+ private:
+  void loop();
+
+  std::unique_ptr<sqlite::Connection> conn_;
+  const int threshold_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool pending_ = false;  // guarded by mu_
+  bool stop_ = false;     // guarded by mu_
+  std::mutex run_mu_;     // serialises use of conn_
+  std::thread thread_;
+};
+
+}  // namespace quire::engine

@@ -1,0 +1,87 @@
+#include "engine/database.h"
+
+#include "engine/checkpointer.h"
+
+namespace quire::engine {
+
+void Lease::release() {
+  if (!conn_) return;
+  if (conn_->in_transaction() && !conn_->exec("ROLLBACK")) {
+    conn_.reset();  // cannot prove it is clean: close it rather than pool it
+  }
+  if (conn_) db_->give_back(std::move(conn_));
+  db_.reset();
+}
+
+Database::Database(std::string path, DatabaseOptions options)
+    : path_(std::move(path)), options_(std::move(options)) {}
+
+Database::~Database() { close(); }
+
+Expected<std::shared_ptr<Database>, sqlite::Error> Database::open(std::string path,
+                                                                  DatabaseOptions options) {
+  std::shared_ptr<Database> db(new Database(std::move(path), std::move(options)));
+  // The first connection creates the file and switches it to WAL; it becomes the checkpointer's.
+  auto first = db->open_connection();
+  if (!first) return unexpected(first.error());
+  db->checkpointer_ =
+      std::make_unique<Checkpointer>(std::move(first.value()), db->options_.checkpoint_threshold_frames);
+  return db;
+}
+
+Expected<std::unique_ptr<sqlite::Connection>, sqlite::Error> Database::open_connection() {
+  auto conn = sqlite::Connection::open(path_, options_.open);
+  if (!conn) return unexpected(conn.error());
+  sqlite3_wal_hook((*conn)->handle(), &Database::on_wal_commit, this);
+  return conn;
+}
+
+int Database::on_wal_commit(void* self, sqlite3* conn, const char* name, int frames) {
+  auto* db = static_cast<Database*>(self);
+  if (frames >= 4 * db->options_.checkpoint_threshold_frames) {
+    // The background checkpointer is not keeping up: the writer checkpoints now, between its
+    // transactions. SQLITE_BUSY (another checkpoint running) is fine: someone is on it.
+    int log = 0, done = 0;
+    (void)sqlite3_wal_checkpoint_v2(conn, name, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+  } else if (db->checkpointer_) {
+    db->checkpointer_->notify(frames);
+  }
+  return SQLITE_OK;
+}
+
+Expected<Lease, sqlite::Error> Database::acquire() {
+  {
+    std::lock_guard lock(mu_);
+    if (!idle_.empty()) {
+      auto conn = std::move(idle_.back());
+      idle_.pop_back();
+      return Lease(shared_from_this(), std::move(conn));
+    }
+  }
+  auto conn = open_connection();
+  if (!conn) return unexpected(conn.error());
+  return Lease(shared_from_this(), std::move(conn.value()));
+}
+
+void Database::give_back(std::unique_ptr<sqlite::Connection> conn) {
+  std::lock_guard lock(mu_);
+  if (!closed_ && idle_.size() < options_.max_idle_connections) idle_.push_back(std::move(conn));
+}
+
+Expected<void, sqlite::Error> Database::checkpoint(int mode) { return checkpointer_->run(mode); }
+
+void Database::close() {
+  if (closed_.exchange(true)) return;
+  if (checkpointer_) checkpointer_->stop();
+  {
+    std::lock_guard lock(mu_);
+    idle_.clear();
+  }
+  // With every idle connection closed, a TRUNCATE checkpoint folds the whole WAL into the
+  // database file and empties it, so the files on disk are a plain, complete database.
+  if (checkpointer_) {
+    (void)checkpointer_->run(SQLITE_CHECKPOINT_TRUNCATE);
+  }
+}
+
+}  // namespace quire::engine

@@ -1,0 +1,94 @@
+// One SQLite database as the server runs it: a pool of connections (readers run concurrently
+// with the single writer through WAL snapshots) and the checkpointer that owns the WAL.
+//
+// Thread model: every public member is thread-safe. A Lease is owned by one thread at a time.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/expected.h"
+#include "sqlite/connection.h"
+
+namespace quire::engine {
+
+class Checkpointer;
+
+struct DatabaseOptions {
+  sqlite::OpenOptions open;
+  // Idle connections kept for reuse; more may be open while leased.
+  std::size_t max_idle_connections = 32;
+  // A passive checkpoint runs once the WAL holds this many frames.
+  int checkpoint_threshold_frames = 1000;
+};
+
+class Database;
+
+// Exclusive use of one pooled connection. Returned to the pool on destruction; a connection
+// left inside a transaction is rolled back first (and closed if even that fails), so the pool
+// only ever holds connections in autocommit mode.
+class Lease {
+ public:
+  Lease() = default;
+  Lease(std::shared_ptr<Database> db, std::unique_ptr<sqlite::Connection> conn)
+      : db_(std::move(db)), conn_(std::move(conn)) {}
+  Lease(Lease&&) noexcept = default;
+  Lease& operator=(Lease&& o) noexcept {
+    release();
+    db_ = std::move(o.db_);
+    conn_ = std::move(o.conn_);
+    return *this;
+  }
+  ~Lease() { release(); }
+
+  sqlite::Connection* operator->() const { return conn_.get(); }
+  sqlite::Connection& operator*() const { return *conn_; }
+  explicit operator bool() const { return conn_ != nullptr; }
+  Database& database() const { return *db_; }
+
+ private:
+  void release();
+  std::shared_ptr<Database> db_;
+  std::unique_ptr<sqlite::Connection> conn_;
+};
+
+class Database : public std::enable_shared_from_this<Database> {
+ public:
+  // Opens (creating if needed) the database file at `path` and starts its checkpointer.
+  static Expected<std::shared_ptr<Database>, sqlite::Error> open(std::string path,
+                                                                 DatabaseOptions options);
+  ~Database();
+
+  const std::string& path() const { return path_; }
+
+  // A connection for exclusive use: an idle one from the pool, or a newly opened one.
+  Expected<Lease, sqlite::Error> acquire();
+
+  // Runs a checkpoint now. mode is a SQLITE_CHECKPOINT_* constant.
+  Expected<void, sqlite::Error> checkpoint(int mode);
+
+  // Stops the checkpointer, closes idle connections and truncates the WAL. Leases still out
+  // keep working; call when no new work will arrive.
+  void close();
+
+ private:
+  friend class Lease;
+  Database(std::string path, DatabaseOptions options);
+  void give_back(std::unique_ptr<sqlite::Connection> conn);
+  Expected<std::unique_ptr<sqlite::Connection>, sqlite::Error> open_connection();
+  static int on_wal_commit(void* self, sqlite3* db, const char* name, int frames);
+
+  std::string path_;
+  DatabaseOptions options_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<sqlite::Connection>> idle_;  // guarded by mu_
+  std::unique_ptr<Checkpointer> checkpointer_;
+  std::atomic<bool> closed_{false};
+};
+
+}  // namespace quire::engine

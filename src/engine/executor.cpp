@@ -1,0 +1,253 @@
+#include "engine/executor.h"
+
+#include <chrono>
+#include <cctype>
+
+#include "sqlite/error.h"
+
+namespace quire::engine {
+
+namespace {
+
+// The first keyword of a statement, upper-cased, skipping whitespace and comments.
+std::string first_keyword(std::string_view sql) {
+  std::size_t i = 0;
+  while (i < sql.size()) {
+    char c = sql[i];
+    if (std::isspace(static_cast<unsigned char>(c))) {
+      ++i;
+    } else if (sql.substr(i, 2) == "--") {
+      while (i < sql.size() && sql[i] != '\n') ++i;
+    } else if (sql.substr(i, 2) == "/*") {
+      auto end = sql.find("*/", i + 2);
+      i = end == std::string_view::npos ? sql.size() : end + 2;
+    } else {
+      break;
+    }
+  }
+  std::string kw;
+  while (i < sql.size() && std::isalpha(static_cast<unsigned char>(sql[i])) && kw.size() < 16) {
+    kw += static_cast<char>(std::toupper(static_cast<unsigned char>(sql[i])));
+    ++i;
+  }
+  return kw;
+}
+
+ExecError prepare_error(const sqlite::Error& e) {
+  ExecError err = sqlite_error(e);
+  if (e.offset >= 0) err.message += " (at offset " + std::to_string(e.offset) + ")";
+  return err;
+}
+
+Value column_value(sqlite3_stmt* stmt, int i) {
+  switch (sqlite3_column_type(stmt, i)) {
+    case SQLITE_INTEGER: return static_cast<std::int64_t>(sqlite3_column_int64(stmt, i));
+    case SQLITE_FLOAT: return sqlite3_column_double(stmt, i);
+    case SQLITE_TEXT: {
+      auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt, i));
+      return std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt, i)));
+    }
+    case SQLITE_BLOB: {
+      auto* p = static_cast<const std::uint8_t*>(sqlite3_column_blob(stmt, i));
+      return Blob(p, p + sqlite3_column_bytes(stmt, i));
+    }
+    default: return std::monostate{};
+  }
+}
+
+// Approximate wire size of a value, for the response budget.
+std::size_t value_size(const Value& v) {
+  if (auto* s = std::get_if<std::string>(&v)) return s->size() + 16;
+  if (auto* b = std::get_if<Blob>(&v)) return b->size() * 4 / 3 + 16;
+  return 24;
+}
+
+int bind_value(sqlite3_stmt* stmt, int index, const Value& v) {
+  switch (v.index()) {
+    case 0: return sqlite3_bind_null(stmt, index);
+    case 1: return sqlite3_bind_int64(stmt, index, std::get<1>(v));
+    case 2: return sqlite3_bind_double(stmt, index, std::get<2>(v));
+    case 3: {
+      const auto& s = std::get<3>(v);
+      return sqlite3_bind_text64(stmt, index, s.data(), s.size(), SQLITE_STATIC, SQLITE_UTF8);
+    }
+    default: {
+      const auto& b = std::get<4>(v);
+      if (b.empty()) return sqlite3_bind_zeroblob(stmt, index, 0);
+      return sqlite3_bind_blob64(stmt, index, b.data(), b.size(), SQLITE_STATIC);
+    }
+  }
+}
+
+Expected<void, ExecError> bind_args(sqlite3_stmt* stmt, const Query& q) {
+  const int count = sqlite3_bind_parameter_count(stmt);
+  if (q.args.size() > static_cast<std::size_t>(count)) {
+    return unexpected(ExecError{"ARGS_INVALID",
+                                "The statement has " + std::to_string(count) +
+                                    " parameters but " + std::to_string(q.args.size()) +
+                                    " positional arguments were given",
+                                {}});
+  }
+  for (std::size_t i = 0; i < q.args.size(); ++i) {
+    if (int rc = bind_value(stmt, static_cast<int>(i) + 1, q.args[i]); rc != SQLITE_OK) {
+      return unexpected(ExecError{"ARGS_INVALID", sqlite3_errstr(rc), {}});
+    }
+  }
+  for (const auto& arg : q.named_args) {
+    int index = 0;
+    if (!arg.name.empty() && (arg.name[0] == ':' || arg.name[0] == '@' || arg.name[0] == '$' ||
+                              arg.name[0] == '?')) {
+      index = sqlite3_bind_parameter_index(stmt, arg.name.c_str());
+    } else {
+      for (char prefix : {':', '@', '$'}) {
+        std::string full = prefix + arg.name;
+        index = sqlite3_bind_parameter_index(stmt, full.c_str());
+        if (index) break;
+      }
+    }
+    if (index == 0) {
+      return unexpected(ExecError{
+          "ARGS_INVALID", "The statement has no parameter named '" + arg.name + "'", {}});
+    }
+    if (int rc = bind_value(stmt, index, arg.value); rc != SQLITE_OK) {
+      return unexpected(ExecError{"ARGS_INVALID", sqlite3_errstr(rc), {}});
+    }
+  }
+  return {};
+}
+
+std::vector<Column> columns_of(sqlite3_stmt* stmt) {
+  std::vector<Column> cols;
+  const int n = sqlite3_column_count(stmt);
+  cols.reserve(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    Column c;
+    if (const char* name = sqlite3_column_name(stmt, i)) c.name = name;
+    if (const char* decl = sqlite3_column_decltype(stmt, i)) c.decltype_ = decl;
+    cols.push_back(std::move(c));
+  }
+  return cols;
+}
+
+// Resets the statement (and clears bindings) on every exit path: it goes back to the cache.
+struct ResetGuard {
+  sqlite::Statement& stmt;
+  ~ResetGuard() { stmt.reset(); }
+};
+
+ExecError no_statement() {
+  return {"SQL_NO_STATEMENT", "The SQL text is empty: it contains no statement", {}};
+}
+
+}  // namespace
+
+ExecError sqlite_error(const sqlite::Error& e) {
+  return ExecError{sqlite::primary_code_name(e.rc), "SQLite error: " + e.message,
+                   sqlite::extended_code_name(e.rc)};
+}
+
+Expected<StmtResult, ExecError> execute(sqlite::Connection& conn, const Query& query,
+                                        ResponseBudget& budget) {
+  const auto started = std::chrono::steady_clock::now();
+  auto prepared = conn.prepare_cached(query.sql);
+  if (!prepared) return unexpected(prepare_error(prepared.error()));
+  sqlite::CachedStatement& cached = **prepared;
+  if (!cached.stmt) return unexpected(no_statement());
+  if (cached.has_tail) {
+    return unexpected(ExecError{"SQL_MANY_STATEMENTS",
+                                "The SQL text contains more than one statement; use a batch or "
+                                "a sequence for several statements",
+                                {}});
+  }
+  ResetGuard guard{cached.stmt};
+  sqlite3_stmt* stmt = cached.stmt.get();
+  if (auto bound = bind_args(stmt, query); !bound) return unexpected(bound.error());
+
+  sqlite3* db = conn.handle();
+  const auto changes_before = sqlite3_total_changes64(db);
+  const auto rowid_before = sqlite3_last_insert_rowid(db);
+
+  StmtResult result;
+  result.cols = columns_of(stmt);
+  const int ncols = static_cast<int>(result.cols.size());
+  std::uint64_t rows_seen = 0;
+  while (true) {
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return unexpected(sqlite_error(conn.last_error()));
+    ++rows_seen;
+    if (!query.want_rows) continue;
+    std::vector<Value> row;
+    row.reserve(static_cast<std::size_t>(ncols));
+    std::size_t bytes = 8;
+    for (int i = 0; i < ncols; ++i) {
+      row.push_back(column_value(stmt, i));
+      bytes += value_size(row.back());
+    }
+    if (!budget.charge(bytes)) {
+      return unexpected(ExecError{"RESPONSE_TOO_LARGE",
+                                  "The response is larger than the server's limit "
+                                  "(--max-response-size); fetch fewer rows at a time",
+                                  {}});
+    }
+    result.rows.push_back(std::move(row));
+  }
+
+  const auto changed = sqlite3_total_changes64(db) - changes_before;
+  if (changed > 0) {
+    // sqlite3_changes counts only the rows of this statement, not those of its triggers.
+    result.affected_row_count = static_cast<std::uint64_t>(sqlite3_changes64(db));
+    result.rows_written = static_cast<std::uint64_t>(changed);
+  }
+  const std::string kw = first_keyword(query.sql);
+  const auto rowid_after = sqlite3_last_insert_rowid(db);
+  if (kw == "INSERT" || kw == "REPLACE" || (rowid_after != rowid_before && kw == "WITH")) {
+    result.last_insert_rowid = rowid_after;
+  }
+  result.rows_read =
+      rows_seen + static_cast<std::uint64_t>(sqlite3_stmt_status(stmt, SQLITE_STMTSTATUS_FULLSCAN_STEP, 1));
+  result.query_duration_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  return result;
+}
+
+Expected<DescribeResult, ExecError> describe(sqlite::Connection& conn, std::string_view sql) {
+  auto prepared = conn.prepare_cached(sql);
+  if (!prepared) return unexpected(prepare_error(prepared.error()));
+  sqlite::CachedStatement& cached = **prepared;
+  if (!cached.stmt) return unexpected(no_statement());
+  if (cached.has_tail) {
+    return unexpected(ExecError{"SQL_MANY_STATEMENTS", "The SQL text contains more than one statement", {}});
+  }
+  sqlite3_stmt* stmt = cached.stmt.get();
+  DescribeResult r;
+  const int nparams = sqlite3_bind_parameter_count(stmt);
+  for (int i = 1; i <= nparams; ++i) {
+    DescribeParam p;
+    if (const char* name = sqlite3_bind_parameter_name(stmt, i)) p.name = name;
+    r.params.push_back(std::move(p));
+  }
+  r.cols = columns_of(stmt);
+  r.is_explain = sqlite3_stmt_isexplain(stmt) != 0;
+  r.is_readonly = sqlite3_stmt_readonly(stmt) != 0;
+  return r;
+}
+
+Expected<void, ExecError> execute_script(sqlite::Connection& conn, std::string_view sql) {
+  while (!sqlite::is_blank_sql(sql)) {
+    const char* tail = nullptr;
+    auto stmt = conn.prepare(sql, &tail);
+    if (!stmt) return unexpected(prepare_error(stmt.error()));
+    if (*stmt) {
+      int rc;
+      while ((rc = sqlite3_step(stmt->get())) == SQLITE_ROW) {
+      }
+      if (rc != SQLITE_DONE) return unexpected(sqlite_error(conn.last_error()));
+    }
+    if (!tail) break;
+    sql = std::string_view(tail, static_cast<std::size_t>(sql.data() + sql.size() - tail));
+  }
+  return {};
+}
+
+}  // namespace quire::engine

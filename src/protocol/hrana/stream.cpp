@@ -1,0 +1,185 @@
+#include "protocol/hrana/stream.h"
+
+#include "engine/executor.h"
+
+namespace quire::hrana {
+
+namespace {
+
+// Outcome of each batch step, for condition evaluation.
+constexpr int kSkipped = 0, kOk = 1, kFailed = 2;
+
+Expected<const std::string*, ProtocolError> resolve_sql(const std::optional<std::string>& sql,
+                                                        const std::optional<std::int32_t>& id,
+                                                        const SqlStore& sqls) {
+  if (sql) return &*sql;
+  if (id) {
+    if (const std::string* text = sqls.find(*id)) return text;
+    return unexpected(ProtocolError{"SQL text with id " + std::to_string(*id) +
+                                    " has not been stored (store_sql) or was closed"});
+  }
+  return unexpected(ProtocolError{"Neither 'sql' nor 'sql_id' was given"});
+}
+
+}  // namespace
+
+Error to_error(const engine::ExecError& e) { return Error{e.message, e.code, e.extended_code}; }
+
+Expected<std::optional<Error>, ProtocolError> SqlStore::store(std::int32_t id, std::string sql) {
+  if (texts_.count(id)) {
+    return unexpected(ProtocolError{"SQL text with id " + std::to_string(id) + " is already stored"});
+  }
+  if (texts_.size() >= limits_->max_stored_sql) {
+    return std::optional<Error>(Error{"Too many stored SQL texts (the limit is " +
+                                          std::to_string(limits_->max_stored_sql) + ")",
+                                      "SQL_STORE_TOO_MANY", {}});
+  }
+  if (sql.size() > limits_->max_stored_sql_bytes) {
+    return std::optional<Error>(Error{"The SQL text is too large to store (the limit is " +
+                                          std::to_string(limits_->max_stored_sql_bytes) + " bytes)",
+                                      "SQL_STORE_TOO_LARGE", {}});
+  }
+  texts_.emplace(id, std::move(sql));
+  return std::optional<Error>();
+}
+
+Expected<engine::Lease*, Error> Stream::connection() {
+  closed_ = false;
+  if (!conn_) {
+    auto lease = db_->acquire();
+    if (!lease) return unexpected(to_error(engine::sqlite_error(lease.error())));
+    conn_ = std::move(lease.value());
+  }
+  return &conn_;
+}
+
+Expected<StmtResult, Error> Stream::execute(const Stmt& stmt, const std::string& sql,
+                                            engine::ResponseBudget& budget) {
+  auto conn = connection();
+  if (!conn) return unexpected(conn.error());
+  engine::Query q{sql, stmt.args, stmt.named_args, stmt.want_rows};
+  auto r = engine::execute(***conn, q, budget);
+  if (!r) return unexpected(to_error(r.error()));
+  return std::move(r.value());
+}
+
+bool Stream::eval(const BatchCond& c, const std::vector<int>& outcome) {
+  using K = BatchCond::Kind;
+  switch (c.kind) {
+    case K::kOk: return outcome[c.step] == kOk;
+    case K::kError: return outcome[c.step] == kFailed;
+    case K::kNot: return !eval(c.conds[0], outcome);
+    case K::kAnd:
+      for (const auto& sub : c.conds) {
+        if (!eval(sub, outcome)) return false;
+      }
+      return true;
+    case K::kOr:
+      for (const auto& sub : c.conds) {
+        if (eval(sub, outcome)) return true;
+      }
+      return false;
+    case K::kIsAutocommit: return !in_transaction();
+  }
+  return false;
+}
+
+Expected<BatchResult, ProtocolError> Stream::run_batch(const Batch& batch, const SqlStore& sqls,
+                                                       engine::ResponseBudget& budget) {
+  BatchResult result;
+  result.step_results.resize(batch.steps.size());
+  result.step_errors.resize(batch.steps.size());
+  std::vector<int> outcome(batch.steps.size(), kSkipped);
+  for (std::size_t i = 0; i < batch.steps.size(); ++i) {
+    const BatchStep& step = batch.steps[i];
+    if (step.condition && !eval(*step.condition, outcome)) continue;
+    auto sql = resolve_sql(step.stmt.sql, step.stmt.sql_id, sqls);
+    if (!sql) return unexpected(sql.error());
+    auto r = execute(step.stmt, **sql, budget);
+    if (r) {
+      result.step_results[i] = std::move(r.value());
+      outcome[i] = kOk;
+    } else {
+      result.step_errors[i] = std::move(r.error());
+      outcome[i] = kFailed;
+    }
+  }
+  return result;
+}
+
+Expected<void, ProtocolError> Stream::run_cursor(const Batch& batch, const SqlStore& sqls,
+                                                 engine::ResponseBudget& budget,
+                                                 const std::function<void(CursorEntry&&)>& sink) {
+  std::vector<int> outcome(batch.steps.size(), kSkipped);
+  for (std::size_t i = 0; i < batch.steps.size(); ++i) {
+    const BatchStep& step = batch.steps[i];
+    if (step.condition && !eval(*step.condition, outcome)) continue;
+    auto sql = resolve_sql(step.stmt.sql, step.stmt.sql_id, sqls);
+    if (!sql) return unexpected(sql.error());
+    auto r = execute(step.stmt, **sql, budget);
+    const auto index = static_cast<std::uint32_t>(i);
+    if (!r) {
+      outcome[i] = kFailed;
+      sink(StepErrorEntry{index, std::move(r.error())});
+      continue;
+    }
+    outcome[i] = kOk;
+    sink(StepBeginEntry{index, std::move(r->cols)});
+    for (auto& row : r->rows) sink(RowEntry{std::move(row)});
+    sink(StepEndEntry{r->affected_row_count, r->last_insert_rowid});
+  }
+  return {};
+}
+
+Expected<StreamResult, ProtocolError> Stream::run(const StreamRequest& request, SqlStore& sqls,
+                                                  engine::ResponseBudget& budget) {
+  using R = Expected<StreamResult, ProtocolError>;
+  return std::visit(
+      [&](const auto& req) -> R {
+        using T = std::decay_t<decltype(req)>;
+        if constexpr (std::is_same_v<T, CloseReq>) {
+          conn_ = engine::Lease();  // rolls back an open transaction
+          closed_ = true;
+          return StreamResult(StreamResponse(CloseResp{}));
+        } else if constexpr (std::is_same_v<T, ExecuteReq>) {
+          auto sql = resolve_sql(req.stmt.sql, req.stmt.sql_id, sqls);
+          if (!sql) return unexpected(sql.error());
+          auto r = execute(req.stmt, **sql, budget);
+          if (!r) return StreamResult(std::move(r.error()));
+          return StreamResult(StreamResponse(ExecuteResp{std::move(r.value())}));
+        } else if constexpr (std::is_same_v<T, BatchReq>) {
+          auto r = run_batch(req.batch, sqls, budget);
+          if (!r) return unexpected(r.error());
+          return StreamResult(StreamResponse(BatchResp{std::move(r.value())}));
+        } else if constexpr (std::is_same_v<T, SequenceReq>) {
+          auto sql = resolve_sql(req.sql, req.sql_id, sqls);
+          if (!sql) return unexpected(sql.error());
+          auto conn = connection();
+          if (!conn) return StreamResult(std::move(conn.error()));
+          auto r = engine::execute_script(***conn, **sql);
+          if (!r) return StreamResult(to_error(r.error()));
+          return StreamResult(StreamResponse(SequenceResp{}));
+        } else if constexpr (std::is_same_v<T, DescribeReq>) {
+          auto sql = resolve_sql(req.sql, req.sql_id, sqls);
+          if (!sql) return unexpected(sql.error());
+          auto conn = connection();
+          if (!conn) return StreamResult(std::move(conn.error()));
+          auto r = engine::describe(***conn, **sql);
+          if (!r) return StreamResult(to_error(r.error()));
+          return StreamResult(StreamResponse(DescribeResp{std::move(r.value())}));
+        } else if constexpr (std::is_same_v<T, StoreSqlReq>) {
+          auto r = sqls.store(req.sql_id, req.sql);
+          if (!r) return unexpected(r.error());
+          if (*r) return StreamResult(std::move(**r));
+          return StreamResult(StreamResponse(StoreSqlResp{}));
+        } else if constexpr (std::is_same_v<T, CloseSqlReq>) {
+          sqls.close(req.sql_id);
+          return StreamResult(StreamResponse(CloseSqlResp{}));
+        } else {
+          return StreamResult(StreamResponse(GetAutocommitResp{!in_transaction()}));
+        }
+      },
+      request);
+}
+
+}  // namespace quire::hrana

@@ -1,0 +1,75 @@
+// A Hrana stream: one database connection that lives across requests (so an interactive
+// transaction can span them), and the execution of every stream request on it. Shared by HTTP
+// pipelines and WebSocket sessions; the transport decides where SQL texts are stored.
+//
+// Thread model: a Stream is used by one thread at a time (HTTP: whoever checked it out of the
+// StreamRegistry; WebSocket: the connection's strand).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "engine/database.h"
+#include "protocol/hrana/model.h"
+#include "protocol/limits.h"
+
+namespace quire::hrana {
+
+// SQL texts stored by store_sql, by id.
+class SqlStore {
+ public:
+  explicit SqlStore(const protocol::Limits& limits) : limits_(&limits) {}
+
+  // Stores `sql` under `id`. Too many or too large texts are request errors
+  // (SQL_STORE_TOO_MANY / SQL_STORE_TOO_LARGE); reusing a live id is a protocol error.
+  Expected<std::optional<Error>, ProtocolError> store(std::int32_t id, std::string sql);
+  void close(std::int32_t id) { texts_.erase(id); }
+  const std::string* find(std::int32_t id) const {
+    auto it = texts_.find(id);
+    return it == texts_.end() ? nullptr : &it->second;
+  }
+
+ private:
+  const protocol::Limits* limits_;
+  std::unordered_map<std::int32_t, std::string> texts_;
+};
+
+class Stream {
+ public:
+  explicit Stream(std::shared_ptr<engine::Database> db) : db_(std::move(db)) {}
+
+  // Runs one request. A request that fails on its own returns an Error result (and the stream
+  // goes on); a protocol error is returned as such and the caller drops the stream.
+  Expected<StreamResult, ProtocolError> run(const StreamRequest& request, SqlStore& sqls,
+                                            engine::ResponseBudget& budget);
+
+  // Runs a batch. Steps whose condition is false are skipped (null result and null error).
+  Expected<BatchResult, ProtocolError> run_batch(const Batch& batch, const SqlStore& sqls,
+                                                 engine::ResponseBudget& budget);
+
+  // Runs a batch for a cursor, handing each entry to `sink` as it is produced.
+  Expected<void, ProtocolError> run_cursor(const Batch& batch, const SqlStore& sqls,
+                                           engine::ResponseBudget& budget,
+                                           const std::function<void(CursorEntry&&)>& sink);
+
+  // True after a `close` request, until a later request reopens the stream.
+  bool closed() const { return closed_; }
+  bool in_transaction() const { return conn_ && conn_->in_transaction(); }
+
+ private:
+  Expected<engine::Lease*, Error> connection();
+  Expected<StmtResult, Error> execute(const Stmt& stmt, const std::string& sql,
+                                      engine::ResponseBudget& budget);
+  bool eval(const BatchCond& cond, const std::vector<int>& outcome);
+
+  std::shared_ptr<engine::Database> db_;
+  engine::Lease conn_;
+  bool closed_ = false;
+};
+
+// The error value for an engine failure.
+Error to_error(const engine::ExecError& e);
+
+}  // namespace quire::hrana

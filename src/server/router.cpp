@@ -1,0 +1,231 @@
+#include "server/router.h"
+
+#include <spdlog/spdlog.h>
+
+#include "protocol/hrana/codec.h"
+#include "protocol/legacy.h"
+
+namespace quire::server {
+
+namespace {
+
+constexpr const char* kJsonType = "application/json";
+constexpr const char* kProtobufType = "application/x-protobuf";
+
+Response make(const Request& req, http::status status, const char* content_type,
+              std::string body) {
+  Response res(status, req.version());
+  res.set(http::field::server, "quire/" QUIRE_VERSION);
+  res.set(http::field::content_type, content_type);
+  res.set(http::field::access_control_allow_origin, "*");
+  res.keep_alive(req.keep_alive());
+  res.body() = std::move(body);
+  res.prepare_payload();
+  return res;
+}
+
+// A stream error is a Hrana error with an HTTP status: most are the client's fault (400);
+// running out of streams is a load condition the client may retry (429).
+http::status status_of(const hrana::Error& e) {
+  return e.code == "STREAMS_EXHAUSTED" ? http::status::too_many_requests
+                                       : http::status::bad_request;
+}
+
+}  // namespace
+
+Router::Router(const Config& config, std::shared_ptr<engine::Database> db,
+               hrana::StreamRegistry& streams)
+    : config_(config), db_(std::move(db)), streams_(streams) {}
+
+Response Router::error(http::status status, std::string message, std::string code,
+                       unsigned version, bool keep_alive) {
+  Request req;
+  req.version(version);
+  req.keep_alive(keep_alive);
+  return make(req, status, kJsonType,
+              hrana::json::encode_error(hrana::Error{std::move(message), std::move(code), {}}));
+}
+
+Response Router::text(const Request& req, http::status status, std::string body) {
+  return make(req, status, "text/plain; charset=utf-8", std::move(body));
+}
+
+Response Router::hrana_error(const Request& req, Encoding enc, http::status status,
+                             const hrana::Error& e) {
+  if (enc == Encoding::kProtobuf) {
+    return make(req, status, kProtobufType, hrana::protobuf::encode_error(e));
+  }
+  return make(req, status, kJsonType, hrana::json::encode_error(e));
+}
+
+Response Router::handle(const Request& req, const std::string& client) {
+  const std::string_view target = req.target();
+  const std::string_view path = target.substr(0, target.find('?'));
+  const auto method = req.method();
+
+  if (method == http::verb::options) {
+    Response res = make(req, http::status::no_content, "text/plain", {});
+    res.set(http::field::access_control_allow_methods, "GET, POST, OPTIONS");
+    res.set(http::field::access_control_allow_headers, "*");
+    res.set(http::field::access_control_max_age, "86400");
+    return res;
+  }
+  if (method == http::verb::post) {
+    if (path == "/v2/pipeline") return pipeline(req, hrana::Version::kV2, Encoding::kJson, client);
+    if (path == "/v3/pipeline") return pipeline(req, hrana::Version::kV3, Encoding::kJson, client);
+    if (path == "/v3-protobuf/pipeline") {
+      return pipeline(req, hrana::Version::kV3, Encoding::kProtobuf, client);
+    }
+    if (path == "/v3/cursor") return cursor(req, Encoding::kJson, client);
+    if (path == "/v3-protobuf/cursor") return cursor(req, Encoding::kProtobuf, client);
+    if (path == "/") return legacy(req);
+  } else if (method == http::verb::get || method == http::verb::head) {
+    if (path == "/health") return text(req, http::status::ok, {});
+    if (path == "/version") return text(req, http::status::ok, "quire " QUIRE_VERSION);
+    if (path == "/v2") return text(req, http::status::ok, "Hello, this is HTTP API v2 (Hrana over HTTP)");
+    if (path == "/v3" || path == "/v3-protobuf") {
+      return text(req, http::status::ok, "Hello, this is HTTP API v3 (Hrana over HTTP)");
+    }
+  }
+  static const char* const kKnown[] = {"/v2/pipeline", "/v3/pipeline", "/v3-protobuf/pipeline",
+                                       "/v3/cursor", "/v3-protobuf/cursor", "/", "/health",
+                                       "/version", "/v2", "/v3", "/v3-protobuf"};
+  for (const char* known : kKnown) {
+    if (path == known) {
+      Response res = make(req, http::status::method_not_allowed, kJsonType,
+                          hrana::json::encode_error(hrana::Error{
+                              "Method " + std::string(req.method_string()) + " is not allowed on " +
+                                  std::string(path),
+                              "HTTP_METHOD_NOT_ALLOWED", {}}));
+      res.set(http::field::allow, std::string(path).find("pipeline") != std::string::npos ||
+                                          std::string(path).find("cursor") != std::string::npos ||
+                                          path == "/"
+                                      ? "POST"
+                                      : "GET");
+      return res;
+    }
+  }
+  return make(req, http::status::not_found, kJsonType,
+              hrana::json::encode_error(
+                  hrana::Error{"No route for " + std::string(req.method_string()) + " " +
+                                   std::string(path),
+                               "HTTP_NOT_FOUND", {}}));
+}
+
+Response Router::pipeline(const Request& req, hrana::Version version, Encoding enc,
+                          const std::string& client) {
+  auto decoded = enc == Encoding::kJson ? hrana::json::decode_pipeline_request(req.body())
+                                        : hrana::protobuf::decode_pipeline_request(req.body());
+  if (!decoded) return text(req, http::status::bad_request, decoded.error().message);
+  hrana::PipelineRequest& body = decoded.value();
+  if (body.requests.size() > config_.limits.max_requests_per_pipeline) {
+    return text(req, http::status::bad_request,
+                "Too many requests in one pipeline (the limit is " +
+                    std::to_string(config_.limits.max_requests_per_pipeline) + ")");
+  }
+  for (const auto& r : body.requests) {
+    if (auto* b = std::get_if<hrana::BatchReq>(&r);
+        b && b->batch.steps.size() > config_.limits.max_batch_steps) {
+      return text(req, http::status::bad_request,
+                  "Too many steps in one batch (the limit is " +
+                      std::to_string(config_.limits.max_batch_steps) + ")");
+    }
+    if (auto v = hrana::validate(r, version); !v) {
+      return text(req, http::status::bad_request, v.error().message);
+    }
+  }
+
+  auto checkout = streams_.check_out(body.baton, db_, client);
+  if (auto* pe = std::get_if<hrana::ProtocolError>(&checkout)) {
+    return text(req, http::status::bad_request, pe->message);
+  }
+  if (auto* e = std::get_if<hrana::Error>(&checkout)) return hrana_error(req, enc, status_of(*e), *e);
+  auto entry = std::get<std::shared_ptr<hrana::StreamRegistry::Entry>>(std::move(checkout));
+
+  hrana::PipelineResponse out;
+  out.results.reserve(body.requests.size());
+  engine::ResponseBudget budget{config_.limits.max_response_bytes};
+  try {
+    for (const auto& r : body.requests) {
+      auto result = entry->stream.run(r, entry->sqls, budget);
+      if (!result) {
+        // sqld's rule: a protocol error ends the stream (rolling back its transaction).
+        streams_.drop(entry);
+        return text(req, http::status::bad_request, result.error().message);
+      }
+      out.results.push_back(std::move(result.value()));
+    }
+  } catch (...) {
+    streams_.drop(entry);
+    throw;
+  }
+  if (entry->stream.closed()) {
+    streams_.drop(entry);
+  } else {
+    out.baton = streams_.check_in(entry);
+  }
+  if (enc == Encoding::kProtobuf) {
+    return make(req, http::status::ok, kProtobufType, hrana::protobuf::encode_pipeline_response(out));
+  }
+  return make(req, http::status::ok, kJsonType, hrana::json::encode_pipeline_response(out));
+}
+
+Response Router::cursor(const Request& req, Encoding enc, const std::string& client) {
+  auto decoded = enc == Encoding::kJson ? hrana::json::decode_cursor_request(req.body())
+                                        : hrana::protobuf::decode_cursor_request(req.body());
+  if (!decoded) return text(req, http::status::bad_request, decoded.error().message);
+  hrana::CursorRequest& body = decoded.value();
+  if (body.batch.steps.size() > config_.limits.max_batch_steps) {
+    return text(req, http::status::bad_request, "Too many steps in one batch");
+  }
+  if (auto v = hrana::validate(body.batch, hrana::Version::kV3); !v) {
+    return text(req, http::status::bad_request, v.error().message);
+  }
+  auto checkout = streams_.check_out(body.baton, db_, client);
+  if (auto* pe = std::get_if<hrana::ProtocolError>(&checkout)) {
+    return text(req, http::status::bad_request, pe->message);
+  }
+  if (auto* e = std::get_if<hrana::Error>(&checkout)) return hrana_error(req, enc, status_of(*e), *e);
+  auto entry = std::get<std::shared_ptr<hrana::StreamRegistry::Entry>>(std::move(checkout));
+
+  // The whole cursor is produced before the response is sent; the response budget bounds it.
+  std::string entries;
+  engine::ResponseBudget budget{config_.limits.max_response_bytes};
+  auto append = [&](hrana::CursorEntry&& e) {
+    if (enc == Encoding::kJson) {
+      hrana::json::append_cursor_entry(e, entries);
+    } else {
+      hrana::protobuf::append_cursor_entry(e, entries);
+    }
+  };
+  Expected<void, hrana::ProtocolError> ran;
+  try {
+    ran = entry->stream.run_cursor(body.batch, entry->sqls, budget, append);
+  } catch (...) {
+    streams_.drop(entry);
+    throw;
+  }
+  if (!ran) {
+    streams_.drop(entry);
+    return text(req, http::status::bad_request, ran.error().message);
+  }
+  hrana::CursorResponseHead head;
+  head.baton = streams_.check_in(entry);
+  std::string out;
+  if (enc == Encoding::kJson) {
+    hrana::json::append_cursor_head(head, out);
+  } else {
+    hrana::protobuf::append_cursor_head(head, out);
+  }
+  out += entries;
+  return make(req, http::status::ok,
+              enc == Encoding::kJson ? "text/plain; charset=utf-8" : "application/octet-stream",
+              std::move(out));
+}
+
+Response Router::legacy(const Request& req) {
+  auto r = protocol::run_legacy_query(*db_, req.body(), config_.limits);
+  return make(req, static_cast<http::status>(r.status), kJsonType, std::move(r.body));
+}
+
+}  // namespace quire::server

@@ -1,0 +1,144 @@
+#include "server/server.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <filesystem>
+
+#include "server/http_session.h"
+
+namespace quire::server {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+namespace {
+constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
+}
+
+Server::Server(Config config) : config_(std::move(config)) {
+  unsigned n = config_.threads;
+  if (n == 0) n = std::max(4u, 4 * std::max(1u, std::thread::hardware_concurrency()));
+  for (unsigned i = 0; i < n; ++i) {
+    contexts_.push_back(std::make_unique<asio::io_context>(1));
+    sessions_.push_back(std::make_unique<ThreadSessions>());
+    guards_.emplace_back(contexts_.back()->get_executor());
+  }
+  streams_ = std::make_unique<hrana::StreamRegistry>(config_.limits);
+}
+
+Server::~Server() {
+  if (db_) db_->close();
+}
+
+Expected<void, std::string> Server::start() {
+  namespace fs = std::filesystem;
+  std::error_code fec;
+  const fs::path db_dir = fs::path(config_.data_dir) / "dbs" / "default";
+  fs::create_directories(db_dir, fec);
+  if (fec) {
+    return unexpected("cannot create data directory " + db_dir.string() + ": " + fec.message());
+  }
+  auto db = engine::Database::open((db_dir / "data").string(), config_.database);
+  if (!db) {
+    return unexpected("cannot open database " + (db_dir / "data").string() + ": " +
+                      db.error().message);
+  }
+  db_ = std::move(db.value());
+  router_ = std::make_unique<Router>(config_, db_, *streams_);
+
+  boost::system::error_code ec;
+  auto address = asio::ip::make_address(config_.listen_host, ec);
+  if (ec) return unexpected("invalid listen address '" + config_.listen_host + "': " + ec.message());
+  acceptor_ = std::make_unique<tcp::acceptor>(*contexts_[0]);
+  tcp::endpoint endpoint(address, config_.listen_port);
+  acceptor_->open(endpoint.protocol(), ec);
+  if (!ec) acceptor_->set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor_->bind(endpoint, ec);
+  if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return unexpected("cannot listen on " + config_.listen_host + ":" +
+                      std::to_string(config_.listen_port) + ": " + ec.message());
+  }
+  port_ = acceptor_->local_endpoint().port();
+  return {};
+}
+
+asio::awaitable<void> Server::accept_loop() {
+  while (!stopping_) {
+    // Spread connections over the I/O threads; each stays on the thread it was given.
+    const std::size_t i = next_context_++ % contexts_.size();
+    auto [ec, socket] = co_await acceptor_->async_accept(*contexts_[i], kUseTuple);
+    if (ec) {
+      if (ec == asio::error::operation_aborted || stopping_) break;
+      spdlog::warn("accept failed: {}", ec.message());
+      // Out of file descriptors and the like: back off instead of spinning.
+      asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(50));
+      co_await pause.async_wait(kUseTuple);
+      continue;
+    }
+    auto session = std::make_shared<HttpSession>(std::move(socket), config_, *router_);
+    ThreadSessions* list = sessions_[i].get();
+    asio::io_context* ctx = contexts_[i].get();
+    asio::post(*ctx, [session, list, ctx] {
+      auto& v = list->sessions;
+      std::erase_if(v, [](const auto& w) { return w.expired(); });
+      v.push_back(session);
+      asio::co_spawn(*ctx, session->run(), asio::detached);
+    });
+  }
+}
+
+asio::awaitable<void> Server::sweep_loop() {
+  sweep_timer_ = std::make_unique<asio::steady_timer>(co_await asio::this_coro::executor);
+  while (!stopping_) {
+    sweep_timer_->expires_after(std::chrono::milliseconds(250));
+    auto [ec] = co_await sweep_timer_->async_wait(kUseTuple);
+    if (ec || stopping_) break;
+    if (std::size_t n = streams_->expire_idle()) {
+      spdlog::info("closed {} idle stream(s); their transactions were rolled back", n);
+    }
+  }
+}
+
+void Server::run() {
+  asio::co_spawn(*contexts_[0], accept_loop(), asio::detached);
+  asio::co_spawn(*contexts_[0], sweep_loop(), asio::detached);
+  std::vector<std::thread> threads;
+  for (std::size_t i = 1; i < contexts_.size(); ++i) {
+    threads.emplace_back([ctx = contexts_[i].get()] { ctx->run(); });
+  }
+  contexts_[0]->run();
+  for (auto& t : threads) t.join();
+  // Every session has ended: drop the streams (rolling back what they left open), then close
+  // the database, which checkpoints the WAL into the main file.
+  streams_.reset();
+  router_.reset();
+  if (db_) db_->close();
+  spdlog::info("stopped");
+}
+
+void Server::stop() {
+  if (stopping_.exchange(true)) return;
+  asio::post(*contexts_[0], [this] {
+    boost::system::error_code ec;
+    if (acceptor_) acceptor_->close(ec);
+    if (sweep_timer_) sweep_timer_->cancel();
+    shutdown_sessions();
+    for (auto& g : guards_) g.reset();
+  });
+}
+
+void Server::shutdown_sessions() {
+  for (std::size_t i = 0; i < contexts_.size(); ++i) {
+    ThreadSessions* list = sessions_[i].get();
+    asio::post(*contexts_[i], [list] {
+      for (auto& w : list->sessions) {
+        if (auto s = w.lock()) s->shutdown();
+      }
+      list->sessions.clear();
+    });
+  }
+}
+
+}  // namespace quire::server

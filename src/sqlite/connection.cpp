@@ -1,0 +1,130 @@
+#include "sqlite/connection.h"
+
+#include <cctype>
+#include <string>
+
+namespace quire::sqlite {
+
+namespace {
+
+Error error_of(sqlite3* db) {
+  Error e;
+  e.rc = sqlite3_extended_errcode(db);
+  e.message = sqlite3_errmsg(db);
+  e.offset = sqlite3_error_offset(db);
+  return e;
+}
+
+}  // namespace
+
+bool is_blank_sql(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    char c = s[i];
+    if (std::isspace(static_cast<unsigned char>(c)) || c == ';') {
+      ++i;
+    } else if (c == '-' && i + 1 < s.size() && s[i + 1] == '-') {
+      while (i < s.size() && s[i] != '\n') ++i;
+    } else if (c == '/' && i + 1 < s.size() && s[i + 1] == '*') {
+      auto end = s.find("*/", i + 2);
+      if (end == std::string_view::npos) return true;  // unterminated comment: SQLite ignores it
+      i = end + 2;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+Expected<std::unique_ptr<Connection>, Error> Connection::open(const std::string& path,
+                                                              const OpenOptions& options) {
+  int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
+  flags |= options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
+  if (options.create && !options.read_only) flags |= SQLITE_OPEN_CREATE;
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+  std::unique_ptr<Connection> conn(new Connection(raw));
+  if (rc != SQLITE_OK) {
+    Error e = raw ? error_of(raw) : Error{rc, sqlite3_errstr(rc)};
+    return unexpected(std::move(e));
+  }
+  sqlite3_extended_result_codes(raw, 1);
+  sqlite3_busy_timeout(raw, options.busy_timeout_ms);
+  // The server owns checkpointing: SQLite must never checkpoint on its own.
+  sqlite3_wal_autocheckpoint(raw, 0);
+
+  std::string pragmas;
+  if (!options.read_only) {
+    // page_size only takes effect on a new, empty database; harmless otherwise.
+    pragmas += "PRAGMA page_size=4096; PRAGMA journal_mode=WAL;";
+  }
+  pragmas += options.synchronous_full ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;";
+  pragmas += "PRAGMA foreign_keys=ON; PRAGMA recursive_triggers=OFF; PRAGMA temp_store=MEMORY;";
+  // When the WAL starts over, its file is cut back to this size (the checkpointer keeps it near
+  // 4 MiB in normal operation; a burst may grow it further).
+  pragmas += "PRAGMA journal_size_limit=67108864;";
+  pragmas += "PRAGMA cache_size=-" + std::to_string(options.cache_size_kib) + ";";
+  pragmas += "PRAGMA mmap_size=" + std::to_string(options.mmap_size) + ";";
+  if (auto r = conn->exec(pragmas.c_str()); !r) return unexpected(r.error());
+  return conn;
+}
+
+Connection::~Connection() {
+  clear_cache();
+  sqlite3_close_v2(db_);
+}
+
+Error Connection::last_error() const { return error_of(db_); }
+
+Expected<void, Error> Connection::exec(const char* sql) {
+  char* msg = nullptr;
+  int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &msg);
+  if (rc != SQLITE_OK) {
+    Error e{sqlite3_extended_errcode(db_), msg ? msg : sqlite3_errstr(rc)};
+    sqlite3_free(msg);
+    return unexpected(std::move(e));
+  }
+  return {};
+}
+
+Expected<Statement, Error> Connection::prepare(std::string_view sql, const char** tail) {
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()), 0, &stmt, tail);
+  if (rc != SQLITE_OK) return unexpected(error_of(db_));
+  return Statement(stmt);
+}
+
+Expected<CachedStatement*, Error> Connection::prepare_cached(std::string_view sql) {
+  if (auto it = index_.find(sql); it != index_.end()) {
+    lru_.splice(lru_.begin(), lru_, it->second);
+    return &it->second->second;
+  }
+  sqlite3_stmt* stmt = nullptr;
+  const char* tail = nullptr;
+  int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
+                              SQLITE_PREPARE_PERSISTENT, &stmt, &tail);
+  if (rc != SQLITE_OK) return unexpected(error_of(db_));
+  CachedStatement cached{Statement(stmt), false};
+  if (stmt && tail) {
+    cached.has_tail = !is_blank_sql(std::string_view(tail, sql.data() + sql.size() - tail));
+  }
+  if (!stmt) {
+    // Blank SQL: nothing to cache, but callers need a stable object to look at.
+    static thread_local CachedStatement blank;
+    return &blank;
+  }
+  if (lru_.size() >= kCacheCapacity) {
+    index_.erase(lru_.back().first);
+    lru_.pop_back();
+  }
+  lru_.emplace_front(std::string(sql), std::move(cached));
+  index_.emplace(lru_.front().first, lru_.begin());
+  return &lru_.front().second;
+}
+
+void Connection::clear_cache() {
+  index_.clear();
+  lru_.clear();
+}
+
+}  // namespace quire::sqlite

@@ -1,0 +1,92 @@
+// RAII over one sqlite3 connection, opened with quire's production defaults, with a cache of
+// prepared statements.
+//
+// Thread model: a Connection is used by one thread at a time (SQLITE_OPEN_NOMUTEX). The engine
+// hands connections out of a pool; whoever holds one owns it exclusively.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "common/expected.h"
+#include "sqlite/statement.h"
+
+namespace quire::sqlite {
+
+// A failed SQLite call: the extended result code and sqlite3_errmsg at the time.
+struct Error {
+  int rc = SQLITE_ERROR;
+  std::string message;
+  int offset = -1;  // byte offset of a syntax error in the SQL text, when SQLite reports one
+};
+
+struct OpenOptions {
+  bool read_only = false;
+  bool create = true;
+  int busy_timeout_ms = 5000;
+  // Page cache per connection, in KiB (PRAGMA cache_size = -N).
+  int cache_size_kib = 8 * 1024;
+  std::int64_t mmap_size = 256LL << 20;
+  // synchronous=FULL instead of NORMAL: every commit is fsynced (NORMAL: WAL is synced at
+  // checkpoints; a power loss can drop the last transactions, a process crash cannot).
+  bool synchronous_full = false;
+};
+
+// One cached prepared statement. `single` is false when the SQL text held more than one
+// statement (the cache keeps the first and remembers that there was a tail).
+struct CachedStatement {
+  Statement stmt;
+  bool has_tail = false;
+};
+
+class Connection {
+ public:
+  // Opens (and, with options.create, creates) the database at `path` in WAL mode with
+  // page_size 4096, foreign keys on, recursive triggers off and auto-checkpoint off:
+  // the server owns checkpointing.
+  static Expected<std::unique_ptr<Connection>, Error> open(const std::string& path,
+                                                           const OpenOptions& options);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  sqlite3* handle() const { return db_; }
+
+  // Runs SQL that returns no rows (pragmas, BEGIN/COMMIT).
+  Expected<void, Error> exec(const char* sql);
+
+  // Prepares `sql` or returns the cached statement for it. The statement stays owned by the
+  // cache; the caller must Statement::reset() it before returning the connection. Returns a null
+  // statement for SQL that is only whitespace and comments.
+  Expected<CachedStatement*, Error> prepare_cached(std::string_view sql);
+
+  // Prepares without caching (for one-off statements such as `sequence` steps).
+  Expected<Statement, Error> prepare(std::string_view sql, const char** tail);
+
+  // Drops every cached statement (before close, or after a schema-changing failure).
+  void clear_cache();
+
+  bool in_transaction() const { return sqlite3_get_autocommit(db_) == 0; }
+
+  Error last_error() const;
+
+ private:
+  explicit Connection(sqlite3* db) : db_(db) {}
+
+  static constexpr std::size_t kCacheCapacity = 128;
+  sqlite3* db_ = nullptr;
+  // LRU: most recently used at the front.
+  std::list<std::pair<std::string, CachedStatement>> lru_;
+  std::unordered_map<std::string_view, decltype(lru_)::iterator> index_;
+};
+
+// True when `s` holds only whitespace and SQL comments.
+bool is_blank_sql(std::string_view s);
+
+}  // namespace quire::sqlite
