@@ -2,8 +2,14 @@
 // encodes responses, straight on the wire format (protobuf_wire.h). Field numbers follow the
 // Hrana 3 spec plus sqld's extensions; see ../shared/specs/hrana.md section 4.
 #include <bit>
+#include <cstdint>
 #include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
 #include <utility>
+#include <variant>
+#include <vector>
 
 #include "protocol/hrana/codec.h"
 #include "protocol/hrana/protobuf_wire.h"
@@ -311,18 +317,17 @@ class Decoder {
 
   // Sequence and describe requests share their shape.
   template <class Req>
-  bool sql_or_id(std::string_view data, Req& out, const char* message_name) {
-    const std::string sql_name = std::string(message_name) + ".sql";
-    const std::string id_name = std::string(message_name) + ".sql_id";
+  bool sql_or_id(std::string_view data, Req& out, const char* message_name, const char* sql_name,
+                 const char* id_name) {
     Reader r(data);
     Field f;
     while (r.next(f)) {
       switch (f.number) {
         case 1:
-          if (!string(f, sql_name.c_str(), out.sql.emplace())) return false;
+          if (!string(f, sql_name, out.sql.emplace())) return false;
           break;
         case 2:
-          if (!int32(f, id_name.c_str(), out.sql_id.emplace())) return false;
+          if (!int32(f, id_name, out.sql_id.emplace())) return false;
           break;
         default:
           break;
@@ -404,10 +409,16 @@ class Decoder {
           if (!batch_req(f.bytes, out.emplace<BatchReq>())) return false;
           break;
         case 4:
-          if (!sql_or_id(f.bytes, out.emplace<SequenceReq>(), "SequenceStreamReq")) return false;
+          if (!sql_or_id(f.bytes, out.emplace<SequenceReq>(), "SequenceStreamReq",
+                         "SequenceStreamReq.sql", "SequenceStreamReq.sql_id")) {
+            return false;
+          }
           break;
         case 5:
-          if (!sql_or_id(f.bytes, out.emplace<DescribeReq>(), "DescribeStreamReq")) return false;
+          if (!sql_or_id(f.bytes, out.emplace<DescribeReq>(), "DescribeStreamReq",
+                         "DescribeStreamReq.sql", "DescribeStreamReq.sql_id")) {
+            return false;
+          }
           break;
         case 6:
           if (!store_sql_req(f.bytes, out.emplace<StoreSqlReq>())) return false;
