@@ -25,7 +25,7 @@
 #include <utility>
 #include <vector>
 
-#include "latency_histogram.h"
+#include "bench_common.h"
 
 namespace quire::bench {
 namespace {
@@ -47,7 +47,8 @@ struct Options {
   std::string scenario;
   std::string path = "/v2/pipeline";
   bool check = true;
-  std::vector<std::pair<std::string, std::string>> tags;
+  std::string disk;  // block device whose flushes to count, e.g. vda
+  Tags tags;
 };
 
 // State shared by all connections of a run (one thread, so no locking).
@@ -97,8 +98,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
                                                            : "INSERT INTO t(v) VALUES (?)";
     body_prefix_ = std::string(R"({"baton":null,"requests":[{"type":"execute","stmt":{"sql":")") +
                    sql + R"(","args":[{"type":")" +
-                   (run_.opt.workload == Workload::kRead ? "integer" : "text") +
-                   R"(","value":")";
+                   (run_.opt.workload == Workload::kRead ? "integer" : "text") + R"(","value":")";
     body_suffix_ = std::string(R"("}],"want_rows":)") +
                    (run_.opt.workload == Workload::kRead ? "true" : "false") +
                    R"(}},{"type":"close"}]})";
@@ -148,13 +148,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void ReadMore() {
     if (rlen_ == rbuf_.size()) rbuf_.resize(rbuf_.size() * 2);
-    socket_.async_read_some(
-        asio::buffer(rbuf_.data() + rlen_, rbuf_.size() - rlen_),
-        [self = shared_from_this()](boost::system::error_code ec, size_t n) {
-          if (ec) return self->Fail("read: " + ec.message());
-          self->rlen_ += n;
-          self->Parse();
-        });
+    socket_.async_read_some(asio::buffer(rbuf_.data() + rlen_, rbuf_.size() - rlen_),
+                            [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+                              if (ec) return self->Fail("read: " + ec.message());
+                              self->rlen_ += n;
+                              self->Parse();
+                            });
   }
 
   // Consumes one complete response from rbuf_ when it is there, else reads more.
@@ -174,9 +173,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
       size_t line = head.find("\r\n");
       while (line != std::string_view::npos) {
         const size_t next = head.find("\r\n", line + 2);
-        const std::string_view h = head.substr(line + 2, next == std::string_view::npos
-                                                             ? std::string_view::npos
-                                                             : next - line - 2);
+        const std::string_view h = head.substr(
+            line + 2, next == std::string_view::npos ? std::string_view::npos : next - line - 2);
         const size_t colon = h.find(':');
         if (colon != std::string_view::npos) {
           const std::string_view name = h.substr(0, colon);
@@ -198,8 +196,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
     const auto done = Clock::now();
     const std::string_view body = data.substr(header_len_, content_length_);
-    const bool ok = status_ == 200 && (!run_.opt.check ||
-                                       ExecuteOk(body, run_.opt.workload == Workload::kRead));
+    const bool ok = status_ == 200 &&
+                    (!run_.opt.check || ExecuteOk(body, run_.opt.workload == Workload::kRead));
     if (started_ >= run_.measure_start && done <= run_.end) {
       if (ok) {
         ++run_.requests;
@@ -275,7 +273,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::cerr << "loadgen: " << why
             << "\nusage: loadgen --port P [--host 127.0.0.1] [--conns N] [--seconds S]"
                " [--warmup W] [--workload read|insert] [--rows 100000] [--scenario NAME]"
-               " [--path /v2/pipeline] [--no-check] [--tag key=value]...\n";
+               " [--path /v2/pipeline] [--no-check] [--disk DEV] [--tag key=value]...\n";
   std::exit(2);
 }
 
@@ -305,6 +303,8 @@ Options ParseArgs(int argc, char** argv) {
       o.path = next();
     } else if (a == "--no-check") {
       o.check = false;
+    } else if (a == "--disk") {
+      o.disk = next();
     } else if (a == "--tag") {
       if (!ParseTag(next(), &o.tags)) Usage("--tag wants key=value");
     } else if (a == "--workload") {
@@ -339,12 +339,25 @@ int Main(int argc, char** argv) {
   const tcp::endpoint ep(addr, run.opt.port);
 
   const auto start = Clock::now();
-  run.measure_start =
-      start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(run.opt.warmup));
+  run.measure_start = start + std::chrono::duration_cast<Clock::duration>(
+                                  std::chrono::duration<double>(run.opt.warmup));
   run.end = run.measure_start + std::chrono::duration_cast<Clock::duration>(
                                     std::chrono::duration<double>(run.opt.seconds));
   for (int i = 0; i < run.opt.conns; ++i) {
     std::make_shared<Connection>(io, run, ep)->Start();
+  }
+  // Device flushes during the measured window (read when the window opens and closes).
+  int64_t flushes_at_start = -1, flushes_at_end = -1;
+  asio::steady_timer window_open(io), window_close(io);
+  if (!run.opt.disk.empty()) {
+    window_open.expires_at(run.measure_start);
+    window_open.async_wait([&](boost::system::error_code e) {
+      if (!e) flushes_at_start = DiskFlushes(run.opt.disk);
+    });
+    window_close.expires_at(run.end);
+    window_close.async_wait([&](boost::system::error_code e) {
+      if (!e) flushes_at_end = DiskFlushes(run.opt.disk);
+    });
   }
   // A server that stops answering must not hang the run.
   asio::steady_timer watchdog(io);
@@ -360,8 +373,13 @@ int Main(int argc, char** argv) {
   if (run.warmup_errors > 0) {
     std::cerr << "loadgen: " << run.warmup_errors << " error(s) during warm-up\n";
   }
+  if (flushes_at_end < 0) flushes_at_end = DiskFlushes(run.opt.disk);
+  Numbers numbers;
+  if (flushes_at_start >= 0 && flushes_at_end >= 0) {
+    numbers.emplace_back("dev_flushes", static_cast<double>(flushes_at_end - flushes_at_start));
+  }
   std::cout << ResultJson(run.opt.scenario, run.opt.conns, run.requests, run.errors,
-                          run.opt.seconds, run.hist, run.opt.tags)
+                          run.opt.seconds, run.hist, run.opt.tags, numbers)
             << std::endl;
   return run.requests > 0 ? 0 : 1;
 }

@@ -21,7 +21,7 @@
 #include <utility>
 #include <vector>
 
-#include "latency_histogram.h"
+#include "bench_common.h"
 
 namespace quire::bench {
 namespace {
@@ -36,14 +36,15 @@ struct Options {
   double warmup = 2;
   int64_t rows = 100000;
   std::string scenario;
-  std::vector<std::pair<std::string, std::string>> tags;
+  std::string disk;  // block device whose flushes to count, e.g. vda
+  Tags tags;
 };
 
 [[noreturn]] void Usage(const std::string& why) {
   std::cerr << "sqlite_inproc: " << why
             << "\nusage: sqlite_inproc --db FILE [--workload read|read-txn|insert]"
                " [--synchronous normal|full] [--seconds S] [--warmup W] [--rows 100000]"
-               " [--scenario NAME] [--tag key=value]...\n";
+               " [--scenario NAME] [--disk DEV] [--tag key=value]...\n";
   std::exit(2);
 }
 
@@ -69,6 +70,8 @@ Options ParseArgs(int argc, char** argv) {
       o.rows = std::stoll(next());
     } else if (a == "--scenario") {
       o.scenario = next();
+    } else if (a == "--disk") {
+      o.disk = next();
     } else if (a == "--tag") {
       if (!ParseTag(next(), &o.tags)) Usage("--tag wants key=value");
     } else {
@@ -127,11 +130,17 @@ int Main(int argc, char** argv) {
                                          std::chrono::duration<double>(opt.warmup));
   const auto end = measure_start + std::chrono::duration_cast<Clock::duration>(
                                        std::chrono::duration<double>(opt.seconds));
+  int64_t flushes_at_start = -1;
+  bool measuring = false;
   for (auto t0 = start; t0 < end;) {
+    if (!measuring && t0 >= measure_start) {
+      measuring = true;
+      flushes_at_start = DiskFlushes(opt.disk);
+    }
     bool ok;
     if (insert) {
-      const int n = std::snprintf(value, sizeof value, "v%016llx",
-                                  static_cast<unsigned long long>(rng()));
+      const int n =
+          std::snprintf(value, sizeof value, "v%016llx", static_cast<unsigned long long>(rng()));
       sqlite3_bind_text(stmt, 1, value, n, SQLITE_STATIC);
       ok = sqlite3_step(stmt) == SQLITE_DONE;
     } else {
@@ -141,7 +150,7 @@ int Main(int argc, char** argv) {
     }
     sqlite3_reset(stmt);
     const auto t1 = Clock::now();
-    if (t0 >= measure_start) {
+    if (measuring) {
       if (ok) {
         ++requests;
         hist.Record(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
@@ -152,12 +161,18 @@ int Main(int argc, char** argv) {
     }
     t0 = t1;
   }
+  const int64_t flushes_at_end = DiskFlushes(opt.disk);
   if (opt.workload == "read-txn") Exec(db, "COMMIT");
   sqlite3_finalize(stmt);
   sqlite3_close(db);
 
   if (!insert && bytes_read == 0) std::cerr << "sqlite_inproc: no row read\n";
-  std::cout << ResultJson(opt.scenario, 1, requests, errors, opt.seconds, hist, opt.tags) << std::endl;
+  Numbers numbers;
+  if (flushes_at_start >= 0 && flushes_at_end >= 0) {
+    numbers.emplace_back("dev_flushes", static_cast<double>(flushes_at_end - flushes_at_start));
+  }
+  std::cout << ResultJson(opt.scenario, 1, requests, errors, opt.seconds, hist, opt.tags, numbers)
+            << std::endl;
   return requests > 0 ? 0 : 1;
 }
 

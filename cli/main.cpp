@@ -104,6 +104,7 @@ int main(int argc, char** argv) {
   std::string max_body = "16MiB", max_response = "16MiB";
   double stream_idle_timeout_s = 10;
   unsigned idle_connection_timeout_s = 60;
+  unsigned request_read_timeout_s = 30;
 
   auto* serve_cmd = app.add_subcommand("serve", "Serve databases over HTTP (Hrana v2/v3, legacy API)");
   serve_cmd->add_option("--data,--db-path", config.data_dir,
@@ -155,6 +156,9 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--idle-connection-timeout", idle_connection_timeout_s,
                         "Seconds a keep-alive connection may wait for its next request")
       ->capture_default_str();
+  serve_cmd->add_option("--request-read-timeout", request_read_timeout_s,
+                        "Seconds a client may take to send one request (headers and body)")
+      ->capture_default_str();
   serve_cmd->add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
@@ -182,6 +186,7 @@ int main(int argc, char** argv) {
     config.limits.stream_idle_timeout =
         std::chrono::milliseconds(static_cast<long long>(stream_idle_timeout_s * 1000));
     config.idle_connection_timeout = std::chrono::seconds(idle_connection_timeout_s);
+    config.request_read_timeout = std::chrono::seconds(request_read_timeout_s);
     config.database.open.synchronous_full = synchronous == "full" || synchronous == "FULL";
     return serve(std::move(config));
   }

@@ -6,6 +6,7 @@
 
 #include "common/base64.h"
 #include "engine/executor.h"
+#include "protocol/json_parse.h"
 
 namespace quire::protocol {
 
@@ -71,9 +72,9 @@ bool is_transaction_control(std::string_view sql) {
 }  // namespace
 
 LegacyResponse run_legacy_query(engine::Database& db, std::string_view body, const Limits& limits) {
-  boost::system::error_code ec;
-  bj::value doc = bj::parse(body, ec);
-  if (ec) return error_response(400, "Invalid JSON request: " + ec.message(), "HTTP_BAD_REQUEST");
+  auto parsed = parse_json(body);
+  if (!parsed) return error_response(400, "Invalid JSON request: " + parsed.error(), "HTTP_BAD_REQUEST");
+  bj::value doc = std::move(parsed.value());
   auto* root = doc.if_object();
   auto* stmts = root ? root->if_contains("statements") : nullptr;
   if (!stmts || !stmts->is_array()) {

@@ -4,6 +4,9 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include "server/ws_session.h"
 
 namespace quire::server {
 
@@ -16,8 +19,9 @@ constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kHeaderLimit = 64 * 1024;
 }  // namespace
 
-HttpSession::HttpSession(tcp::socket socket, const Config& config, Router& router)
-    : stream_(std::move(socket)), config_(config), router_(router) {
+HttpSession::HttpSession(tcp::socket socket, const Config& config, Router& router,
+                         BlockingExecutor blocking)
+    : stream_(std::move(socket)), config_(config), router_(router), blocking_(blocking) {
   boost::system::error_code ec;
   auto ep = stream_.socket().remote_endpoint(ec);
   client_ = ec ? "unknown" : ep.address().to_string();
@@ -26,6 +30,10 @@ HttpSession::HttpSession(tcp::socket socket, const Config& config, Router& route
 
 void HttpSession::shutdown() {
   closing_ = true;
+  if (ws_) {
+    ws_->shutdown();
+    return;
+  }
   if (idle_) {
     boost::system::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_receive, ec);
@@ -63,24 +71,34 @@ asio::awaitable<void> HttpSession::run() {
                       std::to_string(config_.limits.max_body_bytes) + " bytes (--max-body-size)"
                 : "The request headers are too large",
             "HTTP_PAYLOAD_TOO_LARGE", 11, false);
-        stream_.expires_after(std::chrono::seconds(5));
-        co_await http::async_write(stream_, res, kUseTuple);
+        co_await reply_and_drain(res);
       } else if (hec != http::error::end_of_stream && hec != asio::error::eof &&
                  hec != asio::error::operation_aborted && hec != beast::error::timeout &&
                  hec != asio::error::connection_reset) {
         // Malformed HTTP: tell the client, then close (the stream cannot be resynchronised).
         auto res = Router::error(http::status::bad_request, "Malformed HTTP request: " + hec.message(),
                                  "HTTP_BAD_REQUEST", 11, false);
-        stream_.expires_after(std::chrono::seconds(5));
-        co_await http::async_write(stream_, res, kUseTuple);
+        co_await reply_and_drain(res);
       }
       break;
     }
 
     Request req = parser.release();
+    if (boost::beast::websocket::is_upgrade(req)) {
+      co_await upgrade(std::move(req));
+      co_return;
+    }
     Response res;
     try {
-      res = router_.handle(req, client_);
+      auto routed = router_.handle(req, client_);
+      if (auto* deferred = std::get_if<Router::Deferred>(&routed)) {
+        // May wait for a write lock: run it on the blocking pool, resume here afterwards.
+        res = co_await asio::co_spawn(
+            blocking_, [deferred]() -> asio::awaitable<Response> { co_return (*deferred)(); },
+            asio::use_awaitable);
+      } else {
+        res = std::move(std::get<Response>(routed));
+      }
     } catch (const std::exception& e) {
       spdlog::error("internal error serving {} {}: {}", std::string(req.method_string()),
                     std::string(req.target()), e.what());
@@ -96,6 +114,41 @@ asio::awaitable<void> HttpSession::run() {
   boost::system::error_code ec;
   stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
   stream_.socket().close(ec);
+}
+
+asio::awaitable<void> HttpSession::reply_and_drain(Response& res) {
+  // Closing a socket with unread input makes the kernel send a reset, and the client then loses
+  // the response it has not read yet. So: send the answer, stop sending, and read (discarding)
+  // until the client closes, for a bounded time and amount.
+  stream_.expires_after(std::chrono::seconds(5));
+  auto [wec, wn] = co_await http::async_write(stream_, res, kUseTuple);
+  if (wec) co_return;
+  boost::system::error_code ec;
+  stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+  std::size_t drained = 0;
+  const std::size_t cap = 4 * config_.limits.max_body_bytes + (1u << 20);
+  static thread_local char sink[64 * 1024];
+  while (drained < cap) {
+    auto [rec, n] = co_await stream_.async_read_some(asio::buffer(sink), kUseTuple);
+    if (rec) break;
+    drained += n;
+  }
+}
+
+asio::awaitable<void> HttpSession::upgrade(Request req) {
+  auto sub = negotiate_subprotocol(req[http::field::sec_websocket_protocol]);
+  if (!sub) {
+    auto res = Router::error(http::status::bad_request,
+                             "Only these WebSocket subprotocols are supported: hrana3-protobuf, "
+                             "hrana3, hrana2, hrana1",
+                             "WEBSOCKET_SUBPROTOCOL", req.version(), false);
+    co_await http::async_write(stream_, res, kUseTuple);
+    co_return;
+  }
+  ws_ = std::make_shared<WsSession>(std::move(stream_), config_, router_.database_for(req),
+                                    std::move(*sub), blocking_);
+  auto ws = ws_;
+  co_await ws->run(std::move(req));
 }
 
 }  // namespace quire::server

@@ -14,9 +14,14 @@
 
 namespace quire::server {
 
+class WsSession;
+
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(boost::asio::ip::tcp::socket socket, const Config& config, Router& router);
+  using BlockingExecutor = boost::asio::thread_pool::executor_type;
+
+  HttpSession(boost::asio::ip::tcp::socket socket, const Config& config, Router& router,
+              BlockingExecutor blocking);
 
   boost::asio::awaitable<void> run();
 
@@ -24,10 +29,20 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void shutdown();
 
  private:
+  // Hands the connection over to a WebSocket session (an `Upgrade: websocket` request).
+  boost::asio::awaitable<void> upgrade(Request req);
+  // Sends a final error response and lets the client read it before the connection closes.
+  boost::asio::awaitable<void> reply_and_drain(Response& res);
+
+ public:
+
+ private:
   boost::beast::tcp_stream stream_;
   const Config& config_;
   Router& router_;
+  BlockingExecutor blocking_;
   std::string client_;
+  std::shared_ptr<WsSession> ws_;  // set once the connection is upgraded
   bool idle_ = true;
   bool closing_ = false;
 };

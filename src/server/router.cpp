@@ -58,7 +58,7 @@ Response Router::hrana_error(const Request& req, Encoding enc, http::status stat
   return make(req, status, kJsonType, hrana::json::encode_error(e));
 }
 
-Response Router::handle(const Request& req, const std::string& client) {
+Router::Routed Router::handle(const Request& req, const std::string& client) {
   const std::string_view target = req.target();
   const std::string_view path = target.substr(0, target.find('?'));
   const auto method = req.method();
@@ -78,7 +78,7 @@ Response Router::handle(const Request& req, const std::string& client) {
     }
     if (path == "/v3/cursor") return cursor(req, Encoding::kJson, client);
     if (path == "/v3-protobuf/cursor") return cursor(req, Encoding::kProtobuf, client);
-    if (path == "/") return legacy(req);
+    if (path == "/") return Deferred([this, &req] { return legacy(req); });
   } else if (method == http::verb::get || method == http::verb::head) {
     if (path == "/health") return text(req, http::status::ok, {});
     if (path == "/version") return text(req, http::status::ok, "quire " QUIRE_VERSION);
@@ -112,18 +112,18 @@ Response Router::handle(const Request& req, const std::string& client) {
                                "HTTP_NOT_FOUND", {}}));
 }
 
-Response Router::pipeline(const Request& req, hrana::Version version, Encoding enc,
-                          const std::string& client) {
+Router::Routed Router::pipeline(const Request& req, hrana::Version version, Encoding enc,
+                                const std::string& client) {
   auto decoded = enc == Encoding::kJson ? hrana::json::decode_pipeline_request(req.body())
                                         : hrana::protobuf::decode_pipeline_request(req.body());
   if (!decoded) return text(req, http::status::bad_request, decoded.error().message);
-  hrana::PipelineRequest& body = decoded.value();
-  if (body.requests.size() > config_.limits.max_requests_per_pipeline) {
+  auto body = std::make_shared<hrana::PipelineRequest>(std::move(decoded.value()));
+  if (body->requests.size() > config_.limits.max_requests_per_pipeline) {
     return text(req, http::status::bad_request,
                 "Too many requests in one pipeline (the limit is " +
                     std::to_string(config_.limits.max_requests_per_pipeline) + ")");
   }
-  for (const auto& r : body.requests) {
+  for (const auto& r : body->requests) {
     if (auto* b = std::get_if<hrana::BatchReq>(&r);
         b && b->batch.steps.size() > config_.limits.max_batch_steps) {
       return text(req, http::status::bad_request,
@@ -135,13 +135,28 @@ Response Router::pipeline(const Request& req, hrana::Version version, Encoding e
     }
   }
 
-  auto checkout = streams_.check_out(body.baton, db_, client);
+  auto checkout = streams_.check_out(body->baton, db_, client);
   if (auto* pe = std::get_if<hrana::ProtocolError>(&checkout)) {
     return text(req, http::status::bad_request, pe->message);
   }
   if (auto* e = std::get_if<hrana::Error>(&checkout)) return hrana_error(req, enc, status_of(*e), *e);
-  auto entry = std::get<std::shared_ptr<hrana::StreamRegistry::Entry>>(std::move(checkout));
+  auto entry = std::get<Entry>(std::move(checkout));
 
+  bool blocking = false;
+  for (const auto& r : body->requests) {
+    if (entry->stream.may_block(r, entry->sqls)) {
+      blocking = true;
+      break;
+    }
+  }
+  if (blocking) {
+    return Deferred([this, &req, body, entry, enc] { return run_pipeline(req, *body, entry, enc); });
+  }
+  return run_pipeline(req, *body, entry, enc);
+}
+
+Response Router::run_pipeline(const Request& req, hrana::PipelineRequest& body,
+                              const Entry& entry, Encoding enc) {
   hrana::PipelineResponse out;
   out.results.reserve(body.requests.size());
   engine::ResponseBudget budget{config_.limits.max_response_bytes};
@@ -170,24 +185,31 @@ Response Router::pipeline(const Request& req, hrana::Version version, Encoding e
   return make(req, http::status::ok, kJsonType, hrana::json::encode_pipeline_response(out));
 }
 
-Response Router::cursor(const Request& req, Encoding enc, const std::string& client) {
+Router::Routed Router::cursor(const Request& req, Encoding enc, const std::string& client) {
   auto decoded = enc == Encoding::kJson ? hrana::json::decode_cursor_request(req.body())
                                         : hrana::protobuf::decode_cursor_request(req.body());
   if (!decoded) return text(req, http::status::bad_request, decoded.error().message);
-  hrana::CursorRequest& body = decoded.value();
-  if (body.batch.steps.size() > config_.limits.max_batch_steps) {
+  auto body = std::make_shared<hrana::CursorRequest>(std::move(decoded.value()));
+  if (body->batch.steps.size() > config_.limits.max_batch_steps) {
     return text(req, http::status::bad_request, "Too many steps in one batch");
   }
-  if (auto v = hrana::validate(body.batch, hrana::Version::kV3); !v) {
+  if (auto v = hrana::validate(body->batch, hrana::Version::kV3); !v) {
     return text(req, http::status::bad_request, v.error().message);
   }
-  auto checkout = streams_.check_out(body.baton, db_, client);
+  auto checkout = streams_.check_out(body->baton, db_, client);
   if (auto* pe = std::get_if<hrana::ProtocolError>(&checkout)) {
     return text(req, http::status::bad_request, pe->message);
   }
   if (auto* e = std::get_if<hrana::Error>(&checkout)) return hrana_error(req, enc, status_of(*e), *e);
-  auto entry = std::get<std::shared_ptr<hrana::StreamRegistry::Entry>>(std::move(checkout));
+  auto entry = std::get<Entry>(std::move(checkout));
+  if (entry->stream.may_block(body->batch, entry->sqls)) {
+    return Deferred([this, &req, body, entry, enc] { return run_cursor(req, *body, entry, enc); });
+  }
+  return run_cursor(req, *body, entry, enc);
+}
 
+Response Router::run_cursor(const Request& req, const hrana::CursorRequest& body,
+                            const Entry& entry, Encoding enc) {
   // The whole cursor is produced before the response is sent; the response budget bounds it.
   std::string entries;
   engine::ResponseBudget budget{config_.limits.max_response_bytes};

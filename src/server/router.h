@@ -7,8 +7,10 @@
 
 #include <boost/beast/http.hpp>
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <variant>
 
 #include "engine/database.h"
 #include "protocol/hrana/stream_registry.h"
@@ -25,8 +27,17 @@ class Router {
   Router(const Config& config, std::shared_ptr<engine::Database> db,
          hrana::StreamRegistry& streams);
 
-  // `client` is the peer's address, for per-client limits.
-  Response handle(const Request& req, const std::string& client);
+  // Work that may wait for a database's write lock. It must run on the blocking pool, never on
+  // an I/O thread; `req` must outlive it.
+  using Deferred = std::function<Response()>;
+  using Routed = std::variant<Response, Deferred>;
+
+  // Answers `req` now, or returns the work to run on the blocking pool. `client` is the peer's
+  // address, for per-client limits.
+  Routed handle(const Request& req, const std::string& client);
+
+  // The database a request addresses (one default database until namespaces arrive).
+  std::shared_ptr<engine::Database> database_for(const Request&) const { return db_; }
 
   // A response for a request that could not be read (too large, malformed).
   static Response error(http::status status, std::string message, std::string code,
@@ -34,9 +45,14 @@ class Router {
 
  private:
   enum class Encoding { kJson, kProtobuf };
-  Response pipeline(const Request& req, hrana::Version version, Encoding enc,
-                    const std::string& client);
-  Response cursor(const Request& req, Encoding enc, const std::string& client);
+  using Entry = std::shared_ptr<hrana::StreamRegistry::Entry>;
+  Routed pipeline(const Request& req, hrana::Version version, Encoding enc,
+                  const std::string& client);
+  Response run_pipeline(const Request& req, hrana::PipelineRequest& body, const Entry& entry,
+                        Encoding enc);
+  Routed cursor(const Request& req, Encoding enc, const std::string& client);
+  Response run_cursor(const Request& req, const hrana::CursorRequest& body, const Entry& entry,
+                      Encoding enc);
   Response legacy(const Request& req);
   Response hrana_error(const Request& req, Encoding enc, http::status status,
                        const hrana::Error& e);

@@ -77,7 +77,8 @@ asio::awaitable<void> Server::accept_loop() {
       co_await pause.async_wait(kUseTuple);
       continue;
     }
-    auto session = std::make_shared<HttpSession>(std::move(socket), config_, *router_);
+    auto session = std::make_shared<HttpSession>(std::move(socket), config_, *router_,
+                                                 blocking_.get_executor());
     ThreadSessions* list = sessions_[i].get();
     asio::io_context* ctx = contexts_[i].get();
     asio::post(*ctx, [session, list, ctx] {
@@ -110,6 +111,7 @@ void Server::run() {
   }
   contexts_[0]->run();
   for (auto& t : threads) t.join();
+  blocking_.join();
   // Every session has ended: drop the streams (rolling back what they left open), then close
   // the database, which checkpoints the WAL into the main file.
   streams_.reset();

@@ -53,6 +53,9 @@ class Server {
 
   Config config_;
   std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
+  // Runs work that may wait for a write lock, so no I/O thread ever does.
+  boost::asio::thread_pool blocking_{kBlockingThreads};
+  static constexpr std::size_t kBlockingThreads = 32;
   std::vector<std::unique_ptr<ThreadSessions>> sessions_;
   using WorkGuard = boost::asio::executor_work_guard<boost::asio::io_context::executor_type>;
   std::vector<WorkGuard> guards_;

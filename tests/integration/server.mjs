@@ -72,9 +72,13 @@ export async function startServer({ args = [] } = {}) {
 
   let exitInfo = null;
   let stopping = false;
+  // If the test process goes away without stop() (a crash, Ctrl-C), don't leave a server behind.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.on('exit', killOnExit);
   const exited = new Promise((resolve) => {
     child.on('exit', (code, signal) => {
       exitInfo = { code, signal };
+      process.off('exit', killOnExit);
       resolve(exitInfo);
     });
   });

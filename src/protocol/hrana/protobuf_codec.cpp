@@ -1,6 +1,8 @@
 // Hrana's protobuf encoding (HTTP /v3-protobuf): decodes request bodies into model.h types and
 // encodes responses, straight on the wire format (protobuf_wire.h). Field numbers follow the
-// Hrana 3 spec plus sqld's extensions; see ../shared/specs/hrana.md section 4.
+// Hrana 3 spec plus sqld's extensions; see ../shared/specs/hrana.md section 4. The pieces that
+// WebSocket messages share (Stmt, Batch, results...) are declared in protobuf_detail.h and
+// defined here.
 #include <bit>
 #include <cstdint>
 #include <optional>
@@ -12,30 +14,178 @@
 #include <vector>
 
 #include "protocol/hrana/codec.h"
+#include "protocol/hrana/protobuf_detail.h"
 #include "protocol/hrana/protobuf_wire.h"
 
 namespace quire::hrana::protobuf {
 
-namespace {
+// ---------------------------------------------------------------- shared encoders
 
-using wire::Field;
-using wire::Reader;
+namespace detail {
+
 using wire::WireType;
 
-// BatchCond is the only recursive message; bound it so a hostile body cannot exhaust the stack.
-constexpr int kMaxCondDepth = 64;
+// Values are most of a response and their size is known up front, so they skip the
+// placeholder-and-patch of wire::begin_message.
+void put_value(std::string& out, std::uint32_t field, const Value& v) {
+  wire::put_tag(out, field, WireType::kLen);
+  switch (v.index()) {
+    case 0:
+      out.append("\x02\x0a\x00", 3);  // 2 bytes: field 1, empty Null message
+      return;
+    case 1: {
+      const std::uint64_t z = wire::zigzag_encode(std::get<std::int64_t>(v));
+      wire::put_varint(out, 1 + wire::varint_size(z));
+      wire::put_varint_field(out, 2, z);
+      return;
+    }
+    case 2:
+      out.push_back(9);
+      wire::put_double_field(out, 3, std::get<double>(v));
+      return;
+    case 3: {
+      const auto& s = std::get<std::string>(v);
+      wire::put_varint(out, 1 + wire::varint_size(s.size()) + s.size());
+      wire::put_bytes_field(out, 4, s);
+      return;
+    }
+    default: {
+      const auto& b = std::get<Blob>(v);
+      wire::put_varint(out, 1 + wire::varint_size(b.size()) + b.size());
+      wire::put_bytes_field(out, 5, b.data(), b.size());
+      return;
+    }
+  }
+}
+
+void put_row(std::string& out, std::uint32_t field, const std::vector<Value>& row) {
+  const auto m = wire::begin_message(out, field);
+  for (const Value& v : row) put_value(out, 1, v);
+  wire::end_message(out, m);
+}
+
+// Col (StmtResult, StepBeginEntry) and DescribeCol share this shape. A column always has a name,
+// so it is written even when empty.
+void put_col(std::string& out, std::uint32_t field, const Column& c) {
+  const auto m = wire::begin_message(out, field);
+  wire::put_bytes_field(out, 1, c.name);
+  if (c.decltype_) wire::put_bytes_field(out, 2, *c.decltype_);
+  wire::end_message(out, m);
+}
+
+void put_stmt_result_body(std::string& out, const StmtResult& r) {
+  for (const Column& c : r.cols) put_col(out, 1, c);
+  for (const auto& row : r.rows) put_row(out, 2, row);
+  if (r.affected_row_count != 0) wire::put_varint_field(out, 3, r.affected_row_count);
+  if (r.last_insert_rowid) wire::put_sint64_field(out, 4, *r.last_insert_rowid);
+  if (r.rows_read != 0) wire::put_varint_field(out, 6, r.rows_read);
+  if (r.rows_written != 0) wire::put_varint_field(out, 7, r.rows_written);
+  // Bit test rather than != 0: proto3 drops only +0.0, so -0.0 would still be written.
+  if (std::bit_cast<std::uint64_t>(r.query_duration_ms) != 0) {
+    wire::put_double_field(out, 8, r.query_duration_ms);
+  }
+}
+
+void put_stmt_result(std::string& out, std::uint32_t field, const StmtResult& r) {
+  const auto m = wire::begin_message(out, field);
+  put_stmt_result_body(out, r);
+  wire::end_message(out, m);
+}
+
+void put_error_body(std::string& out, const Error& e) {
+  if (!e.message.empty()) wire::put_bytes_field(out, 1, e.message);
+  if (!e.code.empty()) wire::put_bytes_field(out, 2, e.code);
+  if (!e.extended_code.empty()) wire::put_bytes_field(out, 3, e.extended_code);
+}
+
+void put_error(std::string& out, std::uint32_t field, const Error& e) {
+  const auto m = wire::begin_message(out, field);
+  put_error_body(out, e);
+  wire::end_message(out, m);
+}
+
+namespace {
+
+// map<uint32, M> entries, one per executed step. Key and value are always written, as sqld does.
+template <class M, class PutValue>
+void put_step_map(std::string& out, std::uint32_t field, const std::vector<std::optional<M>>& steps,
+                  PutValue put_value_field) {
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    if (!steps[i]) continue;
+    const auto m = wire::begin_message(out, field);
+    wire::put_varint_field(out, 1, static_cast<std::uint32_t>(i));
+    put_value_field(out, 2, *steps[i]);
+    wire::end_message(out, m);
+  }
+}
+
+}  // namespace
+
+void put_batch_result(std::string& out, std::uint32_t field, const BatchResult& r) {
+  const auto m = wire::begin_message(out, field);
+  put_step_map(out, 1, r.step_results, put_stmt_result);
+  put_step_map(out, 2, r.step_errors, put_error);
+  wire::end_message(out, m);
+}
+
+void put_describe_result(std::string& out, std::uint32_t field, const DescribeResult& r) {
+  const auto m = wire::begin_message(out, field);
+  for (const auto& p : r.params) {
+    const auto pm = wire::begin_message(out, 1);
+    if (p.name) wire::put_bytes_field(out, 1, *p.name);
+    wire::end_message(out, pm);
+  }
+  for (const Column& c : r.cols) put_col(out, 2, c);
+  if (r.is_explain) wire::put_bool_field(out, 3, true);
+  if (r.is_readonly) wire::put_bool_field(out, 4, true);
+  wire::end_message(out, m);
+}
+
+void put_cursor_entry_body(std::string& out, const CursorEntry& entry) {
+  std::visit(
+      [&out](const auto& e) {
+        using T = std::decay_t<decltype(e)>;
+        if constexpr (std::is_same_v<T, StepBeginEntry>) {
+          const auto m = wire::begin_message(out, 1);
+          if (e.step != 0) wire::put_varint_field(out, 1, e.step);
+          for (const Column& c : e.cols) put_col(out, 2, c);
+          wire::end_message(out, m);
+        } else if constexpr (std::is_same_v<T, StepEndEntry>) {
+          const auto m = wire::begin_message(out, 2);
+          if (e.affected_row_count != 0) wire::put_varint_field(out, 1, e.affected_row_count);
+          if (e.last_insert_rowid) wire::put_sint64_field(out, 2, *e.last_insert_rowid);
+          wire::end_message(out, m);
+        } else if constexpr (std::is_same_v<T, StepErrorEntry>) {
+          const auto m = wire::begin_message(out, 3);
+          if (e.step != 0) wire::put_varint_field(out, 1, e.step);
+          put_error(out, 2, e.error);
+          wire::end_message(out, m);
+        } else if constexpr (std::is_same_v<T, RowEntry>) {
+          put_row(out, 4, e.row);
+        } else {
+          // The Error itself is the oneof member (Hrana 3 spec, sqld and hrana-client agree); it
+          // is not wrapped in an {error} message as in JSON.
+          put_error(out, 5, e.error);
+        }
+      },
+      entry);
+}
+
+}  // namespace detail
+
+namespace {
+
+using detail::put_batch_result;
+using detail::put_describe_result;
+using detail::put_error;
+using detail::put_error_body;
+using detail::put_stmt_result;
+using wire::WireType;
 
 // ---------------------------------------------------------------- decoding
 
-// Each method decodes one message into `out` and returns false on the first problem, which is
-// kept in `error`. `name` arguments spell the field for error messages ("Stmt.sql").
-//
-// Proto3 rules applied throughout: a missing field keeps its default, a repeated occurrence of a
-// non-repeated field replaces the earlier one (oneofs included), unknown fields are skipped.
-class Decoder {
- public:
-  std::optional<ProtocolError> error;
-
+// The HTTP bodies and the stream requests they carry, on top of the shared messages.
+struct HttpDecoder : detail::Decoder {
   bool pipeline_request(std::string_view data, PipelineRequest& out) {
     Reader r(data);
     Field f;
@@ -73,246 +223,6 @@ class Decoder {
       }
     }
     return done(r, "CursorReqBody");
-  }
-
- private:
-  bool fail(std::string message) {
-    if (!error) error = ProtocolError{"Invalid protobuf request: " + std::move(message)};
-    return false;
-  }
-
-  bool want(const Field& f, WireType type, const char* name) {
-    if (f.type == type) return true;
-    return fail(std::string(name) + " must be " + wire::wire_type_name(type) + ", not " +
-                wire::wire_type_name(f.type));
-  }
-
-  bool done(const Reader& r, const char* message_name) {
-    if (r.ok()) return true;
-    return fail("malformed " + std::string(message_name) + ": " + r.error());
-  }
-
-  bool string(const Field& f, const char* name, std::string& out) {
-    if (!want(f, WireType::kLen, name)) return false;
-    if (!wire::valid_utf8(f.bytes)) return fail(std::string(name) + " is not valid UTF-8");
-    out.assign(f.bytes);
-    return true;
-  }
-
-  bool uint64(const Field& f, const char* name, std::uint64_t& out) {
-    if (!want(f, WireType::kVarint, name)) return false;
-    out = f.value;
-    return true;
-  }
-
-  // Proto int32/uint32 keep the low 32 bits of the varint (negative int32s arrive sign-extended
-  // to 10 bytes).
-  bool int32(const Field& f, const char* name, std::int32_t& out) {
-    if (!want(f, WireType::kVarint, name)) return false;
-    out = static_cast<std::int32_t>(static_cast<std::uint32_t>(f.value));
-    return true;
-  }
-
-  bool uint32(const Field& f, const char* name, std::uint32_t& out) {
-    if (!want(f, WireType::kVarint, name)) return false;
-    out = static_cast<std::uint32_t>(f.value);
-    return true;
-  }
-
-  bool boolean(const Field& f, const char* name, bool& out) {
-    if (!want(f, WireType::kVarint, name)) return false;
-    out = f.value != 0;
-    return true;
-  }
-
-  // A message with no fields of its own (Value.null, close...). Its body must still parse, so
-  // garbage inside is reported rather than ignored.
-  bool empty_message(const Field& f, const char* name) {
-    if (!want(f, WireType::kLen, name)) return false;
-    Reader r(f.bytes);
-    Field ignored;
-    while (r.next(ignored)) {
-    }
-    return done(r, name);
-  }
-
-  bool value(std::string_view data, Value& out) {
-    Reader r(data);
-    Field f;
-    bool typed = false;
-    while (r.next(f)) {
-      switch (f.number) {
-        case 1:
-          if (!empty_message(f, "Value.null")) return false;
-          out.emplace<std::monostate>();
-          break;
-        case 2:
-          if (!want(f, WireType::kVarint, "Value.integer")) return false;
-          out.emplace<std::int64_t>(wire::zigzag_decode(f.value));
-          break;
-        case 3:
-          if (!want(f, WireType::kFixed64, "Value.float")) return false;
-          out.emplace<double>(std::bit_cast<double>(f.value));
-          break;
-        case 4:
-          if (!want(f, WireType::kLen, "Value.text")) return false;
-          if (!wire::valid_utf8(f.bytes)) return fail("Value.text is not valid UTF-8");
-          out.emplace<std::string>(f.bytes);
-          break;
-        case 5: {
-          if (!want(f, WireType::kLen, "Value.blob")) return false;
-          const auto* p = reinterpret_cast<const std::uint8_t*>(f.bytes.data());
-          out.emplace<Blob>(p, p + f.bytes.size());
-          break;
-        }
-        default:
-          continue;
-      }
-      typed = true;
-    }
-    if (!done(r, "Value")) return false;
-    // Like an unknown JSON "type": a value this server cannot represent.
-    if (!typed) return fail("Value has no known type (expected one of fields 1-5)");
-    return true;
-  }
-
-  bool named_arg(std::string_view data, NamedArg& out) {
-    Reader r(data);
-    Field f;
-    while (r.next(f)) {
-      switch (f.number) {
-        case 1:
-          if (!string(f, "NamedArg.name", out.name)) return false;
-          break;
-        case 2:
-          if (!want(f, WireType::kLen, "NamedArg.value")) return false;
-          if (!value(f.bytes, out.value)) return false;
-          break;
-        default:
-          break;
-      }
-    }
-    return done(r, "NamedArg");
-  }
-
-  bool stmt(std::string_view data, Stmt& out) {
-    Reader r(data);
-    Field f;
-    while (r.next(f)) {
-      switch (f.number) {
-        case 1:
-          if (!string(f, "Stmt.sql", out.sql.emplace())) return false;
-          break;
-        case 2:
-          if (!int32(f, "Stmt.sql_id", out.sql_id.emplace())) return false;
-          break;
-        case 3:
-          if (!want(f, WireType::kLen, "Stmt.args")) return false;
-          if (!value(f.bytes, out.args.emplace_back())) return false;
-          break;
-        case 4:
-          if (!want(f, WireType::kLen, "Stmt.named_args")) return false;
-          if (!named_arg(f.bytes, out.named_args.emplace_back())) return false;
-          break;
-        case 5:
-          if (!boolean(f, "Stmt.want_rows", out.want_rows)) return false;
-          break;
-        default:  // 6 = replication_index, a hint quire does not use
-          break;
-      }
-    }
-    return done(r, "Stmt");
-  }
-
-  bool cond(std::string_view data, BatchCond& out, int depth) {
-    if (depth > kMaxCondDepth) {
-      return fail("BatchCond nested deeper than " + std::to_string(kMaxCondDepth) + " levels");
-    }
-    Reader r(data);
-    Field f;
-    bool typed = false;
-    while (r.next(f)) {
-      switch (f.number) {
-        case 1:
-        case 2:
-          out = BatchCond{};
-          out.kind = f.number == 1 ? BatchCond::Kind::kOk : BatchCond::Kind::kError;
-          if (!uint32(f, f.number == 1 ? "BatchCond.step_ok" : "BatchCond.step_error", out.step)) {
-            return false;
-          }
-          break;
-        case 3:
-          if (!want(f, WireType::kLen, "BatchCond.not")) return false;
-          out = BatchCond{};
-          out.kind = BatchCond::Kind::kNot;
-          if (!cond(f.bytes, out.conds.emplace_back(), depth + 1)) return false;
-          break;
-        case 4:
-        case 5:
-          if (!want(f, WireType::kLen, f.number == 4 ? "BatchCond.and" : "BatchCond.or")) {
-            return false;
-          }
-          out = BatchCond{};
-          out.kind = f.number == 4 ? BatchCond::Kind::kAnd : BatchCond::Kind::kOr;
-          if (!cond_list(f.bytes, out.conds, depth)) return false;
-          break;
-        case 6:
-          if (!empty_message(f, "BatchCond.is_autocommit")) return false;
-          out = BatchCond{};
-          out.kind = BatchCond::Kind::kIsAutocommit;
-          break;
-        default:
-          continue;
-      }
-      typed = true;
-    }
-    if (!done(r, "BatchCond")) return false;
-    if (!typed) return fail("BatchCond has no known condition (expected one of fields 1-6)");
-    return true;
-  }
-
-  bool cond_list(std::string_view data, std::vector<BatchCond>& out, int depth) {
-    Reader r(data);
-    Field f;
-    while (r.next(f)) {
-      if (f.number != 1) continue;
-      if (!want(f, WireType::kLen, "BatchCondList.conds")) return false;
-      if (!cond(f.bytes, out.emplace_back(), depth + 1)) return false;
-    }
-    return done(r, "BatchCondList");
-  }
-
-  bool batch_step(std::string_view data, BatchStep& out) {
-    Reader r(data);
-    Field f;
-    while (r.next(f)) {
-      switch (f.number) {
-        case 1:
-          if (!want(f, WireType::kLen, "BatchStep.condition")) return false;
-          if (!cond(f.bytes, out.condition.emplace(), 1)) return false;
-          break;
-        case 2:
-          if (!want(f, WireType::kLen, "BatchStep.stmt")) return false;
-          out.stmt = Stmt{};
-          if (!stmt(f.bytes, out.stmt)) return false;
-          break;
-        default:
-          break;
-      }
-    }
-    return done(r, "BatchStep");
-  }
-
-  bool batch(std::string_view data, Batch& out) {
-    Reader r(data);
-    Field f;
-    while (r.next(f)) {
-      // Field 2 is replication_index, a hint quire does not use.
-      if (f.number != 1) continue;
-      if (!want(f, WireType::kLen, "Batch.steps")) return false;
-      if (!batch_step(f.bytes, out.steps.emplace_back())) return false;
-    }
-    return done(r, "Batch");
   }
 
   // Sequence and describe requests share their shape.
@@ -441,123 +351,6 @@ class Decoder {
   }
 };
 
-// ---------------------------------------------------------------- encoding
-
-// Proto3 defaults (0, false, "") are omitted, except inside oneofs and map entries, and for
-// fields declared `optional`, which are written whenever present.
-
-// Values are most of a response and their size is known up front, so they skip the
-// placeholder-and-patch of wire::begin_message.
-void put_value(std::string& out, std::uint32_t field, const Value& v) {
-  wire::put_tag(out, field, WireType::kLen);
-  switch (v.index()) {
-    case 0:
-      out.append("\x02\x0a\x00", 3);  // 2 bytes: field 1, empty Null message
-      return;
-    case 1: {
-      const std::uint64_t z = wire::zigzag_encode(std::get<std::int64_t>(v));
-      wire::put_varint(out, 1 + wire::varint_size(z));
-      wire::put_varint_field(out, 2, z);
-      return;
-    }
-    case 2:
-      out.push_back(9);
-      wire::put_double_field(out, 3, std::get<double>(v));
-      return;
-    case 3: {
-      const auto& s = std::get<std::string>(v);
-      wire::put_varint(out, 1 + wire::varint_size(s.size()) + s.size());
-      wire::put_bytes_field(out, 4, s);
-      return;
-    }
-    default: {
-      const auto& b = std::get<Blob>(v);
-      wire::put_varint(out, 1 + wire::varint_size(b.size()) + b.size());
-      wire::put_bytes_field(out, 5, b.data(), b.size());
-      return;
-    }
-  }
-}
-
-void put_row(std::string& out, std::uint32_t field, const std::vector<Value>& row) {
-  const auto m = wire::begin_message(out, field);
-  for (const Value& v : row) put_value(out, 1, v);
-  wire::end_message(out, m);
-}
-
-// Col (StmtResult, StepBeginEntry) and DescribeCol share this shape. A column always has a name,
-// so it is written even when empty.
-void put_col(std::string& out, std::uint32_t field, const Column& c) {
-  const auto m = wire::begin_message(out, field);
-  wire::put_bytes_field(out, 1, c.name);
-  if (c.decltype_) wire::put_bytes_field(out, 2, *c.decltype_);
-  wire::end_message(out, m);
-}
-
-void put_stmt_result_body(std::string& out, const StmtResult& r) {
-  for (const Column& c : r.cols) put_col(out, 1, c);
-  for (const auto& row : r.rows) put_row(out, 2, row);
-  if (r.affected_row_count != 0) wire::put_varint_field(out, 3, r.affected_row_count);
-  if (r.last_insert_rowid) wire::put_sint64_field(out, 4, *r.last_insert_rowid);
-  if (r.rows_read != 0) wire::put_varint_field(out, 6, r.rows_read);
-  if (r.rows_written != 0) wire::put_varint_field(out, 7, r.rows_written);
-  // Bit test rather than != 0: proto3 drops only +0.0, so -0.0 would still be written.
-  if (std::bit_cast<std::uint64_t>(r.query_duration_ms) != 0) {
-    wire::put_double_field(out, 8, r.query_duration_ms);
-  }
-}
-
-void put_stmt_result(std::string& out, std::uint32_t field, const StmtResult& r) {
-  const auto m = wire::begin_message(out, field);
-  put_stmt_result_body(out, r);
-  wire::end_message(out, m);
-}
-
-void put_error_body(std::string& out, const Error& e) {
-  if (!e.message.empty()) wire::put_bytes_field(out, 1, e.message);
-  if (!e.code.empty()) wire::put_bytes_field(out, 2, e.code);
-  if (!e.extended_code.empty()) wire::put_bytes_field(out, 3, e.extended_code);
-}
-
-void put_error(std::string& out, std::uint32_t field, const Error& e) {
-  const auto m = wire::begin_message(out, field);
-  put_error_body(out, e);
-  wire::end_message(out, m);
-}
-
-// map<uint32, M> entries, one per executed step. Key and value are always written, as sqld does.
-template <class M, class PutValue>
-void put_step_map(std::string& out, std::uint32_t field, const std::vector<std::optional<M>>& steps,
-                  PutValue put_value_field) {
-  for (std::size_t i = 0; i < steps.size(); ++i) {
-    if (!steps[i]) continue;
-    const auto m = wire::begin_message(out, field);
-    wire::put_varint_field(out, 1, static_cast<std::uint32_t>(i));
-    put_value_field(out, 2, *steps[i]);
-    wire::end_message(out, m);
-  }
-}
-
-void put_batch_result(std::string& out, std::uint32_t field, const BatchResult& r) {
-  const auto m = wire::begin_message(out, field);
-  put_step_map(out, 1, r.step_results, put_stmt_result);
-  put_step_map(out, 2, r.step_errors, put_error);
-  wire::end_message(out, m);
-}
-
-void put_describe_result(std::string& out, std::uint32_t field, const DescribeResult& r) {
-  const auto m = wire::begin_message(out, field);
-  for (const auto& p : r.params) {
-    const auto pm = wire::begin_message(out, 1);
-    if (p.name) wire::put_bytes_field(out, 1, *p.name);
-    wire::end_message(out, pm);
-  }
-  for (const Column& c : r.cols) put_col(out, 2, c);
-  if (r.is_explain) wire::put_bool_field(out, 3, true);
-  if (r.is_readonly) wire::put_bool_field(out, 4, true);
-  wire::end_message(out, m);
-}
-
 // StreamResponse's oneof numbers are the variant index + 1 (model.h keeps them aligned).
 void put_stream_response(std::string& out, std::uint32_t field, const StreamResponse& resp) {
   const auto m = wire::begin_message(out, field);
@@ -578,14 +371,14 @@ void put_stream_response(std::string& out, std::uint32_t field, const StreamResp
 }  // namespace
 
 Expected<PipelineRequest, ProtocolError> decode_pipeline_request(std::string_view body) {
-  Decoder d;
+  HttpDecoder d;
   PipelineRequest request;
   if (!d.pipeline_request(body, request)) return unexpected(std::move(*d.error));
   return request;
 }
 
 Expected<CursorRequest, ProtocolError> decode_cursor_request(std::string_view body) {
-  Decoder d;
+  HttpDecoder d;
   CursorRequest request;
   if (!d.cursor_request(body, request)) return unexpected(std::move(*d.error));
   return request;
@@ -617,33 +410,7 @@ void append_cursor_head(const CursorResponseHead& head, std::string& out) {
 
 void append_cursor_entry(const CursorEntry& entry, std::string& out) {
   const auto frame = wire::begin_delimited(out);
-  std::visit(
-      [&out](const auto& e) {
-        using T = std::decay_t<decltype(e)>;
-        if constexpr (std::is_same_v<T, StepBeginEntry>) {
-          const auto m = wire::begin_message(out, 1);
-          if (e.step != 0) wire::put_varint_field(out, 1, e.step);
-          for (const Column& c : e.cols) put_col(out, 2, c);
-          wire::end_message(out, m);
-        } else if constexpr (std::is_same_v<T, StepEndEntry>) {
-          const auto m = wire::begin_message(out, 2);
-          if (e.affected_row_count != 0) wire::put_varint_field(out, 1, e.affected_row_count);
-          if (e.last_insert_rowid) wire::put_sint64_field(out, 2, *e.last_insert_rowid);
-          wire::end_message(out, m);
-        } else if constexpr (std::is_same_v<T, StepErrorEntry>) {
-          const auto m = wire::begin_message(out, 3);
-          if (e.step != 0) wire::put_varint_field(out, 1, e.step);
-          put_error(out, 2, e.error);
-          wire::end_message(out, m);
-        } else if constexpr (std::is_same_v<T, RowEntry>) {
-          put_row(out, 4, e.row);
-        } else {
-          // The Error itself is the oneof member (Hrana 3 spec, sqld and hrana-client agree); it
-          // is not wrapped in an {error} message as in JSON.
-          put_error(out, 5, e.error);
-        }
-      },
-      entry);
+  detail::put_cursor_entry_body(out, entry);
   wire::end_delimited(out, frame);
 }
 

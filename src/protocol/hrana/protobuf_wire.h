@@ -26,12 +26,18 @@ inline constexpr std::uint64_t kMaxFieldNumber = (std::uint64_t{1} << 29) - 1;
 
 inline const char* wire_type_name(WireType t) {
   switch (t) {
-    case WireType::kVarint: return "varint";
-    case WireType::kFixed64: return "64-bit";
-    case WireType::kLen: return "length-delimited";
-    case WireType::kStartGroup: return "start-group";
-    case WireType::kEndGroup: return "end-group";
-    case WireType::kFixed32: return "32-bit";
+    case WireType::kVarint:
+      return "varint";
+    case WireType::kFixed64:
+      return "64-bit";
+    case WireType::kLen:
+      return "length-delimited";
+    case WireType::kStartGroup:
+      return "start-group";
+    case WireType::kEndGroup:
+      return "end-group";
+    case WireType::kFixed32:
+      return "32-bit";
   }
   return "invalid";
 }
@@ -165,6 +171,8 @@ struct Field {
 class Reader {
  public:
   explicit Reader(std::string_view data) : p_(data.data()), end_(data.data() + data.size()) {}
+  // The reader and its fields point into the input, so a temporary string would dangle.
+  explicit Reader(std::string&&) = delete;
 
   // The next field. False at the end of the input, or on malformed input (then error() is set).
   bool next(Field& f) {

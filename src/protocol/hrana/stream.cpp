@@ -1,5 +1,7 @@
 #include "protocol/hrana/stream.h"
 
+#include <cctype>
+
 #include "engine/executor.h"
 
 namespace quire::hrana {
@@ -19,6 +21,26 @@ Expected<const std::string*, ProtocolError> resolve_sql(const std::optional<std:
                                     " has not been stored (store_sql) or was closed"});
   }
   return unexpected(ProtocolError{"Neither 'sql' nor 'sql_id' was given"});
+}
+
+// BEGIN IMMEDIATE and BEGIN EXCLUSIVE take the write lock, though SQLite calls every
+// transaction-control statement read-only.
+bool takes_write_lock(std::string_view sql) {
+  auto word = [&](std::size_t& i) {
+    while (i < sql.size() && !std::isalpha(static_cast<unsigned char>(sql[i]))) {
+      if (!std::isspace(static_cast<unsigned char>(sql[i]))) return std::string();
+      ++i;
+    }
+    std::string w;
+    while (i < sql.size() && std::isalpha(static_cast<unsigned char>(sql[i]))) {
+      w += static_cast<char>(std::toupper(static_cast<unsigned char>(sql[i++])));
+    }
+    return w;
+  };
+  std::size_t i = 0;
+  if (word(i) != "BEGIN") return false;
+  const std::string mode = word(i);
+  return mode == "IMMEDIATE" || mode == "EXCLUSIVE";
 }
 
 }  // namespace
@@ -41,6 +63,36 @@ Expected<std::optional<Error>, ProtocolError> SqlStore::store(std::int32_t id, s
   }
   texts_.emplace(id, std::move(sql));
   return std::optional<Error>();
+}
+
+bool Stream::holds_write_lock() const {
+  return conn_ && sqlite3_txn_state(conn_->handle(), "main") == SQLITE_TXN_WRITE;
+}
+
+bool Stream::may_block(const Stmt& stmt, const SqlStore& sqls) {
+  if (holds_write_lock()) return false;
+  const std::string* sql = stmt.sql ? &*stmt.sql : (stmt.sql_id ? sqls.find(*stmt.sql_id) : nullptr);
+  if (!sql) return false;  // fails before it runs
+  auto conn = connection();
+  if (!conn) return false;
+  auto prepared = (**conn)->prepare_cached(*sql);
+  if (!prepared || !(*prepared)->stmt) return false;  // fails before it runs
+  return !sqlite3_stmt_readonly((*prepared)->stmt.get()) || takes_write_lock(*sql);
+}
+
+bool Stream::may_block(const Batch& batch, const SqlStore& sqls) {
+  if (holds_write_lock()) return false;
+  for (const auto& step : batch.steps) {
+    if (may_block(step.stmt, sqls)) return true;
+  }
+  return false;
+}
+
+bool Stream::may_block(const StreamRequest& request, const SqlStore& sqls) {
+  if (holds_write_lock()) return false;
+  if (auto* e = std::get_if<ExecuteReq>(&request)) return may_block(e->stmt, sqls);
+  if (auto* b = std::get_if<BatchReq>(&request)) return may_block(b->batch, sqls);
+  return std::holds_alternative<SequenceReq>(request);  // a script may do anything
 }
 
 Expected<engine::Lease*, Error> Stream::connection() {

@@ -54,6 +54,14 @@ class Stream {
                                            engine::ResponseBudget& budget,
                                            const std::function<void(CursorEntry&&)>& sink);
 
+  // True when running `request` may have to wait for the database's write lock: it writes, or
+  // begins an IMMEDIATE/EXCLUSIVE transaction, and this stream does not hold the lock already.
+  // Such requests run on the blocking pool so that waiting never stalls an I/O thread; all
+  // others (reads, and everything inside a write transaction this stream holds) run inline.
+  bool may_block(const StreamRequest& request, const SqlStore& sqls);
+  bool may_block(const Batch& batch, const SqlStore& sqls);
+  bool may_block(const Stmt& stmt, const SqlStore& sqls);
+
   // True after a `close` request, until a later request reopens the stream.
   bool closed() const { return closed_; }
   bool in_transaction() const { return conn_ && conn_->in_transaction(); }
@@ -63,6 +71,7 @@ class Stream {
   Expected<StmtResult, Error> execute(const Stmt& stmt, const std::string& sql,
                                       engine::ResponseBudget& budget);
   bool eval(const BatchCond& cond, const std::vector<int>& outcome);
+  bool holds_write_lock() const;
 
   std::shared_ptr<engine::Database> db_;
   engine::Lease conn_;

@@ -1,13 +1,16 @@
-// A fixed-size log-linear latency histogram (nanosecond samples, under 1% relative error) and
-// the one-line JSON result format shared by the benchmark programs in bench/.
-#ifndef QUIRE_BENCH_LATENCY_HISTOGRAM_H_
-#define QUIRE_BENCH_LATENCY_HISTOGRAM_H_
+// Shared by the benchmark programs in bench/: a fixed-size log-linear latency histogram
+// (nanosecond samples, under 1% relative error), the one-line JSON result format, and a reader
+// for a block device's completed-flush counter (to report device flushes per commit).
+#ifndef QUIRE_BENCH_BENCH_COMMON_H_
+#define QUIRE_BENCH_BENCH_COMMON_H_
 
 #include <algorithm>
 #include <array>
 #include <bit>
 #include <cstdint>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -72,10 +75,14 @@ class LatencyHistogram {
   uint64_t total_ = 0;
 };
 
-// One result line; `tags` are extra string fields (peer, round, placement, ...).
+using Tags = std::vector<std::pair<std::string, std::string>>;
+using Numbers = std::vector<std::pair<std::string, double>>;
+
+// One result line; `tags` are extra string fields (peer, round, placement, ...) and `numbers`
+// extra numeric ones.
 inline std::string ResultJson(const std::string& scenario, int conns, uint64_t requests,
                               uint64_t errors, double seconds, const LatencyHistogram& h,
-                              const std::vector<std::pair<std::string, std::string>>& tags) {
+                              const Tags& tags, const Numbers& numbers = {}) {
   auto escape = [](const std::string& s) {
     std::string out;
     for (char c : s) {
@@ -94,19 +101,38 @@ inline std::string ResultJson(const std::string& scenario, int conns, uint64_t r
                 seconds > 0 ? static_cast<double>(requests) / seconds : 0.0,
                 h.Quantile(0.50) / 1000.0, h.Quantile(0.90) / 1000.0, h.Quantile(0.99) / 1000.0);
   out += buf;
+  for (const auto& [k, v] : numbers) {
+    std::snprintf(buf, sizeof buf, "%.17g", v);
+    out += ",\"" + escape(k) + "\":" + buf;
+  }
   for (const auto& [k, v] : tags) out += ",\"" + escape(k) + "\":\"" + escape(v) + "\"";
   out += "}";
   return out;
 }
 
 // Parses "key=value" into a tag; returns false when there is no '='.
-inline bool ParseTag(const std::string& arg, std::vector<std::pair<std::string, std::string>>* tags) {
+inline bool ParseTag(const std::string& arg, Tags* tags) {
   const auto eq = arg.find('=');
   if (eq == std::string::npos || eq == 0) return false;
   tags->emplace_back(arg.substr(0, eq), arg.substr(eq + 1));
   return true;
 }
 
+// Flush requests completed by block device `dev` (field 19 of /proc/diskstats, Linux 5.5+),
+// or -1 when unknown.
+inline int64_t DiskFlushes(const std::string& dev) {
+  if (dev.empty()) return -1;
+  std::ifstream in("/proc/diskstats");
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::vector<std::string> f;
+    for (std::string x; fields >> x;) f.push_back(x);
+    if (f.size() >= 19 && f[2] == dev) return std::stoll(f[18]);
+  }
+  return -1;
+}
+
 }  // namespace quire::bench
 
-#endif  // QUIRE_BENCH_LATENCY_HISTOGRAM_H_
+#endif  // QUIRE_BENCH_BENCH_COMMON_H_
