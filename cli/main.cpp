@@ -96,6 +96,9 @@ int main(int argc, char** argv) {
   CLI::App app{"quire: a production SQLite server that speaks libSQL's protocols", "quire"};
   app.set_version_flag("--version", std::string("quire ") + QUIRE_VERSION);
   app.require_subcommand(1);
+  app.footer(
+      "Quick start: `quire serve` serves ./data on http://127.0.0.1:8080; point @libsql/client at\n"
+      "it with url 'http://127.0.0.1:8080' (or ws://). `quire serve --help` lists every option.");
 
   quire::server::Config config;
   std::string listen = "127.0.0.1:8080";
@@ -106,7 +109,7 @@ int main(int argc, char** argv) {
   unsigned idle_connection_timeout_s = 60;
   unsigned request_read_timeout_s = 30;
 
-  auto* serve_cmd = app.add_subcommand("serve", "Serve databases over HTTP (Hrana v2/v3, legacy API)");
+  auto* serve_cmd = app.add_subcommand("serve", "Serve SQLite databases over HTTP and WebSocket (Hrana v1-v3 in JSON and protobuf, sqld's legacy API)");
   serve_cmd->add_option("--data,--db-path", config.data_dir,
                         "Data directory; the default database is DIR/dbs/default/data")
       ->capture_default_str();
