@@ -16,7 +16,10 @@ void Lease::release() {
 Database::Database(std::string path, DatabaseOptions options)
     : path_(std::move(path)), options_(std::move(options)) {}
 
-Database::~Database() { close(); }
+Database::~Database() {
+  close();
+  write_lane_.reset();  // its connection goes before the checkpointer's final word
+}
 
 Expected<std::shared_ptr<Database>, sqlite::Error> Database::open(std::string path,
                                                                   DatabaseOptions options) {
@@ -26,6 +29,9 @@ Expected<std::shared_ptr<Database>, sqlite::Error> Database::open(std::string pa
   if (!first) return unexpected(first.error());
   db->checkpointer_ =
       std::make_unique<Checkpointer>(std::move(first.value()), db->options_.checkpoint_threshold_frames);
+  auto lane_conn = db->open_connection();
+  if (!lane_conn) return unexpected(lane_conn.error());
+  db->write_lane_ = std::make_unique<WriteLane>(std::move(lane_conn.value()), db->options_.write_lane);
   return db;
 }
 
@@ -72,6 +78,7 @@ Expected<void, sqlite::Error> Database::checkpoint(int mode) { return checkpoint
 
 void Database::close() {
   if (closed_.exchange(true)) return;
+  if (write_lane_) write_lane_->stop();
   if (checkpointer_) checkpointer_->stop();
   {
     std::lock_guard lock(mu_);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/expected.h"
+#include "engine/write_lane.h"
 #include "sqlite/connection.h"
 
 namespace quire::engine {
@@ -25,6 +26,7 @@ struct DatabaseOptions {
   std::size_t max_idle_connections = 32;
   // A passive checkpoint runs once the WAL holds this many frames.
   int checkpoint_threshold_frames = 1000;
+  WriteLaneOptions write_lane;
 };
 
 class Database;
@@ -69,6 +71,9 @@ class Database : public std::enable_shared_from_this<Database> {
   // A connection for exclusive use: an idle one from the pool, or a newly opened one.
   Expected<Lease, sqlite::Error> acquire();
 
+  // The lane that runs and group-commits autocommit writes.
+  WriteLane& write_lane() { return *write_lane_; }
+
   // Runs a checkpoint now. mode is a SQLITE_CHECKPOINT_* constant.
   Expected<void, sqlite::Error> checkpoint(int mode);
 
@@ -88,6 +93,7 @@ class Database : public std::enable_shared_from_this<Database> {
   std::mutex mu_;
   std::vector<std::unique_ptr<sqlite::Connection>> idle_;  // guarded by mu_
   std::unique_ptr<Checkpointer> checkpointer_;
+  std::unique_ptr<WriteLane> write_lane_;
   std::atomic<bool> closed_{false};
 };
 

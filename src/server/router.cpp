@@ -149,10 +149,60 @@ Router::Routed Router::pipeline(const Request& req, hrana::Version version, Enco
       break;
     }
   }
-  if (blocking) {
-    return Deferred([this, &req, body, entry, enc] { return run_pipeline(req, *body, entry, enc); });
+  if (!blocking) return run_pipeline(req, *body, entry, enc);
+  if (grouped_write(*body, *entry)) {
+    return Deferred(
+        [this, &req, body, entry, enc] { return run_pipeline_grouped(req, *body, entry, enc); });
   }
-  return run_pipeline(req, *body, entry, enc);
+  return Deferred([this, &req, body, entry, enc] { return run_pipeline(req, *body, entry, enc); });
+}
+
+bool Router::grouped_write(const hrana::PipelineRequest& body, hrana::StreamRegistry::Entry& entry) {
+  // [execute] or [execute, close]: what @libsql/client's execute() sends.
+  const auto& r = body.requests;
+  if (r.empty() || r.size() > 2) return false;
+  if (r.size() == 2 && !std::holds_alternative<hrana::CloseReq>(r[1])) return false;
+  auto* exec = std::get_if<hrana::ExecuteReq>(&r[0]);
+  return exec && entry.stream.groupable(exec->stmt, entry.sqls);
+}
+
+Response Router::run_pipeline_grouped(const Request& req, hrana::PipelineRequest& body,
+                                      const Entry& entry, Encoding enc) {
+  hrana::PipelineResponse out;
+  std::optional<std::string> protocol_error;
+  auto done = db_->write_lane().submit([&](sqlite::Connection& conn) {
+    // May run twice (see WriteLane): start from scratch each time.
+    out.results.clear();
+    protocol_error.reset();
+    engine::ResponseBudget budget{config_.limits.max_response_bytes};
+    for (const auto& r : body.requests) {
+      auto result = entry->stream.run_on(conn, r, entry->sqls, budget);
+      if (!result) {
+        protocol_error = result.error().message;
+        return;
+      }
+      out.results.push_back(std::move(result.value()));
+    }
+  }).get();
+  if (!done) {
+    // The group never committed: the write did not happen.
+    for (auto& result : out.results) {
+      if (std::holds_alternative<hrana::StreamResponse>(result) &&
+          std::holds_alternative<hrana::ExecuteResp>(std::get<hrana::StreamResponse>(result))) {
+        result = hrana::Error{done.error().message, done.error().code, {}};
+      }
+    }
+    if (out.results.empty()) {
+      for (std::size_t i = 0; i < body.requests.size(); ++i) {
+        out.results.emplace_back(hrana::Error{done.error().message, done.error().code, {}});
+      }
+    }
+  }
+  if (protocol_error) {
+    streams_.drop(entry);
+    return text(req, http::status::bad_request, *protocol_error);
+  }
+  return finish_pipeline(req, out, entry, enc);
 }
 
 Response Router::run_pipeline(const Request& req, hrana::PipelineRequest& body,
@@ -174,6 +224,11 @@ Response Router::run_pipeline(const Request& req, hrana::PipelineRequest& body,
     streams_.drop(entry);
     throw;
   }
+  return finish_pipeline(req, out, entry, enc);
+}
+
+Response Router::finish_pipeline(const Request& req, hrana::PipelineResponse& out,
+                                 const Entry& entry, Encoding enc) {
   if (entry->stream.closed()) {
     streams_.drop(entry);
   } else {

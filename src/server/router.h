@@ -50,6 +50,13 @@ class Router {
                   const std::string& client);
   Response run_pipeline(const Request& req, hrana::PipelineRequest& body, const Entry& entry,
                         Encoding enc);
+  // The same for a pipeline that is one autocommit write: it runs in the database's write lane
+  // and is acknowledged when its group commits.
+  Response run_pipeline_grouped(const Request& req, hrana::PipelineRequest& body,
+                                const Entry& entry, Encoding enc);
+  bool grouped_write(const hrana::PipelineRequest& body, hrana::StreamRegistry::Entry& entry);
+  Response finish_pipeline(const Request& req, hrana::PipelineResponse& out, const Entry& entry,
+                           Encoding enc);
   Routed cursor(const Request& req, Encoding enc, const std::string& client);
   Response run_cursor(const Request& req, const hrana::CursorRequest& body, const Entry& entry,
                       Encoding enc);

@@ -17,9 +17,6 @@ namespace ws = hrana::ws;
 namespace {
 
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
-// Streams one connection may hold open at once.
-constexpr std::size_t kMaxStreamsPerConnection = 128;
-constexpr std::size_t kMaxCursorsPerConnection = 32;
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -61,15 +58,23 @@ WsSession::WsSession(beast::tcp_stream stream, const Config& config,
       db_(std::move(db)),
       subprotocol_(std::move(subprotocol)),
       blocking_(blocking),
-      sqls_(config.limits) {}
+      sqls_(config.limits),
+      no_sqls_(config.limits),
+      wake_(ws_.get_executor()) {}
+
+std::size_t WsSession::backlog() const { return inflight_ + queued_ + outbox_.size(); }
 
 void WsSession::shutdown() {
-  closing_ = true;
-  if (reading_) {
-    // Waiting for the next request: say goodbye now (the pending read then ends).
+  if (stop_reading_) return;
+  stop_reading_ = true;
+  if (!close_) close_ = websocket::close_reason(websocket::close_code::going_away, "Server shutdown");
+  if (reading_ && !writing_ && inflight_ == 0) {
+    // Idle: close now; the pending read then ends.
     auto self = shared_from_this();
-    ws_.async_close(websocket::close_code::going_away, [self](beast::error_code) {});
+    ws_.async_close(*close_, [self](beast::error_code) {});
+    close_.reset();
   }
+  wake();
 }
 
 asio::awaitable<void> WsSession::run(beast::http::request<beast::http::string_body> req) {
@@ -90,85 +95,334 @@ asio::awaitable<void> WsSession::run(beast::http::request<beast::http::string_bo
   if (aec) co_return;
   ws_.binary(subprotocol_.protobuf);
 
+  co_await read_loop();
+
+  // Reading is over: let the work in progress finish and its responses go out, then close.
+  stop_reading_ = true;
+  while (inflight_ > 0 || writing_) {
+    wake_.expires_at(asio::steady_timer::time_point::max());
+    co_await wake_.async_wait(kUseTuple);
+  }
+  if (close_ && ws_.is_open()) co_await ws_.async_close(*close_, kUseTuple);
+  // Dropping the streams rolls back whatever transactions they left open.
+  cursors_.clear();
+  streams_.clear();
+}
+
+asio::awaitable<void> WsSession::read_loop() {
   beast::flat_buffer buffer;
-  while (!closing_) {
+  while (!stop_reading_) {
+    while (backlog() >= kMaxBacklog && !stop_reading_) {
+      // The client is not reading its responses fast enough (or keeps the pool busy): stop
+      // reading until the backlog drains.
+      wake_.expires_at(asio::steady_timer::time_point::max());
+      co_await wake_.async_wait(kUseTuple);
+    }
+    if (stop_reading_) break;
     buffer.clear();
     reading_ = true;
     auto [rec, n] = co_await ws_.async_read(buffer, kUseTuple);
     reading_ = false;
     if (rec) {
       if (rec == websocket::error::message_too_big) {
-        websocket::close_reason reason(websocket::close_code::too_big,
-                                       "Message larger than the server's limit");
-        co_await ws_.async_close(reason, kUseTuple);
+        close_ = websocket::close_reason(websocket::close_code::too_big,
+                                         "Message larger than the server's limit");
       }
-      break;  // closed by the peer, timed out, or torn down: streams are released below
+      break;  // closed by the peer, timed out, or torn down
     }
     const auto data = buffer.cdata();
-    std::string_view payload(static_cast<const char*>(data.data()), data.size());
+    try {
+      on_message(std::string_view(static_cast<const char*>(data.data()), data.size()),
+                 ws_.got_binary());
+    } catch (const std::exception& e) {
+      spdlog::error("internal error on a WebSocket connection: {}", e.what());
+      fail_protocol("Internal server error", websocket::close_code::internal_error);
+    }
+  }
+}
+
+asio::awaitable<void> WsSession::write_loop() {
+  auto self = shared_from_this();
+  writing_ = true;
+  while (!outbox_.empty()) {
+    auto [wec, wn] = co_await ws_.async_write(asio::buffer(outbox_.front()), kUseTuple);
+    if (wec) {
+      outbox_.clear();
+      stop_reading_ = true;
+      break;
+    }
+    outbox_.pop_front();
+    wake();  // the backlog shrank
+  }
+  writing_ = false;
+  wake();
+}
+
+void WsSession::send(ws::ServerMsg msg) {
+  outbox_.push_back(subprotocol_.protobuf ? ws::protobuf::encode_server_msg(msg)
+                                          : ws::json::encode_server_msg(msg));
+  if (!writing_) asio::co_spawn(ws_.get_executor(), write_loop(), asio::detached);
+}
+
+void WsSession::fail_protocol(std::string message, websocket::close_code code) {
+  // Close reasons are limited to 123 bytes by RFC 6455.
+  if (message.size() > 120) message.resize(120);
+  if (!close_) close_ = websocket::close_reason(code, message);
+  stop_reading_ = true;
+  wake();
+}
+
+void WsSession::apply(Outcome outcome) {
+  if (outcome.new_cursor) cursors_.insert(std::move(*outcome.new_cursor));
+  if (outcome.reply) send(std::move(*outcome.reply));
+  if (outcome.close) {
+    close_ = std::move(outcome.close);
+    stop_reading_ = true;
+    wake();
+  }
+}
+
+void WsSession::on_message(std::string_view payload, bool binary) {
+  if (binary != subprotocol_.protobuf) {
+    // 1003 (unknown_data): the frame type does not match the subprotocol.
+    return fail_protocol(subprotocol_.protobuf ? "Expected a binary message (protobuf)"
+                                               : "Expected a text message (JSON)",
+                         websocket::close_code::unknown_data);
+  }
+  auto msg = subprotocol_.protobuf ? ws::protobuf::decode_client_msg(payload)
+                                   : ws::json::decode_client_msg(payload);
+  if (!msg) return fail_protocol(msg.error().message, websocket::close_code::bad_payload);
+
+  if (std::holds_alternative<ws::HelloMsg>(*msg)) {
+    if (hello_done_ && subprotocol_.version < 2) {
+      return fail_protocol("Hello may be sent only once in protocol version 1");
+    }
+    // Authentication arrives with the auth issue; every hello is accepted until then.
+    hello_done_ = true;
+    return send(ws::HelloOkMsg{});
+  }
+  if (!hello_done_) return fail_protocol("The first message must be hello");
+  dispatch(std::move(std::get<ws::RequestMsg>(*msg)));
+}
+
+namespace {
+
+// The stream a request acts on, if any.
+std::optional<std::int32_t> stream_of(const ws::Request& r) {
+  return std::visit(
+      [](const auto& v) -> std::optional<std::int32_t> {
+        if constexpr (requires { v.stream_id; }) {
+          return v.stream_id;
+        } else {
+          return std::nullopt;
+        }
+      },
+      r);
+}
+
+}  // namespace
+
+void WsSession::dispatch(ws::RequestMsg msg) {
+  const std::int32_t id = msg.request_id;
+  ws::Request& request = msg.request;
+  if (ws::min_version(request) > subprotocol_.version) {
+    return fail_protocol(std::string("The ") + ws::kRequestNames[request.index()] +
+                         " request needs protocol version " +
+                         std::to_string(ws::min_version(request)) + " or higher");
+  }
+  auto ok = [&](ws::Response r) { send(ws::ResponseOkMsg{id, std::move(r)}); };
+  auto error = [&](hrana::Error e) { send(ws::ResponseErrorMsg{id, std::move(e)}); };
+
+  if (auto* open = std::get_if<ws::OpenStreamReq>(&request)) {
+    if (streams_.count(open->stream_id)) {
+      return fail_protocol("Stream " + std::to_string(open->stream_id) + " is already open");
+    }
+    if (streams_.size() >= kMaxStreams) {
+      return error(hrana::Error{"Too many streams on this connection (the limit is " +
+                                    std::to_string(kMaxStreams) + ")",
+                                "STREAMS_EXHAUSTED", {}});
+    }
+    streams_[open->stream_id].stream = std::make_unique<hrana::Stream>(db_);
+    return ok(ws::OpenStreamResp{});
+  }
+  if (auto* store = std::get_if<ws::StoreSqlReq>(&request)) {
+    auto stored = sqls_.store(store->sql_id, std::move(store->sql));
+    if (!stored) return fail_protocol(stored.error().message);
+    if (*stored) return error(std::move(**stored));
+    return ok(ws::StoreSqlResp{});
+  }
+  if (auto* close = std::get_if<ws::CloseSqlReq>(&request)) {
+    sqls_.close(close->sql_id);
+    return ok(ws::CloseSqlResp{});
+  }
+  // Cursor requests belong to the stream their cursor was opened on.
+  std::optional<std::int32_t> stream_id = stream_of(request);
+  if (!stream_id) {
+    const std::int32_t cursor_id = std::visit(
+        [](const auto& v) -> std::int32_t {
+          if constexpr (requires { v.cursor_id; }) {
+            return v.cursor_id;
+          } else {
+            return 0;
+          }
+        },
+        request);
+    auto it = cursor_streams_.find(cursor_id);
+    if (it == cursor_streams_.end()) {
+      return fail_protocol("Cursor " + std::to_string(cursor_id) + " is not open");
+    }
+    stream_id = it->second;
+  }
+  auto it = streams_.find(*stream_id);
+  if (it == streams_.end()) {
+    return fail_protocol("Stream " + std::to_string(*stream_id) + " is not open");
+  }
+  if (auto* oc = std::get_if<ws::OpenCursorReq>(&request)) {
+    if (cursor_streams_.count(oc->cursor_id)) {
+      return fail_protocol("Cursor " + std::to_string(oc->cursor_id) + " is already open");
+    }
+    cursor_streams_[oc->cursor_id] = oc->stream_id;
+  }
+  if (!inline_sql_ids(request)) {
+    return fail_protocol("SQL text with that id has not been stored (store_sql) or was closed");
+  }
+  StreamState& state = it->second;
+  if (state.busy) {
+    state.queued.push_back(std::move(msg));
+    ++queued_;
+    return;
+  }
+  start_on_stream(*stream_id, std::move(msg));
+}
+
+void WsSession::start_on_stream(std::int32_t stream_id, ws::RequestMsg msg) {
+  StreamState& state = streams_.at(stream_id);
+  const std::int32_t id = msg.request_id;
+  if (std::holds_alternative<ws::CloseStreamReq>(msg.request)) {
+    std::erase_if(cursors_, [&](const auto& kv) { return kv.second.stream_id == stream_id; });
+    std::erase_if(cursor_streams_, [&](const auto& kv) { return kv.second == stream_id; });
+    queued_ -= state.queued.size();
+    streams_.erase(stream_id);  // rolls back an open transaction
+    return send(ws::ResponseOkMsg{id, ws::CloseStreamResp{}});
+  }
+  if (auto* fetch = std::get_if<ws::FetchCursorReq>(&msg.request)) {
+    auto it = cursors_.find(fetch->cursor_id);
+    if (it == cursors_.end()) {
+      return fail_protocol("Cursor " + std::to_string(fetch->cursor_id) + " is not open");
+    }
+    ws::FetchCursorResp resp;
+    auto& entries = it->second.entries;
+    const std::size_t n = std::min<std::size_t>(fetch->max_count, entries.size());
+    resp.entries.assign(std::make_move_iterator(entries.begin()),
+                        std::make_move_iterator(entries.begin() + static_cast<long>(n)));
+    entries.erase(entries.begin(), entries.begin() + static_cast<long>(n));
+    resp.done = entries.empty();
+    return send(ws::ResponseOkMsg{id, std::move(resp)});
+  }
+  if (auto* close = std::get_if<ws::CloseCursorReq>(&msg.request)) {
+    cursors_.erase(close->cursor_id);
+    cursor_streams_.erase(close->cursor_id);
+    return send(ws::ResponseOkMsg{id, ws::CloseCursorResp{}});
+  }
+  if (std::holds_alternative<ws::OpenCursorReq>(msg.request) && cursors_.size() >= kMaxCursors) {
+    cursor_streams_.erase(std::get<ws::OpenCursorReq>(msg.request).cursor_id);
+    return send(ws::ResponseErrorMsg{
+        id, hrana::Error{"Too many cursors on this connection", "CURSORS_EXHAUSTED", {}}});
+  }
+
+  hrana::Stream& stream = *state.stream;
+  if (!may_block(stream, msg.request)) {
+    return finish(stream_id, execute_on(stream, id, msg.request, sqls_), false);
+  }
+  // May wait for the write lock: run it on the blocking pool. The stream is busy meanwhile, so
+  // nothing else touches it; the session goes on with its other streams.
+  state.busy = true;
+  ++inflight_;
+  auto self = shared_from_this();
+  auto shared = std::make_shared<ws::RequestMsg>(std::move(msg));
+  asio::post(blocking_, [self, shared, &stream, stream_id] {
     Outcome out;
     try {
-      auto handled = handle(payload, ws_.got_binary());
-      if (auto* deferred = std::get_if<Deferred>(&handled)) {
-        // The session reads nothing else meanwhile, so its state is touched by one thread at a
-        // time even though this part runs on the blocking pool.
-        out = co_await asio::co_spawn(
-            blocking_, [deferred]() -> asio::awaitable<Outcome> { co_return (*deferred)(); },
-            asio::use_awaitable);
-      } else {
-        out = std::move(std::get<Outcome>(handled));
-      }
+      out = self->execute_on(stream, shared->request_id, shared->request, self->no_sqls_);
     } catch (const std::exception& e) {
       spdlog::error("internal error on a WebSocket connection: {}", e.what());
       out.close = websocket::close_reason(websocket::close_code::internal_error,
                                           "Internal server error");
     }
-    if (out.reply) {
-      std::string bytes = subprotocol_.protobuf ? ws::protobuf::encode_server_msg(*out.reply)
-                                                : ws::json::encode_server_msg(*out.reply);
-      auto [wec, wn] = co_await ws_.async_write(asio::buffer(bytes), kUseTuple);
-      if (wec) break;
-    }
-    if (out.close) {
-      co_await ws_.async_close(*out.close, kUseTuple);
-      break;
-    }
+    asio::post(self->ws_.get_executor(), [self, stream_id, out = std::move(out)]() mutable {
+      self->finish(stream_id, std::move(out), true);
+    });
+  });
+}
+
+void WsSession::finish(std::int32_t stream_id, Outcome outcome, bool deferred) {
+  if (deferred) --inflight_;
+  apply(std::move(outcome));
+  if (!deferred) return;
+  auto it = streams_.find(stream_id);
+  if (it == streams_.end()) return;
+  it->second.busy = false;
+  // Run what queued up behind it, in order, until one of them goes to the pool again.
+  while (!it->second.busy && !it->second.queued.empty() && !close_) {
+    ws::RequestMsg next = std::move(it->second.queued.front());
+    it->second.queued.pop_front();
+    --queued_;
+    const bool closing_stream = std::holds_alternative<ws::CloseStreamReq>(next.request);
+    start_on_stream(stream_id, std::move(next));
+    if (closing_stream) return;  // `it` is gone
   }
-  if (closing_ && ws_.is_open()) {
-    co_await ws_.async_close(websocket::close_code::going_away, kUseTuple);
-  }
-  // Dropping the streams rolls back whatever transactions they left open.
-  cursors_.clear();
-  streams_.clear();
+  wake();
 }
 
-WsSession::Outcome WsSession::protocol_error(std::string message, websocket::close_code code) {
-  // Close reasons are limited to 123 bytes by RFC 6455.
-  if (message.size() > 120) message.resize(120);
-  Outcome out;
-  out.close = websocket::close_reason(code, message);
-  return out;
+bool WsSession::inline_sql_ids(ws::Request& request) {
+  auto fix_stmt = [&](hrana::Stmt& stmt) {
+    if (stmt.sql || !stmt.sql_id) return true;
+    const std::string* text = sqls_.find(*stmt.sql_id);
+    if (!text) return false;
+    stmt.sql = *text;
+    stmt.sql_id.reset();
+    return true;
+  };
+  auto fix_batch = [&](hrana::Batch& batch) {
+    for (auto& step : batch.steps) {
+      if (!fix_stmt(step.stmt)) return false;
+    }
+    return true;
+  };
+  auto fix_pair = [&](std::optional<std::string>& sql, std::optional<std::int32_t>& sql_id) {
+    if (sql || !sql_id) return true;
+    const std::string* text = sqls_.find(*sql_id);
+    if (!text) return false;
+    sql = *text;
+    sql_id.reset();
+    return true;
+  };
+  return std::visit(
+      [&](auto& r) -> bool {
+        using T = std::decay_t<decltype(r)>;
+        if constexpr (std::is_same_v<T, ws::ExecuteReq>) {
+          return fix_stmt(r.stmt);
+        } else if constexpr (std::is_same_v<T, ws::BatchReq> || std::is_same_v<T, ws::OpenCursorReq>) {
+          return fix_batch(r.batch);
+        } else if constexpr (std::is_same_v<T, ws::SequenceReq> || std::is_same_v<T, ws::DescribeReq>) {
+          return fix_pair(r.sql, r.sql_id);
+        } else {
+          return true;
+        }
+      },
+      request);
 }
 
-hrana::Stream* WsSession::find_stream(std::int32_t id) {
-  auto it = streams_.find(id);
-  return it == streams_.end() ? nullptr : it->second.get();
-}
-
-bool WsSession::may_block(const ws::Request& request) {
-  auto stream_of = [&](std::int32_t id) { return find_stream(id); };
+bool WsSession::may_block(hrana::Stream& stream, const ws::Request& request) {
   return std::visit(
       [&](const auto& r) -> bool {
         using T = std::decay_t<decltype(r)>;
         if constexpr (std::is_same_v<T, ws::ExecuteReq>) {
-          auto* s = stream_of(r.stream_id);
-          return s && s->may_block(r.stmt, sqls_);
+          return stream.may_block(r.stmt, sqls_);
         } else if constexpr (std::is_same_v<T, ws::BatchReq> || std::is_same_v<T, ws::OpenCursorReq>) {
-          auto* s = stream_of(r.stream_id);
-          return s && s->may_block(r.batch, sqls_);
+          return stream.may_block(r.batch, sqls_);
         } else if constexpr (std::is_same_v<T, ws::SequenceReq>) {
-          auto* s = stream_of(r.stream_id);
-          return s && s->may_block(hrana::StreamRequest(hrana::SequenceReq{}), sqls_);
+          return stream.may_block(hrana::StreamRequest(hrana::SequenceReq{}), sqls_);
         } else {
           return false;
         }
@@ -176,142 +430,81 @@ bool WsSession::may_block(const ws::Request& request) {
       request);
 }
 
-WsSession::Handled WsSession::handle(std::string_view payload, bool binary) {
-  if (binary != subprotocol_.protobuf) {
-    return protocol_error(subprotocol_.protobuf ? "Expected a binary message (protobuf)"
-                                                : "Expected a text message (JSON)",
-                          websocket::close_code::bad_payload);
-  }
-  auto msg = subprotocol_.protobuf ? ws::protobuf::decode_client_msg(payload)
-                                   : ws::json::decode_client_msg(payload);
-  if (!msg) return protocol_error(msg.error().message, websocket::close_code::bad_payload);
-
-  if (std::holds_alternative<ws::HelloMsg>(*msg)) {
-    if (hello_done_ && subprotocol_.version < 2) {
-      return protocol_error("Hello may be sent only once in protocol version 1");
-    }
-    // Authentication arrives with the auth issue; every hello is accepted until then.
-    hello_done_ = true;
-    return Outcome{ws::ServerMsg(ws::HelloOkMsg{}), std::nullopt};
-  }
-  if (!hello_done_) return protocol_error("The first message must be hello");
-  auto& request = std::get<ws::RequestMsg>(*msg);
-  if (may_block(request.request)) {
-    auto shared = std::make_shared<ws::RequestMsg>(std::move(request));
-    return Deferred([this, shared] { return handle_request(*shared); });
-  }
-  return handle_request(request);
-}
-
-WsSession::Outcome WsSession::handle_request(ws::RequestMsg& msg) {
-  const std::int32_t id = msg.request_id;
-  ws::Request& request = msg.request;
-  if (ws::min_version(request) > subprotocol_.version) {
-    return protocol_error(std::string("The ") + ws::kRequestNames[request.index()] +
-                          " request needs protocol version " +
-                          std::to_string(ws::min_version(request)) + " or higher");
-  }
+WsSession::Outcome WsSession::execute_on(hrana::Stream& stream, std::int32_t id, ws::Request& request,
+                                         const hrana::SqlStore& sqls) {
   const auto version = static_cast<hrana::Version>(subprotocol_.version);
   auto ok = [&](ws::Response r) {
-    return Outcome{ws::ServerMsg(ws::ResponseOkMsg{id, std::move(r)}), std::nullopt};
+    return Outcome{ws::ServerMsg(ws::ResponseOkMsg{id, std::move(r)}), std::nullopt, std::nullopt};
   };
   auto fail = [&](hrana::Error e) {
-    return Outcome{ws::ServerMsg(ws::ResponseErrorMsg{id, std::move(e)}), std::nullopt};
+    return Outcome{ws::ServerMsg(ws::ResponseErrorMsg{id, std::move(e)}), std::nullopt,
+                   std::nullopt};
   };
+  auto protocol_error = [&](std::string message) {
+    if (message.size() > 120) message.resize(120);
+    return Outcome{std::nullopt, websocket::close_reason(websocket::close_code::policy_error, message),
+                   std::nullopt};
+  };
+  // SqlStore::store is never reached from here (store_sql is not a stream request), so a const
+  // store is all the stream needs; Stream::run takes it mutable for that case only.
+  auto& store = const_cast<hrana::SqlStore&>(sqls);
 
-  // Requests that run on a stream go through the same code as HTTP pipelines.
-  auto on_stream = [&](std::int32_t stream_id, hrana::StreamRequest sreq) -> Outcome {
-    hrana::Stream* stream = find_stream(stream_id);
-    if (!stream) return protocol_error("Stream " + std::to_string(stream_id) + " is not open");
-    if (auto v = hrana::validate(sreq, version); !v) return protocol_error(v.error().message);
+  if (auto* oc = std::get_if<ws::OpenCursorReq>(&request)) {
+    if (auto v = hrana::validate(oc->batch, version); !v) return protocol_error(v.error().message);
+    // The batch runs now; its entries wait for fetch_cursor, bounded by the response limit.
+    Cursor cursor{oc->stream_id, {}};
     engine::ResponseBudget budget{config_.limits.max_response_bytes};
-    auto result = stream->run(sreq, sqls_, budget);
-    if (!result) return protocol_error(result.error().message);
-    if (auto* e = std::get_if<hrana::Error>(&*result)) return fail(std::move(*e));
-    auto& resp = std::get<hrana::StreamResponse>(*result);
-    if (auto* r = std::get_if<hrana::ExecuteResp>(&resp)) return ok(ws::ExecuteResp{std::move(r->result)});
-    if (auto* r = std::get_if<hrana::BatchResp>(&resp)) return ok(ws::BatchResp{std::move(r->result)});
-    if (auto* r = std::get_if<hrana::DescribeResp>(&resp)) return ok(ws::DescribeResp{std::move(r->result)});
-    if (auto* r = std::get_if<hrana::GetAutocommitResp>(&resp)) return ok(ws::GetAutocommitResp{r->is_autocommit});
-    return ok(ws::SequenceResp{});
-  };
+    auto ran = stream.run_cursor(oc->batch, sqls, budget, [&](hrana::CursorEntry&& e) {
+      cursor.entries.push_back(std::move(e));
+    });
+    if (!ran) return protocol_error(ran.error().message);
+    Outcome out = ok(ws::OpenCursorResp{});
+    out.new_cursor.emplace(oc->cursor_id, std::move(cursor));
+    return out;
+  }
 
-  return std::visit(
-      [&](auto& r) -> Outcome {
+  hrana::StreamRequest sreq = std::visit(
+      [](auto& r) -> hrana::StreamRequest {
         using T = std::decay_t<decltype(r)>;
-        if constexpr (std::is_same_v<T, ws::OpenStreamReq>) {
-          if (streams_.count(r.stream_id)) {
-            return protocol_error("Stream " + std::to_string(r.stream_id) + " is already open");
-          }
-          if (streams_.size() >= kMaxStreamsPerConnection) {
-            return fail(hrana::Error{"Too many streams on this connection (the limit is " +
-                                         std::to_string(kMaxStreamsPerConnection) + ")",
-                                     "STREAMS_EXHAUSTED", {}});
-          }
-          streams_.emplace(r.stream_id, std::make_unique<hrana::Stream>(db_));
-          return ok(ws::OpenStreamResp{});
-        } else if constexpr (std::is_same_v<T, ws::CloseStreamReq>) {
-          std::erase_if(cursors_, [&](const auto& kv) { return kv.second.stream_id == r.stream_id; });
-          streams_.erase(r.stream_id);  // rolls back an open transaction
-          return ok(ws::CloseStreamResp{});
-        } else if constexpr (std::is_same_v<T, ws::ExecuteReq>) {
-          return on_stream(r.stream_id, hrana::ExecuteReq{std::move(r.stmt)});
+        if constexpr (std::is_same_v<T, ws::ExecuteReq>) {
+          return hrana::ExecuteReq{std::move(r.stmt)};
         } else if constexpr (std::is_same_v<T, ws::BatchReq>) {
-          return on_stream(r.stream_id, hrana::BatchReq{std::move(r.batch)});
+          return hrana::BatchReq{std::move(r.batch)};
         } else if constexpr (std::is_same_v<T, ws::SequenceReq>) {
-          return on_stream(r.stream_id, hrana::SequenceReq{std::move(r.sql), r.sql_id});
+          return hrana::SequenceReq{std::move(r.sql), r.sql_id};
         } else if constexpr (std::is_same_v<T, ws::DescribeReq>) {
-          return on_stream(r.stream_id, hrana::DescribeReq{std::move(r.sql), r.sql_id});
-        } else if constexpr (std::is_same_v<T, ws::GetAutocommitReq>) {
-          return on_stream(r.stream_id, hrana::GetAutocommitReq{});
-        } else if constexpr (std::is_same_v<T, ws::StoreSqlReq>) {
-          auto stored = sqls_.store(r.sql_id, std::move(r.sql));
-          if (!stored) return protocol_error(stored.error().message);
-          if (*stored) return fail(std::move(**stored));
-          return ok(ws::StoreSqlResp{});
-        } else if constexpr (std::is_same_v<T, ws::CloseSqlReq>) {
-          sqls_.close(r.sql_id);
-          return ok(ws::CloseSqlResp{});
-        } else if constexpr (std::is_same_v<T, ws::OpenCursorReq>) {
-          hrana::Stream* stream = find_stream(r.stream_id);
-          if (!stream) return protocol_error("Stream " + std::to_string(r.stream_id) + " is not open");
-          if (cursors_.count(r.cursor_id)) {
-            return protocol_error("Cursor " + std::to_string(r.cursor_id) + " is already open");
-          }
-          if (cursors_.size() >= kMaxCursorsPerConnection) {
-            return fail(hrana::Error{"Too many cursors on this connection", "CURSORS_EXHAUSTED", {}});
-          }
-          if (auto v = hrana::validate(r.batch, version); !v) return protocol_error(v.error().message);
-          // The batch runs now; its entries wait here for fetch_cursor, bounded by the
-          // response limit.
-          Cursor cursor{r.stream_id, {}};
-          engine::ResponseBudget budget{config_.limits.max_response_bytes};
-          auto ran = stream->run_cursor(r.batch, sqls_, budget, [&](hrana::CursorEntry&& e) {
-            cursor.entries.push_back(std::move(e));
-          });
-          if (!ran) return protocol_error(ran.error().message);
-          cursors_.emplace(r.cursor_id, std::move(cursor));
-          return ok(ws::OpenCursorResp{});
-        } else if constexpr (std::is_same_v<T, ws::FetchCursorReq>) {
-          auto it = cursors_.find(r.cursor_id);
-          if (it == cursors_.end()) {
-            return protocol_error("Cursor " + std::to_string(r.cursor_id) + " is not open");
-          }
-          ws::FetchCursorResp resp;
-          auto& entries = it->second.entries;
-          const std::size_t n = std::min<std::size_t>(r.max_count, entries.size());
-          resp.entries.assign(std::make_move_iterator(entries.begin()),
-                              std::make_move_iterator(entries.begin() + static_cast<long>(n)));
-          entries.erase(entries.begin(), entries.begin() + static_cast<long>(n));
-          resp.done = entries.empty();
-          return ok(std::move(resp));
+          return hrana::DescribeReq{std::move(r.sql), r.sql_id};
         } else {
-          static_assert(std::is_same_v<T, ws::CloseCursorReq>);
-          cursors_.erase(r.cursor_id);
-          return ok(ws::CloseCursorResp{});
+          return hrana::GetAutocommitReq{};
         }
       },
       request);
+  if (auto v = hrana::validate(sreq, version); !v) return protocol_error(v.error().message);
+
+  Expected<hrana::StreamResult, hrana::ProtocolError> result =
+      unexpected(hrana::ProtocolError{"the write lane did not run the request"});
+  auto* exec = std::get_if<hrana::ExecuteReq>(&sreq);
+  if (exec && stream.groupable(exec->stmt, sqls) && stream.may_block(exec->stmt, sqls)) {
+    // An autocommit write: it joins the database's group commit (we are on the blocking pool).
+    auto done = db_->write_lane().submit([&](sqlite::Connection& conn) {
+      engine::ResponseBudget budget{config_.limits.max_response_bytes};
+      result = stream.run_on(conn, sreq, store, budget);
+    }).get();
+    if (!done) return fail(hrana::Error{done.error().message, done.error().code, {}});
+  } else {
+    engine::ResponseBudget budget{config_.limits.max_response_bytes};
+    result = stream.run(sreq, store, budget);
+  }
+  if (!result) return protocol_error(result.error().message);
+  if (auto* e = std::get_if<hrana::Error>(&*result)) return fail(std::move(*e));
+  auto& resp = std::get<hrana::StreamResponse>(*result);
+  if (auto* r = std::get_if<hrana::ExecuteResp>(&resp)) return ok(ws::ExecuteResp{std::move(r->result)});
+  if (auto* r = std::get_if<hrana::BatchResp>(&resp)) return ok(ws::BatchResp{std::move(r->result)});
+  if (auto* r = std::get_if<hrana::DescribeResp>(&resp)) return ok(ws::DescribeResp{std::move(r->result)});
+  if (auto* r = std::get_if<hrana::GetAutocommitResp>(&resp)) {
+    return ok(ws::GetAutocommitResp{r->is_autocommit});
+  }
+  return ok(ws::SequenceResp{});
 }
 
 }  // namespace quire::server

@@ -1,12 +1,17 @@
 // One Hrana-over-WebSocket connection (subprotocols hrana1, hrana2, hrana3, hrana3-protobuf):
 // hello, then requests on numbered streams, each stream a database connection of its own.
 //
-// Requests are handled one at a time in arrival order: each is read, executed, and its response
-// written before the next is read. Pipelined requests wait in the socket's buffers, so a client
-// that never reads its responses stops being read from (backpressure) and costs the server one
-// response, not an unbounded queue.
+// Streams are independent: requests on one stream run in the order they arrived, requests on
+// different streams do not wait for each other. A request that may wait for the write lock runs
+// on the blocking pool while the connection goes on reading and serving its other streams;
+// later requests for the same stream queue behind it. Responses are written in completion order
+// (each carries its request_id). The number of requests in progress, queued behind a stream and
+// responses not yet written is bounded: past kMaxBacklog the connection stops reading, so a
+// client that never reads its responses costs the server a bounded amount of memory.
 //
-// Thread model: lives on one io_context (one thread); every member runs there.
+// Thread model: lives on one io_context (one thread); every member runs there, except the
+// deferred work on the blocking pool, which touches only the one Stream it was given (marked
+// busy meanwhile) and the database.
 #pragma once
 
 #include <boost/asio.hpp>
@@ -15,9 +20,8 @@
 #include <boost/beast/websocket.hpp>
 
 #include <deque>
-#include <functional>
-#include <variant>
 #include <memory>
+#include <optional>
 #include <unordered_map>
 
 #include "engine/database.h"
@@ -48,31 +52,50 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   // Completes the upgrade for `req`, then serves the connection until it closes.
   boost::asio::awaitable<void> run(boost::beast::http::request<boost::beast::http::string_body> req);
 
-  // Shutdown: closes the connection with 1001 (going away) once the current request is done.
+  // Shutdown: stops reading, finishes what is in progress, closes with 1001 (going away).
   void shutdown();
 
  private:
+  static constexpr std::size_t kMaxBacklog = 256;
+  static constexpr std::size_t kMaxStreams = 128;
+  static constexpr std::size_t kMaxCursors = 32;
+
   struct Cursor {
     std::int32_t stream_id = 0;
     std::deque<hrana::CursorEntry> entries;
   };
-  // What handling one message leads to: a message to send, and/or closing the connection.
+  struct StreamState {
+    std::unique_ptr<hrana::Stream> stream;
+    bool busy = false;                         // a request of this stream runs on the pool
+    std::deque<hrana::ws::RequestMsg> queued;  // arrived while busy, in order
+  };
+  // What one request leads to.
   struct Outcome {
     std::optional<hrana::ws::ServerMsg> reply;
     std::optional<boost::beast::websocket::close_reason> close;
+    std::optional<std::pair<std::int32_t, Cursor>> new_cursor;
   };
 
-  // Work that may wait for a write lock, to run on the blocking pool (see Router::Deferred).
-  using Deferred = std::function<Outcome()>;
-  using Handled = std::variant<Outcome, Deferred>;
+  boost::asio::awaitable<void> read_loop();
+  boost::asio::awaitable<void> write_loop();
+  void on_message(std::string_view payload, bool binary);
+  void dispatch(hrana::ws::RequestMsg msg);
+  void start_on_stream(std::int32_t stream_id, hrana::ws::RequestMsg msg);
+  void finish(std::int32_t stream_id, Outcome outcome, bool deferred);
+  void apply(Outcome outcome);
+  void send(hrana::ws::ServerMsg msg);
+  void fail_protocol(std::string message,
+                     boost::beast::websocket::close_code code =
+                         boost::beast::websocket::close_code::policy_error);
+  void wake() { wake_.cancel(); }
+  std::size_t backlog() const;
 
-  Handled handle(std::string_view payload, bool binary);
-  bool may_block(const hrana::ws::Request& request);
-  Outcome handle_request(hrana::ws::RequestMsg& msg);
-  Outcome protocol_error(std::string message,
-                         boost::beast::websocket::close_code code =
-                             boost::beast::websocket::close_code::policy_error);
-  hrana::Stream* find_stream(std::int32_t id);
+  bool may_block(hrana::Stream& stream, const hrana::ws::Request& request);
+  // Replaces sql_id references by their texts, so deferred work never reads the SQL store.
+  bool inline_sql_ids(hrana::ws::Request& request);
+  // Runs a request that acts on `stream`; touches nothing else of the session.
+  Outcome execute_on(hrana::Stream& stream, std::int32_t request_id, hrana::ws::Request& request,
+                     const hrana::SqlStore& sqls);
 
   boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
   const Config& config_;
@@ -80,11 +103,19 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   Subprotocol subprotocol_;
   BlockingExecutor blocking_;
   hrana::SqlStore sqls_;
-  std::unordered_map<std::int32_t, std::unique_ptr<hrana::Stream>> streams_;
+  const hrana::SqlStore no_sqls_;
+  std::unordered_map<std::int32_t, StreamState> streams_;
   std::unordered_map<std::int32_t, Cursor> cursors_;
+  std::unordered_map<std::int32_t, std::int32_t> cursor_streams_;  // cursor id -> stream id
+  std::deque<std::string> outbox_;
+  boost::asio::steady_timer wake_;
+  std::optional<boost::beast::websocket::close_reason> close_;  // set: close after the outbox
+  std::size_t inflight_ = 0;
+  std::size_t queued_ = 0;
   bool hello_done_ = false;
   bool reading_ = false;
-  bool closing_ = false;
+  bool writing_ = false;
+  bool stop_reading_ = false;
 };
 
 }  // namespace quire::server

@@ -53,7 +53,7 @@ class Tail {
 
 /**
  * Starts a server. Options: `args` (extra command-line arguments after the defaults).
- * Resolves to { url, port, host, dataDir, stop(), logs() }.
+ * Resolves to { url, port, host, pid, dataDir, stop(), logs(), isRunning() }.
  */
 export async function startServer({ args = [] } = {}) {
   const bin = quireBin();
@@ -146,7 +146,7 @@ export async function startServer({ args = [] } = {}) {
     }
   }
 
-  return { url, host, port: Number(port), dataDir, stop, logs, isRunning: () => exitInfo === null };
+  return { url, host, port: Number(port), pid: child.pid, dataDir, stop, logs, isRunning: () => exitInfo === null };
 }
 
 /**

@@ -3,6 +3,7 @@
 #include <cctype>
 
 #include "engine/executor.h"
+#include "engine/write_lane.h"
 
 namespace quire::hrana {
 
@@ -75,7 +76,7 @@ bool Stream::may_block(const Stmt& stmt, const SqlStore& sqls) {
   if (!sql) return false;  // fails before it runs
   auto conn = connection();
   if (!conn) return false;
-  auto prepared = (**conn)->prepare_cached(*sql);
+  auto prepared = (*conn)->prepare_cached(*sql);
   if (!prepared || !(*prepared)->stmt) return false;  // fails before it runs
   return !sqlite3_stmt_readonly((*prepared)->stmt.get()) || takes_write_lock(*sql);
 }
@@ -95,14 +96,32 @@ bool Stream::may_block(const StreamRequest& request, const SqlStore& sqls) {
   return std::holds_alternative<SequenceReq>(request);  // a script may do anything
 }
 
-Expected<engine::Lease*, Error> Stream::connection() {
+Expected<sqlite::Connection*, Error> Stream::connection() {
   closed_ = false;
+  if (borrowed_) return borrowed_;
   if (!conn_) {
     auto lease = db_->acquire();
     if (!lease) return unexpected(to_error(engine::sqlite_error(lease.error())));
     conn_ = std::move(lease.value());
   }
-  return &conn_;
+  return &*conn_;
+}
+
+Expected<StreamResult, ProtocolError> Stream::run_on(sqlite::Connection& conn,
+                                                     const StreamRequest& request, SqlStore& sqls,
+                                                     engine::ResponseBudget& budget) {
+  struct Restore {
+    sqlite::Connection*& slot;
+    ~Restore() { slot = nullptr; }
+  } restore{borrowed_};
+  borrowed_ = &conn;
+  return run(request, sqls, budget);
+}
+
+bool Stream::groupable(const Stmt& stmt, const SqlStore& sqls) const {
+  if (in_transaction()) return false;
+  const std::string* sql = stmt.sql ? &*stmt.sql : (stmt.sql_id ? sqls.find(*stmt.sql_id) : nullptr);
+  return sql && engine::groupable_statement(*sql);
 }
 
 Expected<StmtResult, Error> Stream::execute(const Stmt& stmt, const std::string& sql,
@@ -110,7 +129,7 @@ Expected<StmtResult, Error> Stream::execute(const Stmt& stmt, const std::string&
   auto conn = connection();
   if (!conn) return unexpected(conn.error());
   engine::Query q{sql, stmt.args, stmt.named_args, stmt.want_rows};
-  auto r = engine::execute(***conn, q, budget);
+  auto r = engine::execute(**conn, q, budget);
   if (!r) return unexpected(to_error(r.error()));
   return std::move(r.value());
 }
@@ -208,7 +227,7 @@ Expected<StreamResult, ProtocolError> Stream::run(const StreamRequest& request, 
           if (!sql) return unexpected(sql.error());
           auto conn = connection();
           if (!conn) return StreamResult(std::move(conn.error()));
-          auto r = engine::execute_script(***conn, **sql);
+          auto r = engine::execute_script(**conn, **sql);
           if (!r) return StreamResult(to_error(r.error()));
           return StreamResult(StreamResponse(SequenceResp{}));
         } else if constexpr (std::is_same_v<T, DescribeReq>) {
@@ -216,7 +235,7 @@ Expected<StreamResult, ProtocolError> Stream::run(const StreamRequest& request, 
           if (!sql) return unexpected(sql.error());
           auto conn = connection();
           if (!conn) return StreamResult(std::move(conn.error()));
-          auto r = engine::describe(***conn, **sql);
+          auto r = engine::describe(**conn, **sql);
           if (!r) return StreamResult(to_error(r.error()));
           return StreamResult(StreamResponse(DescribeResp{std::move(r.value())}));
         } else if constexpr (std::is_same_v<T, StoreSqlReq>) {

@@ -45,6 +45,16 @@ class Stream {
   Expected<StreamResult, ProtocolError> run(const StreamRequest& request, SqlStore& sqls,
                                             engine::ResponseBudget& budget);
 
+  // Runs `request` on `conn` instead of the stream's own connection: the write lane's, inside
+  // its group transaction.
+  Expected<StreamResult, ProtocolError> run_on(sqlite::Connection& conn,
+                                               const StreamRequest& request, SqlStore& sqls,
+                                               engine::ResponseBudget& budget);
+
+  // True when `request` is a single autocommit write that may join a group commit: this stream
+  // is not inside a transaction and the statement is plain DML/DDL.
+  bool groupable(const Stmt& stmt, const SqlStore& sqls) const;
+
   // Runs a batch. Steps whose condition is false are skipped (null result and null error).
   Expected<BatchResult, ProtocolError> run_batch(const Batch& batch, const SqlStore& sqls,
                                                  engine::ResponseBudget& budget);
@@ -67,7 +77,7 @@ class Stream {
   bool in_transaction() const { return conn_ && conn_->in_transaction(); }
 
  private:
-  Expected<engine::Lease*, Error> connection();
+  Expected<sqlite::Connection*, Error> connection();
   Expected<StmtResult, Error> execute(const Stmt& stmt, const std::string& sql,
                                       engine::ResponseBudget& budget);
   bool eval(const BatchCond& cond, const std::vector<int>& outcome);
@@ -75,6 +85,7 @@ class Stream {
 
   std::shared_ptr<engine::Database> db_;
   engine::Lease conn_;
+  sqlite::Connection* borrowed_ = nullptr;  // set while run_on() runs
   bool closed_ = false;
 };
 

@@ -24,8 +24,7 @@ using wire::WireType;
 // RequestMsg's oneof numbers are the Request variant index + 2 (field 1 is request_id); the same
 // holds for ResponseOkMsg and Response.
 constexpr std::uint32_t kFirstRequestField = 2;
-constexpr std::uint32_t kLastRequestField =
-    kFirstRequestField + std::variant_size_v<Request> - 1;
+constexpr std::uint32_t kLastRequestField = kFirstRequestField + std::variant_size_v<Request> - 1;
 
 struct WsDecoder : detail::Decoder {
   bool client_msg(std::string_view data, ClientMsg& out) {
@@ -269,8 +268,8 @@ void put_int32_field(std::string& out, std::uint32_t field, std::int32_t v) {
 }
 
 void put_response(std::string& out, const Response& response) {
-  const auto m = wire::begin_message(
-      out, kFirstRequestField + static_cast<std::uint32_t>(response.index()));
+  const auto m =
+      wire::begin_message(out, kFirstRequestField + static_cast<std::uint32_t>(response.index()));
   std::visit(
       [&out](const auto& r) {
         using T = std::decay_t<decltype(r)>;

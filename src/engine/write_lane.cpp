@@ -1,0 +1,137 @@
+#include "engine/write_lane.h"
+
+#include <cctype>
+
+#include "sqlite/error.h"
+
+namespace quire::engine {
+
+namespace {
+
+WriteLane::Failure failure_of(const sqlite::Error& e) {
+  return {sqlite::primary_code_name(e.rc), "SQLite error: " + e.message, e.rc};
+}
+
+}  // namespace
+
+bool groupable_statement(std::string_view sql) {
+  std::size_t i = 0;
+  while (i < sql.size()) {
+    if (std::isspace(static_cast<unsigned char>(sql[i]))) {
+      ++i;
+    } else if (sql.substr(i, 2) == "--") {
+      while (i < sql.size() && sql[i] != '\n') ++i;
+    } else if (sql.substr(i, 2) == "/*") {
+      auto end = sql.find("*/", i + 2);
+      if (end == std::string_view::npos) return false;
+      i = end + 2;
+    } else {
+      break;
+    }
+  }
+  std::string kw;
+  while (i < sql.size() && std::isalpha(static_cast<unsigned char>(sql[i])) && kw.size() < 8) {
+    kw += static_cast<char>(std::toupper(static_cast<unsigned char>(sql[i++])));
+  }
+  return kw == "INSERT" || kw == "REPLACE" || kw == "UPDATE" || kw == "DELETE" ||
+         kw == "CREATE" || kw == "DROP" || kw == "ALTER" || kw == "WITH";
+}
+
+WriteLane::WriteLane(std::unique_ptr<sqlite::Connection> conn, WriteLaneOptions options)
+    : conn_(std::move(conn)), options_(options) {
+  thread_ = std::thread([this] { loop(); });
+}
+
+WriteLane::~WriteLane() { stop(); }
+
+void WriteLane::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+std::future<Expected<void, WriteLane::Failure>> WriteLane::submit(Task task) {
+  Item item{std::move(task), {}};
+  auto future = item.done.get_future();
+  {
+    std::lock_guard lock(mu_);
+    if (stop_) {
+      item.done.set_value(unexpected(Failure{"SERVER_SHUTTING_DOWN", "The server is shutting down", 0}));
+      return future;
+    }
+    if (queue_.size() >= options_.max_queue) {
+      item.done.set_value(unexpected(Failure{
+          "TRANSACTION_BUSY",
+          "The database's write queue is full (" + std::to_string(queue_.size()) +
+              " writes waiting); retry later",
+          0}));
+      return future;
+    }
+    queue_.push_back(std::move(item));
+  }
+  cv_.notify_one();
+  return future;
+}
+
+void WriteLane::loop() {
+  std::deque<Item> group;
+  while (true) {
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || !queue_.empty() || !group.empty(); });
+      if (queue_.empty() && group.empty() && stop_) return;
+      // Whatever arrived while the previous group committed forms the next group.
+      while (!queue_.empty() && group.size() < options_.max_group) {
+        group.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    run_group(group);
+  }
+}
+
+void WriteLane::run_group(std::deque<Item>& group) {
+  sqlite::Connection& conn = *conn_;
+  if (auto begun = conn.exec("BEGIN IMMEDIATE"); !begun) {
+    const Failure f = failure_of(begun.error());
+    for (auto& item : group) item.done.set_value(unexpected(f));
+    group.clear();
+    return;
+  }
+  std::size_t i = 0;
+  while (i < group.size()) {
+    try {
+      group[i].task(conn);
+    } catch (...) {
+      // A bug in the task: it fails alone, with its exception, and whatever it wrote is undone
+      // with the group; the others run again in the next group.
+      group[i].done.set_exception(std::current_exception());
+      group.erase(group.begin() + static_cast<long>(i));
+      if (conn.in_transaction()) (void)conn.exec("ROLLBACK");
+      return;
+    }
+    if (!conn.in_transaction()) {
+      // The task's statement ended the transaction: everything before it in this group is
+      // undone. The task itself behaved as it would have alone (its statement failed, and in
+      // autocommit mode nothing else would have been written), so it is finished; the tasks
+      // before it run again at the head of the next group.
+      group[i].done.set_value({});
+      group.erase(group.begin() + static_cast<long>(i));
+      return;
+    }
+    ++i;
+  }
+  if (auto committed = conn.exec("COMMIT"); !committed) {
+    const Failure f = failure_of(committed.error());
+    (void)conn.exec("ROLLBACK");
+    for (auto& item : group) item.done.set_value(unexpected(f));
+  } else {
+    for (auto& item : group) item.done.set_value({});
+  }
+  group.clear();
+}
+
+}  // namespace quire::engine

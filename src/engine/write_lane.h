@@ -1,0 +1,85 @@
+// The write lane of one database: autocommit writes from many clients, executed in arrival order
+// on one connection and committed together (group commit).
+//
+// Each task runs inside the lane's current group transaction (BEGIN IMMEDIATE ... COMMIT). A
+// statement is atomic on its own inside a transaction (SQLite undoes a failed statement), so a
+// task that fails leaves the others untouched, and every task sees exactly the results serial
+// autocommit execution would have given it: the same order, the same rowids and change counts.
+// One COMMIT (one fsync with synchronous=FULL) covers the whole group. A task is acknowledged
+// only after its group committed.
+//
+// A task whose statement ends the transaction itself (the ROLLBACK conflict-resolution
+// algorithm, RAISE(ROLLBACK), an I/O error) undoes the earlier tasks of its group: they are run
+// again at the head of the next group, their first results discarded (nothing had been
+// acknowledged).
+//
+// Thread model: submit() from any thread; tasks run on the lane's own thread.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "common/expected.h"
+#include "sqlite/connection.h"
+
+namespace quire::engine {
+
+struct WriteLaneOptions {
+  // Tasks waiting beyond this are refused with an overload error instead of queueing without
+  // bound.
+  std::size_t max_queue = 10'000;
+  // Tasks per group transaction.
+  std::size_t max_group = 512;
+};
+
+class WriteLane {
+ public:
+  // Runs its statements on `conn`. Must be idempotent up to its results: it may run twice (see
+  // above), and only the last run counts.
+  using Task = std::function<void(sqlite::Connection& conn)>;
+
+  // How a task ended: committed, or failed as a whole (the group's BEGIN or COMMIT failed, or
+  // the lane is overloaded or stopping): then none of its writes happened.
+  struct Failure {
+    std::string code;  // "SQLITE_BUSY", "SQLITE_FULL", "TRANSACTION_BUSY"...
+    std::string message;
+    int rc = 0;
+  };
+
+  WriteLane(std::unique_ptr<sqlite::Connection> conn, WriteLaneOptions options);
+  ~WriteLane();
+
+  // Queues `task` and returns a future that is ready once its group committed (or failed).
+  std::future<Expected<void, Failure>> submit(Task task);
+
+  // Finishes the queued tasks, then stops the thread.
+  void stop();
+
+ private:
+  struct Item {
+    Task task;
+    std::promise<Expected<void, Failure>> done;
+  };
+  void loop();
+  void run_group(std::deque<Item>& group);
+
+  std::unique_ptr<sqlite::Connection> conn_;
+  const WriteLaneOptions options_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Item> queue_;  // guarded by mu_
+  bool stop_ = false;       // guarded by mu_
+  std::thread thread_;
+};
+
+// True for a statement that may join a group transaction: plain DML and DDL (INSERT, REPLACE,
+// UPDATE, DELETE, CREATE, DROP, ALTER, WITH ...). Transaction control, PRAGMA (several are no-ops
+// inside a transaction), VACUUM, ATTACH and the like run on their own.
+bool groupable_statement(std::string_view sql);
+
+}  // namespace quire::engine
