@@ -129,6 +129,8 @@ void WriteLane::run_group(std::deque<Item>& group) {
     (void)conn.exec("ROLLBACK");
     for (auto& item : group) item.done.set_value(unexpected(f));
   } else {
+    groups_.fetch_add(1, std::memory_order_relaxed);
+    tasks_.fetch_add(group.size(), std::memory_order_relaxed);
     for (auto& item : group) item.done.set_value({});
   }
   group.clear();

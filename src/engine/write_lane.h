@@ -16,6 +16,7 @@
 // Thread model: submit() from any thread; tasks run on the lane's own thread.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -60,6 +61,10 @@ class WriteLane {
   // Finishes the queued tasks, then stops the thread.
   void stop();
 
+  // Group transactions committed, and tasks acknowledged in them, since start.
+  std::uint64_t groups_committed() const { return groups_.load(std::memory_order_relaxed); }
+  std::uint64_t tasks_committed() const { return tasks_.load(std::memory_order_relaxed); }
+
  private:
   struct Item {
     Task task;
@@ -74,6 +79,8 @@ class WriteLane {
   std::condition_variable cv_;
   std::deque<Item> queue_;  // guarded by mu_
   bool stop_ = false;       // guarded by mu_
+  std::atomic<std::uint64_t> groups_{0};
+  std::atomic<std::uint64_t> tasks_{0};
   std::thread thread_;
 };
 
