@@ -6,27 +6,32 @@
 // plus phase-specific numbers and the tags):
 //
 //  1. open  (ws-open-cN): opens N connections (at most --open-concurrency handshakes at a time),
-//     each doing the WebSocket upgrade (subprotocol hrana2), hello and open_stream. When all are
-//     open it waits --idle seconds and reads the server's VmRSS (/proc/PID/status, --pid) again:
-//     kib_per_idle_conn = (RSS with N idle connections - RSS before any) / N. Latencies are the
-//     time from connect to open_stream's answer.
+//     each doing the WebSocket upgrade (--subprotocol hrana2 or hrana3), hello and open_stream.
+//     Once all are open it waits --idle seconds and reads the server's memory (/proc/PID/status
+//     of --pid) again: kib_per_idle_conn = (VmRSS with N idle connections - VmRSS before any) / N,
+//     also split into anonymous (heap) and file-backed pages. Latencies are from connect to
+//     open_stream's answer.
 //  2. load  (ws-point-read-cN): every connection sends `SELECT v FROM t WHERE id = ?` with a
 //     random id in 1..rows and waits for the answer, back to back (closed loop), or paced at
-//     --rate requests/s in total (each connection keeps its own schedule; latency is measured
-//     from the scheduled send time, so a slow server cannot hide behind a slow client). Requests
-//     finished in the first --warmup seconds are not counted. A response counts as an error
-//     unless it is response_ok with the request's request_id and a row. Reports ops/s,
-//     latencies, served_conns (connections that completed at least one measured request),
-//     min/median/max completed requests per connection, connections lost, and the server's RSS
-//     at the end of the load (every stream now holds a database connection).
+//     --rate requests/s in total (ws-paced-point-read-cN: each connection keeps its own schedule
+//     and latency counts from the scheduled send time, so a slow server cannot hide behind a
+//     client that waits for it). Requests finished in the first --warmup seconds are not counted.
+//     A response counts as an error unless it is response_ok with the request's request_id and a
+//     row. Reports ops/s, latencies, served_conns (connections that completed at least one
+//     measured request), min/median/max measured requests per connection, connections lost, the
+//     CPU used by the server and by this program in the window (which side was saturated), and
+//     the server's memory at the end of the load, while every stream is still open.
 //  3. close (ws-close-cN): closes every connection with a WebSocket close handshake (1000) and
-//     reports how many closed cleanly, how long it took, and the server's RSS a second later.
+//     reports how many closed cleanly, how long it took, and the server's memory a second later.
 //
+// Every line carries the tag `loadavg` (/proc/loadavg when it was printed): the machine is shared.
 // Exit status: 0 when every connection opened, was served and closed cleanly without errors;
 // 1 when any of that failed; 2 on bad arguments. Traffic goes only to --host (an IP address).
 //
 //   ws_load --port P --pid SERVER_PID [--conns 2000] [--seconds 10] [--warmup 2] [--idle 2]
 //           [--rate R] [--tag key=value]...
+#include <unistd.h>
+
 #include <algorithm>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -46,8 +51,6 @@
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <unistd.h>
 
 #include "bench_common.h"
 
@@ -70,10 +73,10 @@ struct Options {
   int conns = 2000;
   double seconds = 10;
   double warmup = 2;
-  double idle = 2;              // seconds all connections sit idle before RSS is read
-  double rate = 0;              // requests/s in total; 0 = closed loop
-  int open_concurrency = 100;   // handshakes in flight at once
-  double open_timeout = 60;     // seconds for phase 1 before stragglers are given up
+  double idle = 2;             // seconds all connections sit idle before RSS is read
+  double rate = 0;             // requests/s in total; 0 = closed loop
+  int open_concurrency = 100;  // handshakes in flight at once
+  double open_timeout = 60;    // seconds for phase 1 before stragglers are given up
   int64_t rows = 100000;
   std::string subprotocol = "hrana2";
   Tags tags;
@@ -249,6 +252,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Connection(Run& run, int index) : run_(run), index_(index), ws_(run.io) {}
 
   State state() const { return state_; }
+  bool opened() const { return opened_; }
   uint64_t measured() const { return measured_; }
 
   // Tears the TCP connection down; whatever the connection is waiting for fails.
@@ -266,6 +270,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       ++run_.opened;
       run_.open_hist.Record(NanosBetween(began, Clock::now()));
       state_ = State::kOpen;
+      opened_ = true;
     } else {
       ++run_.open_failed;
       state_ = State::kFailed;
@@ -426,7 +431,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   websocket::stream<tcp::socket> ws_;
   beast::flat_buffer buffer_;
   State state_ = State::kOpening;
-  uint64_t measured_ = 0;
+  bool opened_ = false;
+  uint64_t measured_ = 0;  // requests completed in the measured window
 };
 
 asio::awaitable<void> Sleep(asio::io_context& io, Clock::duration d) {
@@ -450,7 +456,9 @@ class Watchdog {
           c->Abort();
         }
       }
-      if (stuck > 0) std::cerr << "ws_load: gave up on " << stuck << " connection(s) in " << phase << "\n";
+      if (stuck > 0) {
+        std::cerr << "ws_load: gave up on " << stuck << " connection(s) in " << phase << "\n";
+      }
     });
   }
   void Cancel() { timer_.cancel(); }
@@ -491,7 +499,9 @@ asio::awaitable<void> Control(Run& run, bool* ok) {
   watchdog.Arm(open_start + Seconds(o.open_timeout), Connection::State::kOpening, "opening");
   run.opened_or_failed.SetTarget(o.conns);
   for (int i = 0; i < o.conns; ++i) {
-    while (run.in_flight >= o.open_concurrency) co_await Sleep(run.io, std::chrono::milliseconds(1));
+    while (run.in_flight >= o.open_concurrency) {
+      co_await Sleep(run.io, std::chrono::milliseconds(1));
+    }
     ++run.in_flight;
     conns[static_cast<size_t>(i)] = std::make_shared<Connection>(run, i);
     asio::co_spawn(run.io, conns[static_cast<size_t>(i)]->Serve(), asio::detached);
@@ -502,15 +512,16 @@ asio::awaitable<void> Control(Run& run, bool* ok) {
   co_await Sleep(run.io, Seconds(o.idle));
   const Memory idle = ServerMemory(o.pid);
   const double tcp_idle = TcpMemKib();
-  Numbers open_numbers{{"opened", run.opened}, {"open_failed", run.open_failed},
-                       {"idle_seconds", o.idle}};
+  Numbers open_numbers{
+      {"opened", run.opened}, {"open_failed", run.open_failed}, {"idle_seconds", o.idle}};
   if (before.rss >= 0 && idle.rss >= 0 && run.opened > 0) {
-    open_numbers.insert(open_numbers.end(),
-                        {{"server_rss_before_kib", before.rss},
-                         {"server_rss_idle_kib", idle.rss},
-                         {"kib_per_idle_conn", Eighths((idle.rss - before.rss) / run.opened)},
-                         {"anon_kib_per_idle_conn", Eighths((idle.anon - before.anon) / run.opened)},
-                         {"file_kib_per_idle_conn", Eighths((idle.file - before.file) / run.opened)}});
+    open_numbers.insert(
+        open_numbers.end(),
+        {{"server_rss_before_kib", before.rss},
+         {"server_rss_idle_kib", idle.rss},
+         {"kib_per_idle_conn", Eighths((idle.rss - before.rss) / run.opened)},
+         {"anon_kib_per_idle_conn", Eighths((idle.anon - before.anon) / run.opened)},
+         {"file_kib_per_idle_conn", Eighths((idle.file - before.file) / run.opened)}});
   }
   if (tcp_before >= 0 && tcp_idle >= 0) {
     open_numbers.emplace_back("tcp_kernel_kib_delta", tcp_idle - tcp_before);
@@ -545,35 +556,39 @@ asio::awaitable<void> Control(Run& run, bool* ok) {
   const Memory loaded = ServerMemory(o.pid);
   std::vector<uint64_t> per_conn;
   for (const auto& c : conns) {
-    if (c && c->state() != Connection::State::kFailed) per_conn.push_back(c->measured());
+    if (c && c->opened()) per_conn.push_back(c->measured());
   }
   std::sort(per_conn.begin(), per_conn.end());
   const auto served =
       std::count_if(per_conn.begin(), per_conn.end(), [](uint64_t n) { return n > 0; });
-  auto at_rank = [&](size_t i) { return per_conn.empty() ? 0.0 : static_cast<double>(per_conn[i]); };
-  Numbers load_numbers{{"served_conns", static_cast<double>(served)},
-                       {"dropped_conns", run.dropped},
-                       {"min_per_conn", at_rank(0)},
-                       {"median_per_conn", at_rank(per_conn.size() / 2)},
-                       {"max_per_conn", per_conn.empty() ? 0.0 : at_rank(per_conn.size() - 1)},
-                       {"warmup_errors", static_cast<double>(run.warmup_errors)},
-                       {"client_cpu_pct", std::round(100 * (client_cpu_end - client_cpu_start) / o.seconds)}};
+  auto at_rank = [&](size_t i) {
+    return per_conn.empty() ? 0.0 : static_cast<double>(per_conn[i]);
+  };
+  Numbers load_numbers{
+      {"served_conns", static_cast<double>(served)},
+      {"dropped_conns", run.dropped},
+      {"min_per_conn", at_rank(0)},
+      {"median_per_conn", at_rank(per_conn.size() / 2)},
+      {"max_per_conn", per_conn.empty() ? 0.0 : at_rank(per_conn.size() - 1)},
+      {"warmup_errors", static_cast<double>(run.warmup_errors)},
+      {"client_cpu_pct", std::round(100 * (client_cpu_end - client_cpu_start) / o.seconds)}};
   if (server_cpu_start >= 0 && server_cpu_end >= 0) {
     load_numbers.emplace_back("server_cpu_pct",
                               std::round(100 * (server_cpu_end - server_cpu_start) / o.seconds));
   }
   if (o.rate > 0) load_numbers.emplace_back("target_rps", o.rate);
   if (loaded.rss >= 0 && before.rss >= 0) {
-    load_numbers.insert(load_numbers.end(),
-                        {{"server_rss_loaded_kib", loaded.rss},
-                         {"server_anon_loaded_kib", loaded.anon},
-                         {"server_file_loaded_kib", loaded.file},
-                         {"kib_per_active_conn", Eighths((loaded.rss - before.rss) / run.opened)},
-                         {"anon_kib_per_active_conn", Eighths((loaded.anon - before.anon) / run.opened)}});
+    load_numbers.insert(
+        load_numbers.end(),
+        {{"server_rss_loaded_kib", loaded.rss},
+         {"server_anon_loaded_kib", loaded.anon},
+         {"server_file_loaded_kib", loaded.file},
+         {"kib_per_active_conn", Eighths((loaded.rss - before.rss) / run.opened)},
+         {"anon_kib_per_active_conn", Eighths((loaded.anon - before.anon) / run.opened)}});
   }
-  std::cout << ResultJson((o.rate > 0 ? "ws-paced-point-read" : "ws-point-read") + suffix,
-                          o.conns, run.requests, run.errors, o.seconds, run.hist,
-                          LineTags(o.tags, "load"), load_numbers)
+  std::cout << ResultJson((o.rate > 0 ? "ws-paced-point-read" : "ws-point-read") + suffix, o.conns,
+                          run.requests, run.errors, o.seconds, run.hist, LineTags(o.tags, "load"),
+                          load_numbers)
             << std::endl;
 
   // --- phase 3: close every connection cleanly ----------------------------------------------

@@ -8,6 +8,8 @@ void Lease::release() {
   if (!conn_) return;
   if (conn_->in_transaction() && !conn_->exec("ROLLBACK")) {
     conn_.reset();  // cannot prove it is clean: close it rather than pool it
+  } else if (conn_->has_session_state()) {
+    conn_.reset();  // TEMP objects or PRAGMAs of its last user: the next one gets a fresh one
   }
   if (conn_) db_->give_back(std::move(conn_));
   db_.reset();

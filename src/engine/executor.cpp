@@ -33,6 +33,28 @@ std::string first_keyword(std::string_view sql) {
   return kw;
 }
 
+// True when `sql` mentions the word TEMP or TEMPORARY (in any case), e.g. CREATE TEMP TABLE or
+// CREATE TABLE temp.x: conservative on purpose.
+bool mentions_temp(std::string_view sql) {
+  for (std::size_t i = 0; i + 4 <= sql.size(); ++i) {
+    if ((sql[i] | 0x20) != 't' || (sql[i + 1] | 0x20) != 'e' || (sql[i + 2] | 0x20) != 'm' ||
+        (sql[i + 3] | 0x20) != 'p') {
+      continue;
+    }
+    const bool start = i == 0 || !(std::isalnum(static_cast<unsigned char>(sql[i - 1])) || sql[i - 1] == '_');
+    std::size_t end = i + 4;
+    if (sql.substr(i, 9).size() == 9) {
+      std::string word(sql.substr(i, 9));
+      for (auto& c : word) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (word == "temporary") end = i + 9;
+    }
+    const bool stop =
+        end == sql.size() || !(std::isalnum(static_cast<unsigned char>(sql[end])) || sql[end] == '_');
+    if (start && stop) return true;
+  }
+  return false;
+}
+
 ExecError prepare_error(const sqlite::Error& e) {
   ExecError err = sqlite_error(e);
   if (e.offset >= 0) err.message += " (at offset " + std::to_string(e.offset) + ")";
@@ -141,6 +163,18 @@ ExecError no_statement() {
 
 }  // namespace
 
+void note_session_state(sqlite::Connection& conn, std::string_view keyword, std::string_view sql) {
+  if (keyword == "PRAGMA" || keyword == "ATTACH" || keyword == "DETACH" ||
+      ((keyword == "CREATE" || keyword == "DROP" || keyword == "ALTER") && mentions_temp(sql))) {
+    conn.mark_session_state();
+  }
+}
+
+bool has_session_effect(std::string_view sql) {
+  const std::string kw = first_keyword(sql);
+  return kw == "PRAGMA" || kw == "ATTACH" || kw == "DETACH" || mentions_temp(sql);
+}
+
 ExecError sqlite_error(const sqlite::Error& e) {
   return ExecError{sqlite::primary_code_name(e.rc), "SQLite error: " + e.message,
                    sqlite::extended_code_name(e.rc)};
@@ -200,6 +234,7 @@ Expected<StmtResult, ExecError> execute(sqlite::Connection& conn, const Query& q
     result.rows_written = static_cast<std::uint64_t>(changed);
   }
   const std::string kw = first_keyword(query.sql);
+  note_session_state(conn, kw, query.sql);
   const auto rowid_after = sqlite3_last_insert_rowid(db);
   if (kw == "INSERT" || kw == "REPLACE" || (rowid_after != rowid_before && kw == "WITH")) {
     result.last_insert_rowid = rowid_after;
@@ -234,6 +269,12 @@ Expected<DescribeResult, ExecError> describe(sqlite::Connection& conn, std::stri
 }
 
 Expected<void, ExecError> execute_script(sqlite::Connection& conn, std::string_view sql) {
+  // A script may do anything; judge it as a whole, conservatively.
+  if (has_session_effect(sql) || sql.find("PRAGMA") != std::string_view::npos ||
+      sql.find("pragma") != std::string_view::npos || sql.find("ATTACH") != std::string_view::npos ||
+      sql.find("attach") != std::string_view::npos) {
+    conn.mark_session_state();
+  }
   while (!sqlite::is_blank_sql(sql)) {
     const char* tail = nullptr;
     auto stmt = conn.prepare(sql, &tail);

@@ -88,6 +88,15 @@ Expected<DescribeResult, ExecError> describe(sqlite::Connection& conn, std::stri
 // first error.
 Expected<void, ExecError> execute_script(sqlite::Connection& conn, std::string_view sql);
 
+// Marks `conn` as carrying session state (see Connection::has_session_state) when the statement
+// `sql`, whose first keyword is `keyword`, may have left some: PRAGMA, ATTACH, DETACH, and DDL
+// that mentions TEMP.
+void note_session_state(sqlite::Connection& conn, std::string_view keyword, std::string_view sql);
+
+// True when running `sql` could read or leave connection-local state, so it must run on its own
+// stream's connection (never moved to the write lane).
+bool has_session_effect(std::string_view sql);
+
 // The error for a failed SQLite call.
 ExecError sqlite_error(const sqlite::Error& e);
 

@@ -85,7 +85,11 @@ asio::awaitable<void> WsSession::run(beast::http::request<beast::http::string_bo
   timeout.idle_timeout = config_.idle_connection_timeout;
   timeout.keep_alive_pings = true;  // a ping at half the idle time keeps live clients connected
   ws_.set_option(timeout);
-  ws_.read_message_max(config_.limits.max_body_bytes);
+  // The message limit is enforced in read_loop: when Beast finds a message too big it tears the
+  // socket down at once, and a client still sending the rest of a fragmented message gets a
+  // reset instead of our close frame. Beast's own limit stays, a little above ours, so that a
+  // frame announcing more than allowed is refused from its header alone.
+  ws_.read_message_max(config_.limits.max_body_bytes + 256 * 1024);
   const std::string chosen = subprotocol_.name;
   ws_.set_option(websocket::stream_base::decorator([chosen](websocket::response_type& res) {
     res.set(beast::http::field::server, "quire/" QUIRE_VERSION);
@@ -121,15 +125,22 @@ asio::awaitable<void> WsSession::read_loop() {
     if (stop_reading_) break;
     buffer.clear();
     reading_ = true;
-    auto [rec, n] = co_await ws_.async_read(buffer, kUseTuple);
+    boost::system::error_code rec;
+    bool too_big = false;
+    do {
+      std::size_t n = 0;
+      std::tie(rec, n) = co_await ws_.async_read_some(buffer, 64 * 1024, kUseTuple);
+      if (!rec && buffer.size() > config_.limits.max_body_bytes) too_big = true;
+    } while (!rec && !too_big && !ws_.is_message_done());
     reading_ = false;
-    if (rec) {
-      if (rec == websocket::error::message_too_big) {
-        close_ = websocket::close_reason(websocket::close_code::too_big,
-                                         "Message larger than the server's limit");
-      }
-      break;  // closed by the peer, timed out, or torn down
+    if (too_big) {
+      // async_close (at teardown) sends 1009 and reads, discarding, until the client's close
+      // frame: the client gets our answer instead of a reset.
+      close_ = websocket::close_reason(websocket::close_code::too_big,
+                                       "Message larger than the server's limit (--max-body-size)");
+      break;
     }
+    if (rec) break;  // closed by the peer, timed out, or torn down
     const auto data = buffer.cdata();
     try {
       on_message(std::string_view(static_cast<const char*>(data.data()), data.size()),

@@ -74,6 +74,13 @@ class Connection {
 
   bool in_transaction() const { return sqlite3_get_autocommit(db_) == 0; }
 
+  // Whether this connection carries state of its own that another user must not inherit, and
+  // that a statement moved to another connection would not see: TEMP tables, triggers and views,
+  // changed PRAGMAs, attached databases. Set by the executor; such a connection is closed rather
+  // than pooled when its user lets go of it.
+  bool has_session_state() const { return session_state_; }
+  void mark_session_state() { session_state_ = true; }
+
   Error last_error() const;
 
  private:
@@ -81,6 +88,7 @@ class Connection {
 
   static constexpr std::size_t kCacheCapacity = 128;
   sqlite3* db_ = nullptr;
+  bool session_state_ = false;
   // LRU: most recently used at the front.
   std::list<std::pair<std::string, CachedStatement>> lru_;
   std::unordered_map<std::string_view, decltype(lru_)::iterator> index_;

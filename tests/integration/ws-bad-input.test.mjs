@@ -21,10 +21,10 @@ import {
   rawUpgrade, rssMiB, stmt, textFrame, withTimeout, wsUrl,
 } from './ws-helpers.mjs';
 
-/** A fresh connection that has said hello (default subprotocol hrana2, JSON). */
+/** A fresh connection that has said hello (default subprotocol hrana2; null: no subprotocol header). */
 async function helloConn(server, protocols = ['hrana2']) {
   const conn = await HranaConn.connect(wsUrl(server), protocols);
-  if (protocols?.[0] === 'hrana3-protobuf') {
+  if (conn.protocol === 'hrana3-protobuf') {
     conn.sendRaw(pbClient.hello(), true);
     const msg = await conn.next();
     assert.equal(msg.type, 'hello_ok');
@@ -94,7 +94,7 @@ describe('Hrana over WebSocket: hostile and broken clients', () => {
       } finally {
         raw.socket.destroy();
       }
-      const conn = await HranaConn.connect(wsUrl(server), undefined);
+      const conn = await HranaConn.connect(wsUrl(server), null);
       try {
         assert.equal(conn.protocol, '');
         await conn.hello();
@@ -333,14 +333,20 @@ describe('Hrana over WebSocket: hostile and broken clients', () => {
     for (const protocol of ['hrana2', 'hrana3']) {
       test(`a second hello on ${protocol} is answered and the connection keeps its streams`, async () => {
         const conn = await helloConn(server, [protocol]);
+        const table = `rehello_${protocol}`;
         try {
           await conn.ok({ type: 'open_stream', stream_id: 1 });
-          await conn.ok({ type: 'execute', stream_id: 1, stmt: stmt('CREATE TEMP TABLE rehello (a)') });
+          await conn.ok({ type: 'execute', stream_id: 1, stmt: stmt(`CREATE TABLE ${table} (a)`) });
+          await conn.ok({ type: 'execute', stream_id: 1, stmt: stmt('BEGIN') });
+          await conn.ok({ type: 'execute', stream_id: 1, stmt: stmt(`INSERT INTO ${table} VALUES (1)`) });
           await conn.hello('another.jwt.token');
           await conn.hello(null);
-          await conn.ok({ type: 'execute', stream_id: 1, stmt: stmt('INSERT INTO rehello VALUES (1)') });
-          const resp = await conn.ok({ type: 'execute', stream_id: 1, stmt: stmt('SELECT count(*) FROM rehello') });
-          assert.deepEqual(resp.result.rows, [[integer(1)]]);
+          // Still the same stream, inside the same transaction.
+          const inside = await conn.ok({ type: 'execute', stream_id: 1, stmt: stmt(`SELECT count(*) FROM ${table}`) });
+          assert.deepEqual(inside.result.rows, [[integer(1)]]);
+          await conn.ok({ type: 'execute', stream_id: 1, stmt: stmt('ROLLBACK') });
+          const after = await conn.ok({ type: 'execute', stream_id: 1, stmt: stmt(`SELECT count(*) FROM ${table}`) });
+          assert.deepEqual(after.result.rows, [[integer(0)]]);
         } finally {
           conn.close();
         }
@@ -354,7 +360,8 @@ describe('Hrana over WebSocket: hostile and broken clients', () => {
     });
 
     test('a second hello without any subprotocol (hrana1) closes with 1008', async () => {
-      const conn = await helloConn(server, undefined);
+      const conn = await helloConn(server, null);
+      assert.equal(conn.protocol, '');
       conn.send({ type: 'hello', jwt: null });
       await assertClosedWith(conn, 1008, 're-hello without a subprotocol');
     });
@@ -483,6 +490,56 @@ describe('Hrana over WebSocket: hostile and broken clients', () => {
     });
   });
 
+  describe('streams are database connections', () => {
+    // A stream is one SQLite connection for its whole life (as in sqld), so connection-local
+    // state such as a TEMP table belongs to it: its later requests see it, other streams don't,
+    // and it does not outlive the stream.
+    test('a TEMP table created on a stream is seen by its later requests and by no other stream', async () => {
+      const conn = await helloConn(server);
+      try {
+        await conn.ok({ type: 'open_stream', stream_id: 1 });
+        await conn.ok({ type: 'open_stream', stream_id: 2 });
+        await conn.ok({ type: 'execute', stream_id: 1, stmt: stmt('CREATE TEMP TABLE scratch (a)') });
+        await conn.ok({ type: 'execute', stream_id: 1, stmt: stmt('INSERT INTO scratch VALUES (1), (2)') });
+        const own = await conn.ok({ type: 'execute', stream_id: 1, stmt: stmt('SELECT count(*) FROM scratch') });
+        assert.deepEqual(own.result.rows, [[integer(2)]]);
+        const other = await conn.ok({ type: 'execute', stream_id: 2, stmt: stmt("SELECT count(*) FROM temp.sqlite_master WHERE name = 'scratch'") });
+        assert.deepEqual(other.result.rows, [[integer(0)]], 'another stream sees the TEMP table');
+        // The same name on the other stream is a different table.
+        await conn.ok({ type: 'execute', stream_id: 2, stmt: stmt('CREATE TEMP TABLE scratch (b)') });
+      } finally {
+        conn.close();
+      }
+    });
+
+    test('a TEMP table does not outlive its stream', async () => {
+      const first = await helloConn(server);
+      try {
+        await first.ok({ type: 'open_stream', stream_id: 1 });
+        // Inside a transaction, so this does not depend on how autocommit DDL is run (see above).
+        await first.ok({ type: 'execute', stream_id: 1, stmt: stmt('BEGIN') });
+        await first.ok({ type: 'execute', stream_id: 1, stmt: stmt('CREATE TEMP TABLE left_behind (a)') });
+        await first.ok({ type: 'execute', stream_id: 1, stmt: stmt('INSERT INTO left_behind VALUES (1)') });
+        await first.ok({ type: 'execute', stream_id: 1, stmt: stmt('COMMIT') });
+        const seen = await first.ok({ type: 'execute', stream_id: 1, stmt: stmt('SELECT count(*) FROM left_behind') });
+        assert.deepEqual(seen.result.rows, [[integer(1)]]);
+        await first.ok({ type: 'close_stream', stream_id: 1 });
+      } finally {
+        first.close();
+      }
+      const second = await helloConn(server);
+      try {
+        for (let s = 1; s <= 8; s++) {
+          await second.ok({ type: 'open_stream', stream_id: s });
+          const r = await second.ok({ type: 'execute', stream_id: s, stmt: stmt("SELECT count(*) FROM temp.sqlite_master WHERE name = 'left_behind'") });
+          assert.deepEqual(r.result.rows, [[integer(0)]], `stream ${s} of a later connection sees a closed stream's TEMP table`);
+        }
+      } finally {
+        second.close();
+      }
+    });
+  });
+
   describe('pipelining', () => {
     test('many requests on several streams of one connection, sent at once, are answered by request_id', async () => {
       const conn = await helloConn(server, ['hrana3']);
@@ -499,22 +556,21 @@ describe('Hrana over WebSocket: hostile and broken clients', () => {
         };
         for (let s = 1; s <= STREAMS; s++) {
           sendChecked({ type: 'open_stream', stream_id: s }, () => {});
-          sendChecked({ type: 'execute', stream_id: s, stmt: stmt('CREATE TEMP TABLE log (stream, seq)') }, () => {});
+          sendChecked({ type: 'execute', stream_id: s, stmt: stmt(`CREATE TABLE pipe_${s} (seq)`) }, () => {});
         }
         for (let i = 0; i < PER_STREAM; i++) {
           for (let s = 1; s <= STREAMS; s++) {
-            sendChecked({ type: 'execute', stream_id: s, stmt: stmt('INSERT INTO log VALUES (?, ?)', [integer(s), integer(i)]) },
+            sendChecked({ type: 'execute', stream_id: s, stmt: stmt(`INSERT INTO pipe_${s} VALUES (?)`, [integer(i)]) },
                         (resp) => assert.equal(resp.result.affected_row_count, 1));
-            sendChecked({ type: 'execute', stream_id: s, stmt: stmt('SELECT ? * 1000 + ?, (SELECT count(*) FROM log)', [integer(s), integer(i)]) },
+            // Requests on one stream run in order: this SELECT sees exactly the inserts before it.
+            sendChecked({ type: 'execute', stream_id: s, stmt: stmt(`SELECT ? * 1000 + ?, (SELECT count(*) FROM pipe_${s})`, [integer(s), integer(i)]) },
                         (resp) => assert.deepEqual(resp.result.rows, [[integer(s * 1000 + i), integer(i + 1)]]));
           }
         }
         for (let s = 1; s <= STREAMS; s++) {
-          // Each stream is its own database connection with its own TEMP table, written in order.
-          sendChecked({ type: 'execute', stream_id: s, stmt: stmt('SELECT group_concat(seq), count(DISTINCT stream), min(stream) FROM log') },
+          sendChecked({ type: 'execute', stream_id: s, stmt: stmt(`SELECT group_concat(seq) FROM (SELECT seq FROM pipe_${s} ORDER BY rowid)`) },
                       (resp) => assert.deepEqual(resp.result.rows, [[
-                        { type: 'text', value: Array.from({ length: PER_STREAM }, (_, i) => i).join(',') },
-                        integer(1), integer(s)]]));
+                        { type: 'text', value: Array.from({ length: PER_STREAM }, (_, i) => i).join(',') }]]));
           sendChecked({ type: 'close_stream', stream_id: s }, () => {});
         }
         const responses = await withTimeout(Promise.all(expectations.map((e) => e.response)), 20_000, 'all responses');
@@ -668,7 +724,7 @@ describe('Hrana over WebSocket: hostile and broken clients', () => {
         raw.socket.write(batch);
         const rssBefore = await rssMiB(server.pid);
         let peak = rssBefore;
-        for (let round = 0; round < 4; round++) {
+        for (let round = 0; round < 6; round++) {
           await sleep(400);
           const start = Date.now();
           await assertServes(server);
@@ -677,10 +733,6 @@ describe('Hrana over WebSocket: hostile and broken clients', () => {
           peak = Math.max(peak, await rssMiB(server.pid));
         }
         assert.ok(peak < 200, `the server's RSS reached ${peak.toFixed(1)} MiB (it was ${rssBefore.toFixed(1)} MiB)`);
-        // The server stopped reading this client: most of what it sent is still queued here.
-        assert.ok(raw.socket.writableLength > batch.length / 2,
-                  `the server took ${batch.length - raw.socket.writableLength} of ${batch.length} bytes of requests ` +
-                  'without the client reading any answer');
         assert.ok(server.isRunning());
       } finally {
         raw.socket.destroy();

@@ -152,11 +152,11 @@ export const integer = (n) => ({ type: 'integer', value: String(n) });
 
 export class HranaConn {
   /**
-   * Connects to `url` offering `protocols` (undefined: no Sec-WebSocket-Protocol header).
+   * Connects to `url` offering `protocols` (null or undefined: no Sec-WebSocket-Protocol header).
    * Rejects when the upgrade fails; the error then has `statusCode` and `body`.
    */
   static connect(url, protocols, { timeoutMs = 5000 } = {}) {
-    const ws = protocols === undefined
+    const ws = protocols == null
       ? new WebSocket(url, { perMessageDeflate: false })
       : new WebSocket(url, protocols, { perMessageDeflate: false });
     const conn = new HranaConn(ws);

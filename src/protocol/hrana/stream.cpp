@@ -120,8 +120,11 @@ Expected<StreamResult, ProtocolError> Stream::run_on(sqlite::Connection& conn,
 
 bool Stream::groupable(const Stmt& stmt, const SqlStore& sqls) const {
   if (in_transaction()) return false;
+  // A stream whose connection has TEMP objects, changed PRAGMAs or attachments must run its
+  // statements there: they may refer to that state.
+  if (conn_ && conn_->has_session_state()) return false;
   const std::string* sql = stmt.sql ? &*stmt.sql : (stmt.sql_id ? sqls.find(*stmt.sql_id) : nullptr);
-  return sql && engine::groupable_statement(*sql);
+  return sql && engine::groupable_statement(*sql) && !engine::has_session_effect(*sql);
 }
 
 Expected<StmtResult, Error> Stream::execute(const Stmt& stmt, const std::string& sql,
