@@ -53,7 +53,7 @@ std::optional<Subprotocol> negotiate_subprotocol(std::string_view offered) {
 WsSession::WsSession(beast::tcp_stream stream, const Config& config,
                      std::shared_ptr<engine::Database> db, Subprotocol subprotocol,
                      BlockingExecutor blocking)
-    : ws_(std::move(stream)),
+    : ws_(DrainingStream(std::move(stream))),
       config_(config),
       db_(std::move(db)),
       subprotocol_(std::move(subprotocol)),
@@ -88,7 +88,8 @@ asio::awaitable<void> WsSession::run(beast::http::request<beast::http::string_bo
   // The message limit is enforced in read_loop: when Beast finds a message too big it tears the
   // socket down at once, and a client still sending the rest of a fragmented message gets a
   // reset instead of our close frame. Beast's own limit stays, a little above ours, so that a
-  // frame announcing more than allowed is refused from its header alone.
+  // frame announcing more than allowed is refused from its header alone (DrainingStream then
+  // lets the client read the close frame).
   ws_.read_message_max(config_.limits.max_body_bytes + 256 * 1024);
   const std::string chosen = subprotocol_.name;
   ws_.set_option(websocket::stream_base::decorator([chosen](websocket::response_type& res) {

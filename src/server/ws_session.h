@@ -28,6 +28,7 @@
 #include "protocol/hrana/stream.h"
 #include "protocol/hrana/ws_model.h"
 #include "server/config.h"
+#include "server/draining_stream.h"
 
 namespace quire::server {
 
@@ -97,7 +98,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   Outcome execute_on(hrana::Stream& stream, std::int32_t request_id, hrana::ws::Request& request,
                      const hrana::SqlStore& sqls);
 
-  boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
+  boost::beast::websocket::stream<DrainingStream> ws_;
   const Config& config_;
   std::shared_ptr<engine::Database> db_;
   Subprotocol subprotocol_;
