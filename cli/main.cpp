@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
                         "(port 0 picks a free one)")
       ->capture_default_str();
   serve_cmd->add_option("--threads", config.threads,
-                        "I/O threads (0 = four per core, at least 4)")
+                        "I/O threads (0 = one per core)")
       ->capture_default_str();
   serve_cmd->add_option("--synchronous", synchronous,
                         "SQLite synchronous mode: normal (WAL default: durable across process "

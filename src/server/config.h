@@ -15,7 +15,7 @@ struct Config {
   std::string listen_host = "127.0.0.1";
   std::uint16_t listen_port = 8080;
   // I/O threads, each running its own event loop; connections are spread over them and stay on
-  // one. SQL runs on the thread of the connection that sent it. 0 = four per core, at least 4.
+  // one. Reads run on the thread of the connection that sent them. 0 = one per core.
   unsigned threads = 0;
   // A keep-alive connection with no request for this long is closed.
   std::chrono::seconds idle_connection_timeout{60};

@@ -135,12 +135,20 @@ Router::Routed Router::pipeline(const Request& req, hrana::Version version, Enco
     }
   }
 
-  auto checkout = streams_.check_out(body->baton, db_, client);
-  if (auto* pe = std::get_if<hrana::ProtocolError>(&checkout)) {
-    return text(req, http::status::bad_request, pe->message);
+  Entry entry;
+  if (!body->baton && !body->requests.empty() &&
+      std::holds_alternative<hrana::CloseReq>(body->requests.back())) {
+    entry = streams_.ephemeral(db_, client);
+  } else {
+    auto checkout = streams_.check_out(body->baton, db_, client);
+    if (auto* pe = std::get_if<hrana::ProtocolError>(&checkout)) {
+      return text(req, http::status::bad_request, pe->message);
+    }
+    if (auto* e = std::get_if<hrana::Error>(&checkout)) {
+      return hrana_error(req, enc, status_of(*e), *e);
+    }
+    entry = std::get<Entry>(std::move(checkout));
   }
-  if (auto* e = std::get_if<hrana::Error>(&checkout)) return hrana_error(req, enc, status_of(*e), *e);
-  auto entry = std::get<Entry>(std::move(checkout));
 
   bool blocking = false;
   for (const auto& r : body->requests) {

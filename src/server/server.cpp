@@ -18,7 +18,9 @@ constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 
 Server::Server(Config config) : config_(std::move(config)) {
   unsigned n = config_.threads;
-  if (n == 0) n = std::max(4u, 4 * std::max(1u, std::thread::hardware_concurrency()));
+  // Nothing that waits runs on an I/O thread (writes go to the blocking pool), so one thread
+  // per core serves the most requests with the fewest context switches.
+  if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < n; ++i) {
     contexts_.push_back(std::make_unique<asio::io_context>(1));
     sessions_.push_back(std::make_unique<ThreadSessions>());

@@ -124,6 +124,7 @@ std::string StreamRegistry::check_in(const std::shared_ptr<Entry>& entry) {
 }
 
 void StreamRegistry::drop(const std::shared_ptr<Entry>& entry) {
+  if (entry->id == 0) return;  // ephemeral: never registered
   std::lock_guard lock(mu_);
   if (streams_.erase(entry->id)) {
     auto it = per_client_.find(entry->client);

@@ -52,6 +52,13 @@ class StreamRegistry {
   Checkout check_out(const std::optional<std::string>& baton,
                      const std::shared_ptr<engine::Database>& db, const std::string& client);
 
+  // A stream for a single request that closes it ([..., close] without a baton): it never
+  // enters the registry, so it costs no lock, no random id and no baton.
+  std::shared_ptr<Entry> ephemeral(const std::shared_ptr<engine::Database>& db,
+                                   const std::string& client) {
+    return std::make_shared<Entry>(db, limits_, client);
+  }
+
   // Puts the stream back and returns the baton for its next request.
   std::string check_in(const std::shared_ptr<Entry>& entry);
 
