@@ -123,6 +123,7 @@ struct Decoder {
     if (auto* args = field(*o, "args")) {
       auto* arr = args->if_array();
       if (!arr) return fail("'args' must be an array");
+      if (arr->size() > 32766) return fail("'args' has more arguments than any statement can have");
       out.args.reserve(arr->size());
       for (const auto& a : *arr) {
         out.args.emplace_back();

@@ -18,6 +18,9 @@ namespace quire::hrana::protobuf::detail {
 
 // BatchCond is the only recursive message; bound it so a hostile body cannot exhaust the stack.
 inline constexpr int kMaxCondDepth = 64;
+// More arguments than SQLite's highest parameter number (32766) can never bind; refusing them
+// while decoding keeps a small body from expanding into a huge argument list in memory.
+inline constexpr std::size_t kMaxArgs = 32766;
 
 // ---------------------------------------------------------------- decoding
 
@@ -166,10 +169,16 @@ struct Decoder {
           break;
         case 3:
           if (!want(f, WireType::kLen, "Stmt.args")) return false;
+          if (out.args.size() + out.named_args.size() >= kMaxArgs) {
+            return fail("Stmt has more arguments than any statement can have");
+          }
           if (!value(f.bytes, out.args.emplace_back())) return false;
           break;
         case 4:
           if (!want(f, WireType::kLen, "Stmt.named_args")) return false;
+          if (out.args.size() + out.named_args.size() >= kMaxArgs) {
+            return fail("Stmt has more arguments than any statement can have");
+          }
           if (!named_arg(f.bytes, out.named_args.emplace_back())) return false;
           break;
         case 5:

@@ -165,3 +165,21 @@ TEST(JsonCodec, CursorEntriesAreOneJsonObjectPerLine) {
 
 }  // namespace
 }  // namespace quire::hrana
+
+namespace quire::hrana {
+namespace {
+
+TEST(JsonCodec, MoreArgumentsThanSqliteCanBindAreRefusedWhileDecoding) {
+  auto body = [](int n) {
+    std::string b = R"({"requests":[{"type":"execute","stmt":{"sql":"x","args":[)";
+    for (int i = 0; i < n; ++i) b += i ? R"(,{"type":"null"})" : R"({"type":"null"})";
+    return b + "]}}]}";
+  };
+  EXPECT_TRUE(json::decode_pipeline_request(body(32766)));
+  auto r = json::decode_pipeline_request(body(32767));
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("more arguments"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace quire::hrana
