@@ -202,11 +202,29 @@ Expected<void, ProtocolError> Stream::run_cursor(const Batch& batch, const SqlSt
     for (auto& row : r->rows) sink(RowEntry{std::move(row)});
     sink(StepEndEntry{r->affected_row_count, r->last_insert_rowid});
   }
+  release_if_idle();
   return {};
 }
 
 Expected<StreamResult, ProtocolError> Stream::run(const StreamRequest& request, SqlStore& sqls,
                                                   engine::ResponseBudget& budget) {
+  auto result = run_one(request, sqls, budget);
+  release_if_idle();
+  return result;
+}
+
+void Stream::release_if_idle() {
+  // Between requests, a stream outside any transaction gives its connection back to the pool:
+  // an idle stream (an open WebSocket, an HTTP baton) then costs no SQLite connection. A
+  // connection with TEMP objects or changed PRAGMAs stays, since they belong to this stream.
+  if (conn_ && !borrowed_ && !conn_->in_transaction() && !conn_->has_session_state()) {
+    conn_ = engine::Lease();
+  }
+}
+
+Expected<StreamResult, ProtocolError> Stream::run_one(const StreamRequest& request,
+                                                      SqlStore& sqls,
+                                                      engine::ResponseBudget& budget) {
   using R = Expected<StreamResult, ProtocolError>;
   return std::visit(
       [&](const auto& req) -> R {

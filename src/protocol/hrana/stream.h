@@ -77,7 +77,10 @@ class Stream {
   bool in_transaction() const { return conn_ && conn_->in_transaction(); }
 
  private:
+  Expected<StreamResult, ProtocolError> run_one(const StreamRequest& request, SqlStore& sqls,
+                                                engine::ResponseBudget& budget);
   Expected<sqlite::Connection*, Error> connection();
+  void release_if_idle();
   Expected<StmtResult, Error> execute(const Stmt& stmt, const std::string& sql,
                                       engine::ResponseBudget& budget);
   bool eval(const BatchCond& cond, const std::vector<int>& outcome);
