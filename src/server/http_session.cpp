@@ -58,8 +58,15 @@ asio::awaitable<void> HttpSession::run() {
     std::tie(hec, hn) = co_await http::async_read_header(stream_, buffer, parser, kUseTuple);
     idle_ = false;
     if (!hec && !parser.is_done()) {
-      stream_.expires_after(config_.request_read_timeout);
-      std::tie(hec, hn) = co_await http::async_read(stream_, buffer, parser, kUseTuple);
+      const auto length = parser.content_length();
+      if (length && buffer.size() >= *length) {
+        // The whole body came with the header (the usual case): parse it from the buffer now,
+        // without another trip through the event loop. No socket read happens here.
+        http::read(stream_, buffer, parser, hec);
+      } else {
+        stream_.expires_after(config_.request_read_timeout);
+        std::tie(hec, hn) = co_await http::async_read(stream_, buffer, parser, kUseTuple);
+      }
     }
     if (hec) {
       if (hec == http::error::body_limit || hec == http::error::header_limit) {
