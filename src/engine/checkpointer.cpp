@@ -36,6 +36,12 @@ Expected<void, sqlite::Error> Checkpointer::run(int mode) {
   return {};
 }
 
+void Checkpointer::run_inline(sqlite3* conn, const char* schema) {
+  std::lock_guard lock(run_mu_);
+  int log = 0, done = 0;
+  (void)sqlite3_wal_checkpoint_v2(conn, schema, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+}
+
 void Checkpointer::loop() {
   std::unique_lock lock(mu_);
   while (true) {

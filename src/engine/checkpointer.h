@@ -33,6 +33,11 @@ class Checkpointer {
   // Runs a checkpoint on the worker's connection, now, from the calling thread.
   Expected<void, sqlite::Error> run(int mode);
 
+  // Runs a PASSIVE checkpoint on `conn` (a writer's, from its WAL hook), first waiting for a
+  // background checkpoint in progress: SQLite runs one checkpoint at a time and would answer
+  // SQLITE_BUSY, and the writer must not go on growing the WAL meanwhile.
+  void run_inline(sqlite3* conn, const char* schema);
+
   void stop();
 
  private:

@@ -46,11 +46,10 @@ Expected<std::unique_ptr<sqlite::Connection>, sqlite::Error> Database::open_conn
 
 int Database::on_wal_commit(void* self, sqlite3* conn, const char* name, int frames) {
   auto* db = static_cast<Database*>(self);
-  if (frames >= 4 * db->options_.checkpoint_threshold_frames) {
+  if (frames >= 4 * db->options_.checkpoint_threshold_frames && db->checkpointer_) {
     // The background checkpointer is not keeping up: the writer checkpoints now, between its
-    // transactions. SQLITE_BUSY (another checkpoint running) is fine: someone is on it.
-    int log = 0, done = 0;
-    (void)sqlite3_wal_checkpoint_v2(conn, name, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    // transactions (after any background checkpoint in progress).
+    db->checkpointer_->run_inline(conn, name);
   } else if (db->checkpointer_) {
     db->checkpointer_->notify(frames);
   }
