@@ -38,7 +38,8 @@ integration: build
 
 # The same real-client suite against the sanitizer build of the server.
 integration-asan: asan
-	QUIRE_BIN=$(abspath $(ASAN)/quire) tests/integration/run
+	ASAN_OPTIONS=quarantine_size_mb=64:detect_leaks=1 QUIRE_BIN=$(abspath $(ASAN)/quire) \
+	  tests/integration/run
 
 test: unit unit-asan integration integration-asan
 

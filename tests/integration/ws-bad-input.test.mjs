@@ -732,7 +732,10 @@ describe('Hrana over WebSocket: hostile and broken clients', () => {
           assert.ok(elapsed < 3000, `another client waited ${elapsed} ms for its answers`);
           peak = Math.max(peak, await rssMiB(server.pid));
         }
-        assert.ok(peak < 200, `the server's RSS reached ${peak.toFixed(1)} MiB (it was ${rssBefore.toFixed(1)} MiB)`);
+        // Growth, not absolute size: the sanitizer build of the server starts far larger and
+        // keeps freed memory in quarantine. Queuing the answers would add 440 MB.
+        assert.ok(peak - rssBefore < 150,
+          `the server's RSS grew by ${(peak - rssBefore).toFixed(1)} MiB (from ${rssBefore.toFixed(1)} to ${peak.toFixed(1)} MiB)`);
         assert.ok(server.isRunning());
       } finally {
         raw.socket.destroy();
