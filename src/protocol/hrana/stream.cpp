@@ -158,11 +158,9 @@ bool Stream::eval(const BatchCond& c, const std::vector<int>& outcome) {
   return false;
 }
 
-Expected<BatchResult, ProtocolError> Stream::run_batch(const Batch& batch, const SqlStore& sqls,
-                                                       engine::ResponseBudget& budget) {
-  BatchResult result;
-  result.step_results.resize(batch.steps.size());
-  result.step_errors.resize(batch.steps.size());
+Expected<void, ProtocolError> Stream::for_each_step(
+    const Batch& batch, const SqlStore& sqls, engine::ResponseBudget& budget,
+    const std::function<void(std::uint32_t, Expected<StmtResult, Error>&&)>& on_step) {
   std::vector<int> outcome(batch.steps.size(), kSkipped);
   for (std::size_t i = 0; i < batch.steps.size(); ++i) {
     const BatchStep& step = batch.steps[i];
@@ -170,40 +168,42 @@ Expected<BatchResult, ProtocolError> Stream::run_batch(const Batch& batch, const
     auto sql = resolve_sql(step.stmt.sql, step.stmt.sql_id, sqls);
     if (!sql) return unexpected(sql.error());
     auto r = execute(step.stmt, **sql, budget);
+    outcome[i] = r ? kOk : kFailed;
+    on_step(static_cast<std::uint32_t>(i), std::move(r));
+  }
+  return {};
+}
+
+Expected<BatchResult, ProtocolError> Stream::run_batch(const Batch& batch, const SqlStore& sqls,
+                                                       engine::ResponseBudget& budget) {
+  BatchResult result;
+  result.step_results.resize(batch.steps.size());
+  result.step_errors.resize(batch.steps.size());
+  auto ran = for_each_step(batch, sqls, budget, [&](std::uint32_t i, auto&& r) {
     if (r) {
       result.step_results[i] = std::move(r.value());
-      outcome[i] = kOk;
     } else {
       result.step_errors[i] = std::move(r.error());
-      outcome[i] = kFailed;
     }
-  }
+  });
+  if (!ran) return unexpected(ran.error());
   return result;
 }
 
 Expected<void, ProtocolError> Stream::run_cursor(const Batch& batch, const SqlStore& sqls,
                                                  engine::ResponseBudget& budget,
                                                  const std::function<void(CursorEntry&&)>& sink) {
-  std::vector<int> outcome(batch.steps.size(), kSkipped);
-  for (std::size_t i = 0; i < batch.steps.size(); ++i) {
-    const BatchStep& step = batch.steps[i];
-    if (step.condition && !eval(*step.condition, outcome)) continue;
-    auto sql = resolve_sql(step.stmt.sql, step.stmt.sql_id, sqls);
-    if (!sql) return unexpected(sql.error());
-    auto r = execute(step.stmt, **sql, budget);
-    const auto index = static_cast<std::uint32_t>(i);
+  auto ran = for_each_step(batch, sqls, budget, [&](std::uint32_t i, auto&& r) {
     if (!r) {
-      outcome[i] = kFailed;
-      sink(StepErrorEntry{index, std::move(r.error())});
-      continue;
+      sink(StepErrorEntry{i, std::move(r.error())});
+      return;
     }
-    outcome[i] = kOk;
-    sink(StepBeginEntry{index, std::move(r->cols)});
+    sink(StepBeginEntry{i, std::move(r->cols)});
     for (auto& row : r->rows) sink(RowEntry{std::move(row)});
     sink(StepEndEntry{r->affected_row_count, r->last_insert_rowid});
-  }
+  });
   release_if_idle();
-  return {};
+  return ran;
 }
 
 Expected<StreamResult, ProtocolError> Stream::run(const StreamRequest& request, SqlStore& sqls,

@@ -84,6 +84,10 @@ class Stream {
   Expected<StmtResult, Error> execute(const Stmt& stmt, const std::string& sql,
                                       engine::ResponseBudget& budget);
   bool eval(const BatchCond& cond, const std::vector<int>& outcome);
+  // Runs the steps of `batch` whose condition holds, handing each result to `on_step`.
+  Expected<void, ProtocolError> for_each_step(
+      const Batch& batch, const SqlStore& sqls, engine::ResponseBudget& budget,
+      const std::function<void(std::uint32_t, Expected<StmtResult, Error>&&)>& on_step);
   bool holds_write_lock() const;
 
   std::shared_ptr<engine::Database> db_;
