@@ -111,6 +111,7 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
   std::string max_body = "16MiB", max_response = "16MiB";
   double stream_idle_timeout_s = 10;
+  double transaction_timeout_s = 5;
   unsigned idle_connection_timeout_s = 60;
   unsigned request_read_timeout_s = 30;
 
@@ -130,7 +131,12 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"normal", "full"}, CLI::ignore_case))
       ->capture_default_str();
   serve_cmd->add_option("--busy-timeout", config.database.open.busy_timeout_ms,
-                        "Milliseconds a statement waits for the write lock before SQLITE_BUSY")
+                        "Milliseconds SQLite waits on a file lock held by another process "
+                        "(writers inside quire queue for the write lock instead)")
+      ->capture_default_str();
+  serve_cmd->add_option("--transaction-timeout", transaction_timeout_s,
+                        "Seconds a transaction may keep the write lock between requests while "
+                        "other writers wait; then it is rolled back (TRANSACTION_TIMEOUT)")
       ->capture_default_str();
   serve_cmd->add_option("--cache-size", config.database.open.cache_size_kib,
                         "Page cache per connection, KiB")
@@ -191,6 +197,12 @@ int main(int argc, char** argv) {
       std::cerr << "quire: --stream-idle-timeout must be positive\n";
       return 2;
     }
+    if (transaction_timeout_s <= 0) {
+      std::cerr << "quire: --transaction-timeout must be positive\n";
+      return 2;
+    }
+    config.database.transaction_timeout =
+        std::chrono::milliseconds(static_cast<long long>(transaction_timeout_s * 1000));
     config.limits.stream_idle_timeout =
         std::chrono::milliseconds(static_cast<long long>(stream_idle_timeout_s * 1000));
     config.idle_connection_timeout = std::chrono::seconds(idle_connection_timeout_s);

@@ -4,19 +4,43 @@
 
 namespace quire::engine {
 
+namespace {
+
+WriteClaim* claim_of(sqlite::Connection& conn) {
+  return static_cast<WriteClaim*>(conn.write_access());
+}
+
+}  // namespace
+
+void Lease::park() {
+  if (conn_) claim_of(*conn_)->park();
+}
+
+void Lease::unpark() {
+  if (conn_) claim_of(*conn_)->unpark();
+}
+
 void Lease::release() {
   if (!conn_) return;
+  WriteClaim* claim = claim_of(*conn_);
+  claim->unpark();  // waits for a steal in progress
+  claim->clear_aborted();
   if (conn_->in_transaction() && !conn_->exec("ROLLBACK")) {
     conn_.reset();  // cannot prove it is clean: close it rather than pool it
   } else if (conn_->has_session_state()) {
     conn_.reset();  // TEMP objects or PRAGMAs of its last user: the next one gets a fresh one
   }
-  if (conn_) db_->give_back(std::move(conn_));
+  if (conn_) {
+    claim->release_if_idle();
+    db_->give_back(std::move(conn_));
+  }  // (a closed connection's claim gives the gate up as it goes)
   db_.reset();
 }
 
 Database::Database(std::string path, DatabaseOptions options)
-    : path_(std::move(path)), options_(std::move(options)) {}
+    : path_(std::move(path)),
+      options_(std::move(options)),
+      write_gate_(options_.transaction_timeout) {}
 
 Database::~Database() {
   close();
@@ -33,7 +57,8 @@ Expected<std::shared_ptr<Database>, sqlite::Error> Database::open(std::string pa
       std::make_unique<Checkpointer>(std::move(first.value()), db->options_.checkpoint_threshold_frames);
   auto lane_conn = db->open_connection();
   if (!lane_conn) return unexpected(lane_conn.error());
-  db->write_lane_ = std::make_unique<WriteLane>(std::move(lane_conn.value()), db->options_.write_lane);
+  db->write_lane_ = std::make_unique<WriteLane>(std::move(lane_conn.value()), db->write_gate_,
+                                                db->options_.write_lane);
   return db;
 }
 
@@ -56,6 +81,13 @@ int Database::on_wal_commit(void* self, sqlite3* conn, const char* name, int fra
   return SQLITE_OK;
 }
 
+Expected<std::unique_ptr<sqlite::Connection>, sqlite::Error> Database::open_pooled_connection() {
+  auto conn = open_connection();
+  if (!conn) return unexpected(conn.error());
+  (*conn)->set_write_access(std::make_unique<WriteClaim>(write_gate_, **conn));
+  return conn;
+}
+
 Expected<Lease, sqlite::Error> Database::acquire() {
   {
     std::lock_guard lock(mu_);
@@ -65,7 +97,7 @@ Expected<Lease, sqlite::Error> Database::acquire() {
       return Lease(shared_from_this(), std::move(conn));
     }
   }
-  auto conn = open_connection();
+  auto conn = open_pooled_connection();
   if (!conn) return unexpected(conn.error());
   return Lease(shared_from_this(), std::move(conn.value()));
 }
@@ -80,6 +112,7 @@ Expected<void, sqlite::Error> Database::checkpoint(int mode) { return checkpoint
 void Database::close() {
   if (closed_.exchange(true)) return;
   if (write_lane_) write_lane_->stop();
+  write_gate_.close();
   if (checkpointer_) checkpointer_->stop();
   {
     std::lock_guard lock(mu_);

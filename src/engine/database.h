@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/expected.h"
+#include "engine/write_gate.h"
 #include "engine/write_lane.h"
 #include "sqlite/connection.h"
 
@@ -27,6 +28,9 @@ struct DatabaseOptions {
   // A passive checkpoint runs once the WAL holds this many frames.
   int checkpoint_threshold_frames = 1000;
   WriteLaneOptions write_lane;
+  // A transaction holding the write lock between requests is rolled back once another writer
+  // has waited this long (see WriteGate).
+  std::chrono::milliseconds transaction_timeout{5000};
 };
 
 class Database;
@@ -53,6 +57,11 @@ class Lease {
   explicit operator bool() const { return conn_ != nullptr; }
   Database& database() const { return *db_; }
 
+  // Between requests of a stream that keeps this lease: its write transaction may be rolled
+  // back by a writer that waited too long (WriteGate). unpark() before using it again.
+  void park();
+  void unpark();
+
  private:
   void release();
   std::shared_ptr<Database> db_;
@@ -74,6 +83,9 @@ class Database : public std::enable_shared_from_this<Database> {
   // The lane that runs and group-commits autocommit writes.
   WriteLane& write_lane() { return *write_lane_; }
 
+  // Who may write now (see WriteGate).
+  WriteGate& write_gate() { return write_gate_; }
+
   // Runs a checkpoint now. mode is a SQLITE_CHECKPOINT_* constant.
   Expected<void, sqlite::Error> checkpoint(int mode);
 
@@ -86,10 +98,13 @@ class Database : public std::enable_shared_from_this<Database> {
   Database(std::string path, DatabaseOptions options);
   void give_back(std::unique_ptr<sqlite::Connection> conn);
   Expected<std::unique_ptr<sqlite::Connection>, sqlite::Error> open_connection();
+  // A connection for the pool: its writes go through the write gate.
+  Expected<std::unique_ptr<sqlite::Connection>, sqlite::Error> open_pooled_connection();
   static int on_wal_commit(void* self, sqlite3* db, const char* name, int frames);
 
   std::string path_;
   DatabaseOptions options_;
+  WriteGate write_gate_;  // before every connection: their claims refer to it
   std::mutex mu_;
   std::vector<std::unique_ptr<sqlite::Connection>> idle_;  // guarded by mu_
   std::unique_ptr<Checkpointer> checkpointer_;

@@ -9,28 +9,38 @@ namespace quire::engine {
 
 namespace {
 
-// The first keyword of a statement, upper-cased, skipping whitespace and comments.
-std::string first_keyword(std::string_view sql) {
+// The first `n` words of a statement, upper-cased, skipping whitespace and comments; stops at
+// anything that is not a word.
+std::vector<std::string> leading_keywords(std::string_view sql, std::size_t n) {
+  std::vector<std::string> words;
   std::size_t i = 0;
-  while (i < sql.size()) {
-    char c = sql[i];
-    if (std::isspace(static_cast<unsigned char>(c))) {
-      ++i;
-    } else if (sql.substr(i, 2) == "--") {
-      while (i < sql.size() && sql[i] != '\n') ++i;
-    } else if (sql.substr(i, 2) == "/*") {
-      auto end = sql.find("*/", i + 2);
-      i = end == std::string_view::npos ? sql.size() : end + 2;
-    } else {
-      break;
+  while (words.size() < n) {
+    while (i < sql.size()) {
+      if (std::isspace(static_cast<unsigned char>(sql[i]))) {
+        ++i;
+      } else if (sql.substr(i, 2) == "--") {
+        while (i < sql.size() && sql[i] != '\n') ++i;
+      } else if (sql.substr(i, 2) == "/*") {
+        auto end = sql.find("*/", i + 2);
+        i = end == std::string_view::npos ? sql.size() : end + 2;
+      } else {
+        break;
+      }
     }
+    std::string kw;
+    while (i < sql.size() && std::isalpha(static_cast<unsigned char>(sql[i])) && kw.size() < 16) {
+      kw += static_cast<char>(std::toupper(static_cast<unsigned char>(sql[i])));
+      ++i;
+    }
+    if (kw.empty()) break;
+    words.push_back(std::move(kw));
   }
-  std::string kw;
-  while (i < sql.size() && std::isalpha(static_cast<unsigned char>(sql[i])) && kw.size() < 16) {
-    kw += static_cast<char>(std::toupper(static_cast<unsigned char>(sql[i])));
-    ++i;
-  }
-  return kw;
+  return words;
+}
+
+std::string first_keyword(std::string_view sql) {
+  auto words = leading_keywords(sql, 1);
+  return words.empty() ? std::string() : std::move(words[0]);
 }
 
 // True when `sql` mentions the word TEMP or TEMPORARY (in any case), e.g. CREATE TEMP TABLE or
@@ -53,6 +63,59 @@ bool mentions_temp(std::string_view sql) {
     if (start && stop) return true;
   }
   return false;
+}
+
+// The statement kinds that matter to a transaction rolled back behind its user's back.
+enum class TxnControl { kOther, kCommit, kRollback };
+
+TxnControl txn_control(std::string_view sql) {
+  const auto w = leading_keywords(sql, 3);
+  if (w.empty()) return TxnControl::kOther;
+  if (w[0] == "COMMIT" || w[0] == "END") return TxnControl::kCommit;
+  if (w[0] != "ROLLBACK") return TxnControl::kOther;
+  // ROLLBACK [TRANSACTION] TO <savepoint> does not end the transaction.
+  const bool to = (w.size() > 1 && w[1] == "TO") || (w.size() > 2 && w[1] == "TRANSACTION" && w[2] == "TO");
+  return to ? TxnControl::kOther : TxnControl::kRollback;
+}
+
+ExecError timeout_error() {
+  return {"TRANSACTION_TIMEOUT",
+          "Transaction timed out: it held the database's write lock between requests for longer "
+          "than the transaction timeout while other writers waited, so it was rolled back. "
+          "Send ROLLBACK and retry the transaction.",
+          {}};
+}
+
+// Before a statement runs: a connection whose transaction was rolled back behind its user's back
+// fails every statement until the user ends the transaction (ROLLBACK succeeds, COMMIT reports
+// the timeout), so no statement meant for the lost transaction runs in autocommit mode. Returns
+// the outcome to report instead of running the statement, if any.
+std::optional<Expected<StmtResult, ExecError>> check_aborted(sqlite::Connection& conn,
+                                                              std::string_view sql) {
+  sqlite::WriteAccess* access = conn.write_access();
+  if (!access || !access->aborted()) return std::nullopt;
+  switch (txn_control(sql)) {
+    case TxnControl::kRollback:
+      access->clear_aborted();
+      return Expected<StmtResult, ExecError>(StmtResult{});
+    case TxnControl::kCommit:
+      access->clear_aborted();
+      return Expected<StmtResult, ExecError>(unexpected(timeout_error()));
+    case TxnControl::kOther: break;
+  }
+  return Expected<StmtResult, ExecError>(unexpected(timeout_error()));
+}
+
+// Takes the connection's write access before a statement that writes.
+Expected<void, ExecError> before_write(sqlite::Connection& conn, sqlite3_stmt* stmt,
+                                       std::string_view sql) {
+  sqlite::WriteAccess* access = conn.write_access();
+  if (!access) return {};
+  if (sqlite3_stmt_readonly(stmt) && !begins_write_transaction(sql)) return {};
+  if (auto ok = access->acquire(); !ok) {
+    return unexpected(ExecError{ok.error().code, ok.error().message, {}});
+  }
+  return {};
 }
 
 ExecError prepare_error(const sqlite::Error& e) {
@@ -180,8 +243,14 @@ ExecError sqlite_error(const sqlite::Error& e) {
                    sqlite::extended_code_name(e.rc)};
 }
 
+bool begins_write_transaction(std::string_view sql) {
+  const auto w = leading_keywords(sql, 2);
+  return w.size() == 2 && w[0] == "BEGIN" && (w[1] == "IMMEDIATE" || w[1] == "EXCLUSIVE");
+}
+
 Expected<StmtResult, ExecError> execute(sqlite::Connection& conn, const Query& query,
                                         ResponseBudget& budget) {
+  if (auto aborted = check_aborted(conn, query.sql)) return std::move(*aborted);
   const auto started = std::chrono::steady_clock::now();
   auto prepared = conn.prepare_cached(query.sql);
   if (!prepared) return unexpected(prepare_error(prepared.error()));
@@ -196,6 +265,7 @@ Expected<StmtResult, ExecError> execute(sqlite::Connection& conn, const Query& q
   ResetGuard guard{cached.stmt};
   sqlite3_stmt* stmt = cached.stmt.get();
   if (auto bound = bind_args(stmt, query); !bound) return unexpected(bound.error());
+  if (auto ok = before_write(conn, stmt, query.sql); !ok) return unexpected(ok.error());
 
   sqlite3* db = conn.handle();
   const auto changes_before = sqlite3_total_changes64(db);
@@ -208,7 +278,11 @@ Expected<StmtResult, ExecError> execute(sqlite::Connection& conn, const Query& q
   while (true) {
     int rc = sqlite3_step(stmt);
     if (rc == SQLITE_DONE) break;
-    if (rc != SQLITE_ROW) return unexpected(sqlite_error(conn.last_error()));
+    if (rc != SQLITE_ROW) {
+      auto err = sqlite_error(conn.last_error());
+      if (auto* access = conn.write_access()) access->release_if_idle();
+      return unexpected(std::move(err));
+    }
     ++rows_seen;
     if (!query.want_rows) continue;
     std::vector<Value> row;
@@ -227,6 +301,7 @@ Expected<StmtResult, ExecError> execute(sqlite::Connection& conn, const Query& q
     result.rows.push_back(std::move(row));
   }
 
+  if (auto* access = conn.write_access()) access->release_if_idle();
   const auto changed = sqlite3_total_changes64(db) - changes_before;
   if (changed > 0) {
     // sqlite3_changes counts only the rows of this statement, not those of its triggers.
@@ -275,14 +350,20 @@ Expected<void, ExecError> execute_script(sqlite::Connection& conn, std::string_v
       sql.find("attach") != std::string_view::npos) {
     conn.mark_session_state();
   }
+  if (auto aborted = check_aborted(conn, sql); aborted && !*aborted) {
+    return unexpected(aborted->error());
+  }
   while (!sqlite::is_blank_sql(sql)) {
     const char* tail = nullptr;
     auto stmt = conn.prepare(sql, &tail);
     if (!stmt) return unexpected(prepare_error(stmt.error()));
     if (*stmt) {
+      const std::string_view text(sql.data(), tail ? static_cast<std::size_t>(tail - sql.data()) : sql.size());
+      if (auto ok = before_write(conn, stmt->get(), text); !ok) return unexpected(ok.error());
       int rc;
       while ((rc = sqlite3_step(stmt->get())) == SQLITE_ROW) {
       }
+      if (auto* access = conn.write_access()) access->release_if_idle();
       if (rc != SQLITE_DONE) return unexpected(sqlite_error(conn.last_error()));
     }
     if (!tail) break;

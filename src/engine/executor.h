@@ -97,6 +97,10 @@ void note_session_state(sqlite::Connection& conn, std::string_view keyword, std:
 // stream's connection (never moved to the write lane).
 bool has_session_effect(std::string_view sql);
 
+// True for BEGIN IMMEDIATE and BEGIN EXCLUSIVE, which take the write lock though SQLite calls
+// every transaction-control statement read-only.
+bool begins_write_transaction(std::string_view sql);
+
 // The error for a failed SQLite call.
 ExecError sqlite_error(const sqlite::Error& e);
 

@@ -37,8 +37,9 @@ bool groupable_statement(std::string_view sql) {
          kw == "CREATE" || kw == "DROP" || kw == "ALTER" || kw == "WITH";
 }
 
-WriteLane::WriteLane(std::unique_ptr<sqlite::Connection> conn, WriteLaneOptions options)
-    : conn_(std::move(conn)), options_(options) {
+WriteLane::WriteLane(std::unique_ptr<sqlite::Connection> conn, WriteGate& gate,
+                     WriteLaneOptions options)
+    : conn_(std::move(conn)), gate_(gate), claim_(gate, *conn_), options_(options) {
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -95,6 +96,17 @@ void WriteLane::loop() {
 
 void WriteLane::run_group(std::deque<Item>& group) {
   sqlite::Connection& conn = *conn_;
+  if (auto gate = gate_.acquire(claim_); !gate) {
+    const Failure f{gate.error().code, gate.error().message, 0};
+    for (auto& item : group) item.done.set_value(unexpected(f));
+    group.clear();
+    return;
+  }
+  struct Release {
+    WriteGate& gate;
+    WriteClaim& claim;
+    ~Release() { gate.release(claim); }
+  } release{gate_, claim_};
   if (auto begun = conn.exec("BEGIN IMMEDIATE"); !begun) {
     const Failure f = failure_of(begun.error());
     for (auto& item : group) item.done.set_value(unexpected(f));

@@ -26,6 +26,7 @@
 #include <thread>
 
 #include "common/expected.h"
+#include "engine/write_gate.h"
 #include "sqlite/connection.h"
 
 namespace quire::engine {
@@ -52,7 +53,9 @@ class WriteLane {
     int rc = 0;
   };
 
-  WriteLane(std::unique_ptr<sqlite::Connection> conn, WriteLaneOptions options);
+  // Each group transaction first takes `gate` (so it queues fairly behind interactive writers
+  // instead of meeting SQLITE_BUSY); the gate must outlive the lane.
+  WriteLane(std::unique_ptr<sqlite::Connection> conn, WriteGate& gate, WriteLaneOptions options);
   ~WriteLane();
 
   // Queues `task` and returns a future that is ready once its group committed (or failed).
@@ -74,6 +77,8 @@ class WriteLane {
   void run_group(std::deque<Item>& group);
 
   std::unique_ptr<sqlite::Connection> conn_;
+  WriteGate& gate_;
+  WriteClaim claim_;  // never parked: the lane holds the gate only while it runs a group
   const WriteLaneOptions options_;
   std::mutex mu_;
   std::condition_variable cv_;

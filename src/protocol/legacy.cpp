@@ -69,6 +69,35 @@ bool is_transaction_control(std::string_view sql) {
          kw == "SAVEPOINT" || kw == "RELEASE";
 }
 
+std::vector<std::string> words(std::string_view sql, std::size_t n) {
+  std::vector<std::string> out;
+  std::size_t i = 0;
+  while (out.size() < n) {
+    while (i < sql.size() && (std::isspace(static_cast<unsigned char>(sql[i])) || sql[i] == ';')) ++i;
+    std::string w;
+    while (i < sql.size() && std::isalpha(static_cast<unsigned char>(sql[i]))) {
+      w += static_cast<char>(std::toupper(static_cast<unsigned char>(sql[i++])));
+    }
+    if (w.empty()) break;
+    out.push_back(std::move(w));
+  }
+  while (i < sql.size() && (std::isspace(static_cast<unsigned char>(sql[i])) || sql[i] == ';')) ++i;
+  if (i < sql.size()) out.emplace_back("?");  // more follows
+  return out;
+}
+
+bool is_begin_concurrent(std::string_view sql) {
+  auto w = words(sql, 3);
+  return w.size() >= 2 && w[0] == "BEGIN" && w[1] == "CONCURRENT" &&
+         (w.size() == 2 || (w.size() == 3 && w[2] == "TRANSACTION"));
+}
+
+bool is_commit(std::string_view sql) {
+  auto w = words(sql, 2);
+  return !w.empty() && (w[0] == "COMMIT" || w[0] == "END") &&
+         (w.size() == 1 || (w.size() == 2 && w[1] == "TRANSACTION"));
+}
+
 }  // namespace
 
 LegacyResponse run_legacy_query(engine::Database& db, std::string_view body, const Limits& limits) {
@@ -116,23 +145,57 @@ LegacyResponse run_legacy_query(engine::Database& db, std::string_view body, con
       return error_response(400, "A statement must be a string or {\"q\": ..., \"params\": ...}",
                             "HTTP_BAD_REQUEST");
     }
-    if (is_transaction_control(texts.back())) {
+    queries.push_back(std::move(q));
+  }
+  // The statements of a request run as one transaction of their own. A request may spell that
+  // out as BEGIN CONCURRENT ... COMMIT: it is then exactly that transaction (it runs under the
+  // write lock from start to end, so it commits as if alone); any other transaction control is
+  // refused, as sqld does.
+  const bool bracketed = texts.size() >= 2 && is_begin_concurrent(texts.front()) &&
+                         is_commit(texts.back());
+  for (std::size_t i = 0; i < texts.size(); ++i) {
+    const bool bracket = bracketed && (i == 0 || i + 1 == texts.size());
+    if (!bracket && is_transaction_control(texts[i])) {
       return error_response(400, "interactive transaction not allowed in HTTP queries",
                             "HTTP_BAD_REQUEST");
     }
-    queries.push_back(std::move(q));
+    queries[i].sql = texts[i];
   }
-  for (std::size_t i = 0; i < queries.size(); ++i) queries[i].sql = texts[i];
 
   auto lease = db.acquire();
   if (!lease) return error_response(500, lease.error().message, "SQLITE_CANTOPEN");
-  if (auto r = (*lease)->exec("BEGIN"); !r) {
+  // A request that writes takes the write gate and SQLite's write lock up front (BEGIN
+  // IMMEDIATE): a deferred transaction that read first could meet a newer snapshot when it
+  // upgrades (SQLITE_BUSY_SNAPSHOT). Read-only requests take no lock at all.
+  bool writes = false;
+  for (std::size_t i = bracketed ? 1 : 0; i < queries.size() - (bracketed ? 1 : 0); ++i) {
+    const auto& q = queries[i];
+    auto prepared = (*lease)->prepare_cached(q.sql);
+    if (prepared && (*prepared)->stmt && !sqlite3_stmt_readonly((*prepared)->stmt.get())) {
+      writes = true;
+      break;
+    }
+  }
+  if (writes) {
+    if (auto ok = (*lease)->write_access()->acquire(); !ok) {
+      return error_response(503, ok.error().message, ok.error().code);
+    }
+  }
+  if (auto r = (*lease)->exec(writes ? "BEGIN IMMEDIATE" : "BEGIN"); !r) {
     auto e = engine::sqlite_error(r.error());
     return error_response(500, e.message, e.code);
   }
   engine::ResponseBudget budget{limits.max_response_bytes};
   bj::array out;
   for (std::size_t i = 0; i < queries.size(); ++i) {
+    if (bracketed && (i == 0 || i + 1 == queries.size())) {
+      out.push_back(bj::object{{"results", bj::object{{"columns", bj::array()},
+                                                      {"rows", bj::array()},
+                                                      {"rows_read", 0},
+                                                      {"rows_written", 0},
+                                                      {"query_duration_ms", 0.0}}}});
+      continue;
+    }
     auto r = engine::execute(**lease, queries[i], budget);
     if (!r) {
       (void)(*lease)->exec("ROLLBACK");

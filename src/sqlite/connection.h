@@ -38,6 +38,30 @@ struct OpenOptions {
   bool synchronous_full = false;
 };
 
+// Why a connection may not write now (see WriteAccess).
+struct AccessError {
+  std::string code;  // e.g. "TRANSACTION_TIMEOUT", "SERVER_SHUTTING_DOWN"
+  std::string message;
+};
+
+// The arbiter of writes on a connection, consulted by the executor (engine::WriteClaim is the
+// server's): SQLite allows one writer per database file, and the server decides who it is
+// before SQLite's own lock is ever contended, so no client sees SQLITE_BUSY for lock contention.
+class WriteAccess {
+ public:
+  virtual ~WriteAccess() = default;
+  // Called before a statement that writes (or BEGIN IMMEDIATE/EXCLUSIVE) runs; blocks until the
+  // connection may write. Cheap when it may already.
+  virtual Expected<void, AccessError> acquire() = 0;
+  // Called after a statement ran: gives the write access up unless the connection is inside a
+  // write transaction.
+  virtual void release_if_idle() = 0;
+  // True after the connection's transaction was rolled back behind its user's back (it held the
+  // write lock too long while others waited). Cleared by clear_aborted().
+  virtual bool aborted() const = 0;
+  virtual void clear_aborted() = 0;
+};
+
 // One cached prepared statement. `single` is false when the SQL text held more than one
 // statement (the cache keeps the first and remembers that there was a tail).
 struct CachedStatement {
@@ -83,12 +107,18 @@ class Connection {
 
   Error last_error() const;
 
+  // The arbiter of this connection's writes; null for connections that arbitrate their own
+  // (the write lane's, the checkpointer's). Owned by the connection.
+  WriteAccess* write_access() const { return write_access_.get(); }
+  void set_write_access(std::unique_ptr<WriteAccess> access) { write_access_ = std::move(access); }
+
  private:
   explicit Connection(sqlite3* db) : db_(db) {}
 
   static constexpr std::size_t kCacheCapacity = 128;
   sqlite3* db_ = nullptr;
   bool session_state_ = false;
+  std::unique_ptr<WriteAccess> write_access_;
   // LRU: most recently used at the front.
   std::list<std::pair<std::string, CachedStatement>> lru_;
   std::unordered_map<std::string_view, decltype(lru_)::iterator> index_;

@@ -24,26 +24,6 @@ Expected<const std::string*, ProtocolError> resolve_sql(const std::optional<std:
   return unexpected(ProtocolError{"Neither 'sql' nor 'sql_id' was given"});
 }
 
-// BEGIN IMMEDIATE and BEGIN EXCLUSIVE take the write lock, though SQLite calls every
-// transaction-control statement read-only.
-bool takes_write_lock(std::string_view sql) {
-  auto word = [&](std::size_t& i) {
-    while (i < sql.size() && !std::isalpha(static_cast<unsigned char>(sql[i]))) {
-      if (!std::isspace(static_cast<unsigned char>(sql[i]))) return std::string();
-      ++i;
-    }
-    std::string w;
-    while (i < sql.size() && std::isalpha(static_cast<unsigned char>(sql[i]))) {
-      w += static_cast<char>(std::toupper(static_cast<unsigned char>(sql[i++])));
-    }
-    return w;
-  };
-  std::size_t i = 0;
-  if (word(i) != "BEGIN") return false;
-  const std::string mode = word(i);
-  return mode == "IMMEDIATE" || mode == "EXCLUSIVE";
-}
-
 }  // namespace
 
 Error to_error(const engine::ExecError& e) { return Error{e.message, e.code, e.extended_code}; }
@@ -66,11 +46,27 @@ Expected<std::optional<Error>, ProtocolError> SqlStore::store(std::int32_t id, s
   return std::optional<Error>();
 }
 
+Stream::Use::Use(Stream& s) : s_(s) {
+  if (s_.uses_++ == 0) s_.conn_.unpark();
+}
+
+Stream::Use::~Use() {
+  if (--s_.uses_ == 0) s_.conn_.park();
+}
+
+Stream::~Stream() = default;  // the lease rolls back and gives the gate up (Lease::release)
+
+bool Stream::in_transaction() {
+  Use use(*this);
+  return conn_ && (conn_->in_transaction() || conn_->write_access()->aborted());
+}
+
 bool Stream::holds_write_lock() const {
   return conn_ && sqlite3_txn_state(conn_->handle(), "main") == SQLITE_TXN_WRITE;
 }
 
 bool Stream::may_block(const Stmt& stmt, const SqlStore& sqls) {
+  Use use(*this);
   if (holds_write_lock()) return false;
   const std::string* sql = stmt.sql ? &*stmt.sql : (stmt.sql_id ? sqls.find(*stmt.sql_id) : nullptr);
   if (!sql) return false;  // fails before it runs
@@ -78,10 +74,11 @@ bool Stream::may_block(const Stmt& stmt, const SqlStore& sqls) {
   if (!conn) return false;
   auto prepared = (*conn)->prepare_cached(*sql);
   if (!prepared || !(*prepared)->stmt) return false;  // fails before it runs
-  return !sqlite3_stmt_readonly((*prepared)->stmt.get()) || takes_write_lock(*sql);
+  return !sqlite3_stmt_readonly((*prepared)->stmt.get()) || engine::begins_write_transaction(*sql);
 }
 
 bool Stream::may_block(const Batch& batch, const SqlStore& sqls) {
+  Use use(*this);
   if (holds_write_lock()) return false;
   for (const auto& step : batch.steps) {
     if (may_block(step.stmt, sqls)) return true;
@@ -90,6 +87,7 @@ bool Stream::may_block(const Batch& batch, const SqlStore& sqls) {
 }
 
 bool Stream::may_block(const StreamRequest& request, const SqlStore& sqls) {
+  Use use(*this);
   if (holds_write_lock()) return false;
   if (auto* e = std::get_if<ExecuteReq>(&request)) return may_block(e->stmt, sqls);
   if (auto* b = std::get_if<BatchReq>(&request)) return may_block(b->batch, sqls);
@@ -118,7 +116,8 @@ Expected<StreamResult, ProtocolError> Stream::run_on(sqlite::Connection& conn,
   return run(request, sqls, budget);
 }
 
-bool Stream::groupable(const Stmt& stmt, const SqlStore& sqls) const {
+bool Stream::groupable(const Stmt& stmt, const SqlStore& sqls) {
+  Use use(*this);
   if (in_transaction()) return false;
   // A stream whose connection has TEMP objects, changed PRAGMAs or attachments must run its
   // statements there: they may refer to that state.
@@ -179,6 +178,7 @@ Expected<BatchResult, ProtocolError> Stream::run_batch(const Batch& batch, const
   BatchResult result;
   result.step_results.resize(batch.steps.size());
   result.step_errors.resize(batch.steps.size());
+  Use use(*this);
   auto ran = for_each_step(batch, sqls, budget, [&](std::uint32_t i, auto&& r) {
     if (r) {
       result.step_results[i] = std::move(r.value());
@@ -193,6 +193,7 @@ Expected<BatchResult, ProtocolError> Stream::run_batch(const Batch& batch, const
 Expected<void, ProtocolError> Stream::run_cursor(const Batch& batch, const SqlStore& sqls,
                                                  engine::ResponseBudget& budget,
                                                  const std::function<void(CursorEntry&&)>& sink) {
+  Use use(*this);
   auto ran = for_each_step(batch, sqls, budget, [&](std::uint32_t i, auto&& r) {
     if (!r) {
       sink(StepErrorEntry{i, std::move(r.error())});
@@ -208,6 +209,7 @@ Expected<void, ProtocolError> Stream::run_cursor(const Batch& batch, const SqlSt
 
 Expected<StreamResult, ProtocolError> Stream::run(const StreamRequest& request, SqlStore& sqls,
                                                   engine::ResponseBudget& budget) {
+  Use use(*this);
   auto result = run_one(request, sqls, budget);
   release_if_idle();
   return result;
@@ -217,7 +219,7 @@ void Stream::release_if_idle() {
   // Between requests, a stream outside any transaction gives its connection back to the pool:
   // an idle stream (an open WebSocket, an HTTP baton) then costs no SQLite connection. A
   // connection with TEMP objects or changed PRAGMAs stays, since they belong to this stream.
-  if (conn_ && !borrowed_ && !conn_->in_transaction() && !conn_->has_session_state()) {
+  if (conn_ && !borrowed_ && !in_transaction() && !conn_->has_session_state()) {
     conn_ = engine::Lease();
   }
 }

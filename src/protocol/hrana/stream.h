@@ -39,6 +39,9 @@ class SqlStore {
 class Stream {
  public:
   explicit Stream(std::shared_ptr<engine::Database> db) : db_(std::move(db)) {}
+  ~Stream();
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
 
   // Runs one request. A request that fails on its own returns an Error result (and the stream
   // goes on); a protocol error is returned as such and the caller drops the stream.
@@ -53,7 +56,7 @@ class Stream {
 
   // True when `request` is a single autocommit write that may join a group commit: this stream
   // is not inside a transaction and the statement is plain DML/DDL.
-  bool groupable(const Stmt& stmt, const SqlStore& sqls) const;
+  bool groupable(const Stmt& stmt, const SqlStore& sqls);
 
   // Runs a batch. Steps whose condition is false are skipped (null result and null error).
   Expected<BatchResult, ProtocolError> run_batch(const Batch& batch, const SqlStore& sqls,
@@ -74,9 +77,25 @@ class Stream {
 
   // True after a `close` request, until a later request reopens the stream.
   bool closed() const { return closed_; }
-  bool in_transaction() const { return conn_ && conn_->in_transaction(); }
+  // Inside a transaction, as the client sees it: also after the server rolled the transaction
+  // back (TRANSACTION_TIMEOUT) until the client ends it.
+  bool in_transaction();
 
  private:
+  // Marks the stream's connection in use for its lifetime. Between uses the connection is
+  // parked: a write transaction left open across requests may then be rolled back by a writer
+  // that waited too long (engine::WriteGate). Nests.
+  class Use {
+   public:
+    explicit Use(Stream& s);
+    ~Use();
+    Use(const Use&) = delete;
+    Use& operator=(const Use&) = delete;
+
+   private:
+    Stream& s_;
+  };
+
   Expected<StreamResult, ProtocolError> run_one(const StreamRequest& request, SqlStore& sqls,
                                                 engine::ResponseBudget& budget);
   Expected<sqlite::Connection*, Error> connection();
@@ -94,6 +113,7 @@ class Stream {
   engine::Lease conn_;
   sqlite::Connection* borrowed_ = nullptr;  // set while run_on() runs
   bool closed_ = false;
+  int uses_ = 0;
 };
 
 // The error value for an engine failure.

@@ -137,7 +137,8 @@ TEST_F(WriteLaneTest, AFullQueueRefusesWithARetryableError) {
   options.max_queue = 1;
   auto conn = sqlite::Connection::open((dir_ / "data").string(), {});
   ASSERT_TRUE(conn);
-  WriteLane lane(std::move(conn.value()), options);
+  WriteGate write_gate(std::chrono::milliseconds(5000));
+  WriteLane lane(std::move(conn.value()), write_gate, options);
   std::promise<void> release;
   auto gate = release.get_future().share();
   // The first task holds the lane; the second waits in the queue; the third is refused.
