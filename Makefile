@@ -5,7 +5,7 @@ ASAN      := build/asan
 DATA      ?= ./data
 LISTEN    ?= 127.0.0.1:8080
 
-.PHONY: all deps build asan serve test unit unit-asan integration integration-asan bench clean format
+.PHONY: all deps build asan serve test unit unit-asan integration integration-asan bench bench-write clean format
 
 all: build
 
@@ -46,6 +46,11 @@ test: unit unit-asan integration integration-asan
 bench: build
 	scripts/install-deps --bench
 	bench/run
+
+# The write-path benchmark: inserts at 1/8/64 clients and interactive transactions.
+bench-write: build
+	scripts/install-deps --bench
+	bench/write_run
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h')

@@ -1,16 +1,21 @@
 // The in-process SQLite peer for the quire benchmarks: the engine's own limit.
 //
-// Runs the statements quire is measured with directly through the SQLite C API on one
-// connection, one prepared statement reused, for a fixed time after a warm-up:
+// Runs the statements quire is measured with directly through the SQLite C API, one prepared
+// statement reused per connection, for a fixed time after a warm-up:
 //   read      SELECT v FROM t WHERE id = ? with a random id, each in autocommit
 //   read-txn  the same lookups inside one long read transaction
 //   insert    INSERT INTO t(v) VALUES (?) with a random short text, each its own commit
 // The database must already hold table t(id INTEGER PRIMARY KEY, v TEXT) in WAL mode.
-// Prints the same JSON line as loadgen (conns is always 1).
+// With --threads N (default 1) N threads each run the workload on a connection of their own
+// (a writer waits for the others in SQLite's busy handler, --busy-timeout ms at most, then
+// counts an error). Prints the same JSON line as loadgen (conns is the number of threads), with
+// acked_all: the statements that succeeded at any time, warm-up included.
 //
 //   sqlite_inproc --db FILE --workload insert --synchronous full --seconds 10 --tag peer=sqlite
+//   sqlite_inproc --db FILE --workload insert --threads 64 --scenario insert-c64
 #include <sqlite3.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -18,6 +23,7 @@
 #include <iostream>
 #include <random>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -35,6 +41,8 @@ struct Options {
   double seconds = 10;
   double warmup = 2;
   int64_t rows = 100000;
+  int threads = 1;
+  int busy_timeout_ms = 5000;
   std::string scenario;
   std::string disk;  // block device whose flushes to count, e.g. vda
   Tags tags;
@@ -44,7 +52,8 @@ struct Options {
   std::cerr << "sqlite_inproc: " << why
             << "\nusage: sqlite_inproc --db FILE [--workload read|read-txn|insert]"
                " [--synchronous normal|full] [--seconds S] [--warmup W] [--rows 100000]"
-               " [--scenario NAME] [--disk DEV] [--tag key=value]...\n";
+               " [--threads N] [--busy-timeout MS] [--scenario NAME] [--disk DEV]"
+               " [--tag key=value]...\n";
   std::exit(2);
 }
 
@@ -68,6 +77,10 @@ Options ParseArgs(int argc, char** argv) {
       o.warmup = std::stod(next());
     } else if (a == "--rows") {
       o.rows = std::stoll(next());
+    } else if (a == "--threads") {
+      o.threads = std::stoi(next());
+    } else if (a == "--busy-timeout") {
+      o.busy_timeout_ms = std::stoi(next());
     } else if (a == "--scenario") {
       o.scenario = next();
     } else if (a == "--disk") {
@@ -85,8 +98,12 @@ Options ParseArgs(int argc, char** argv) {
   if (o.synchronous != "normal" && o.synchronous != "full") {
     Usage("--synchronous is normal or full");
   }
-  if (o.seconds <= 0 || o.warmup < 0 || o.rows < 1) Usage("bad numbers");
-  if (o.scenario.empty()) o.scenario = o.workload == "insert" ? "insert-c1" : "point-read-c1";
+  if (o.seconds <= 0 || o.warmup < 0 || o.rows < 1 || o.threads < 1 || o.busy_timeout_ms < 0) {
+    Usage("bad numbers");
+  }
+  if (o.scenario.empty()) {
+    o.scenario = (o.workload == "insert" ? "insert-c" : "point-read-c") + std::to_string(o.threads);
+  }
   return o;
 }
 
@@ -99,13 +116,22 @@ void Exec(sqlite3* db, const std::string& sql) {
   }
 }
 
-int Main(int argc, char** argv) {
-  const Options opt = ParseArgs(argc, argv);
+// One thread's connection and counts.
+struct Worker {
+  LatencyHistogram hist;
+  uint64_t requests = 0, errors = 0, acked_all = 0;
+  size_t bytes_read = 0;  // keeps the row read from being optimised away
+};
+
+void RunWorker(const Options& opt, Clock::time_point measure_start, Clock::time_point end,
+               std::atomic<int>* errors_shown, Worker* w) {
   sqlite3* db = nullptr;
-  if (sqlite3_open_v2(opt.db.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
+  if (sqlite3_open_v2(opt.db.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) !=
+      SQLITE_OK) {
     std::cerr << "sqlite_inproc: cannot open " << opt.db << ": " << sqlite3_errmsg(db) << "\n";
-    return 1;
+    std::exit(1);
   }
+  sqlite3_busy_timeout(db, opt.busy_timeout_ms);
   Exec(db, "PRAGMA journal_mode=WAL");
   Exec(db, "PRAGMA synchronous=" + opt.synchronous);
 
@@ -114,29 +140,14 @@ int Main(int argc, char** argv) {
   sqlite3_stmt* stmt = nullptr;
   if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) != SQLITE_OK) {
     std::cerr << "sqlite_inproc: prepare: " << sqlite3_errmsg(db) << "\n";
-    return 1;
+    std::exit(1);
   }
   if (opt.workload == "read-txn") Exec(db, "BEGIN");
 
   std::mt19937_64 rng{std::random_device{}()};
   std::uniform_int_distribution<int64_t> ids(1, opt.rows);
-  LatencyHistogram hist;
-  uint64_t requests = 0, errors = 0;
-  size_t bytes_read = 0;  // keeps the row read from being optimised away
   char value[24];
-
-  const auto start = Clock::now();
-  const auto measure_start = start + std::chrono::duration_cast<Clock::duration>(
-                                         std::chrono::duration<double>(opt.warmup));
-  const auto end = measure_start + std::chrono::duration_cast<Clock::duration>(
-                                       std::chrono::duration<double>(opt.seconds));
-  int64_t flushes_at_start = -1;
-  bool measuring = false;
-  for (auto t0 = start; t0 < end;) {
-    if (!measuring && t0 >= measure_start) {
-      measuring = true;
-      flushes_at_start = DiskFlushes(opt.disk);
-    }
+  for (auto t0 = Clock::now(); t0 < end;) {
     bool ok;
     if (insert) {
       const int n =
@@ -146,32 +157,68 @@ int Main(int argc, char** argv) {
     } else {
       sqlite3_bind_int64(stmt, 1, ids(rng));
       ok = sqlite3_step(stmt) == SQLITE_ROW;
-      if (ok) bytes_read += static_cast<size_t>(sqlite3_column_bytes(stmt, 0));
+      if (ok) w->bytes_read += static_cast<size_t>(sqlite3_column_bytes(stmt, 0));
     }
     sqlite3_reset(stmt);
     const auto t1 = Clock::now();
-    if (measuring) {
+    if (ok) ++w->acked_all;
+    if (t0 >= measure_start) {
       if (ok) {
-        ++requests;
-        hist.Record(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
+        ++w->requests;
+        w->hist.Record(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
       } else {
-        ++errors;
-        if (errors <= 3) std::cerr << "sqlite_inproc: " << sqlite3_errmsg(db) << "\n";
+        ++w->errors;
+        if (errors_shown->fetch_add(1) < 3) {
+          std::cerr << "sqlite_inproc: " << sqlite3_errmsg(db) << " (extended code "
+                    << sqlite3_extended_errcode(db) << ")\n";
+        }
       }
     }
     t0 = t1;
   }
-  const int64_t flushes_at_end = DiskFlushes(opt.disk);
   if (opt.workload == "read-txn") Exec(db, "COMMIT");
   sqlite3_finalize(stmt);
   sqlite3_close(db);
+}
 
-  if (!insert && bytes_read == 0) std::cerr << "sqlite_inproc: no row read\n";
+int Main(int argc, char** argv) {
+  const Options opt = ParseArgs(argc, argv);
+  const auto start = Clock::now();
+  const auto measure_start = start + std::chrono::duration_cast<Clock::duration>(
+                                         std::chrono::duration<double>(opt.warmup));
+  const auto end = measure_start + std::chrono::duration_cast<Clock::duration>(
+                                       std::chrono::duration<double>(opt.seconds));
+  std::vector<Worker> workers(static_cast<size_t>(opt.threads));
+  std::atomic<int> errors_shown{0};
+  std::vector<std::thread> threads;
+  for (auto& w : workers) {
+    threads.emplace_back(RunWorker, std::cref(opt), measure_start, end, &errors_shown, &w);
+  }
+  // Device flushes during the measured window.
+  std::this_thread::sleep_until(measure_start);
+  const int64_t flushes_at_start = DiskFlushes(opt.disk);
+  std::this_thread::sleep_until(end);
+  const int64_t flushes_at_end = DiskFlushes(opt.disk);
+  for (auto& t : threads) t.join();
+
+  LatencyHistogram hist;
+  uint64_t requests = 0, errors = 0, acked_all = 0;
+  size_t bytes_read = 0;
+  for (const auto& w : workers) {
+    hist.Merge(w.hist);
+    requests += w.requests;
+    errors += w.errors;
+    acked_all += w.acked_all;
+    bytes_read += w.bytes_read;
+  }
+  if (opt.workload != "insert" && bytes_read == 0) std::cerr << "sqlite_inproc: no row read\n";
   Numbers numbers;
   if (flushes_at_start >= 0 && flushes_at_end >= 0) {
     numbers.emplace_back("dev_flushes", static_cast<double>(flushes_at_end - flushes_at_start));
   }
-  std::cout << ResultJson(opt.scenario, 1, requests, errors, opt.seconds, hist, opt.tags, numbers)
+  numbers.emplace_back("acked_all", static_cast<double>(acked_all));
+  std::cout << ResultJson(opt.scenario, opt.threads, requests, errors, opt.seconds, hist, opt.tags,
+                          numbers)
             << std::endl;
   return requests > 0 ? 0 : 1;
 }
