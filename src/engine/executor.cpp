@@ -7,8 +7,6 @@
 
 namespace quire::engine {
 
-namespace {
-
 // The first `n` words of a statement, upper-cased, skipping whitespace and comments; stops at
 // anything that is not a word.
 std::vector<std::string> leading_keywords(std::string_view sql, std::size_t n) {
@@ -37,6 +35,8 @@ std::vector<std::string> leading_keywords(std::string_view sql, std::size_t n) {
   }
   return words;
 }
+
+namespace {
 
 std::string first_keyword(std::string_view sql) {
   auto words = leading_keywords(sql, 1);
@@ -309,6 +309,9 @@ Expected<StmtResult, ExecError> execute(sqlite::Connection& conn, const Query& q
     result.rows_written = static_cast<std::uint64_t>(changed);
   }
   const std::string kw = first_keyword(query.sql);
+  if (changed > 0 || kw == "INSERT" || kw == "REPLACE" || kw == "UPDATE" || kw == "DELETE") {
+    conn.clear_changes();  // SQLite's own count is this statement's
+  }
   note_session_state(conn, kw, query.sql);
   const auto rowid_after = sqlite3_last_insert_rowid(db);
   if (kw == "INSERT" || kw == "REPLACE" || (rowid_after != rowid_before && kw == "WITH")) {
@@ -359,11 +362,13 @@ Expected<void, ExecError> execute_script(sqlite::Connection& conn, std::string_v
     if (!stmt) return unexpected(prepare_error(stmt.error()));
     if (*stmt) {
       const std::string_view text(sql.data(), tail ? static_cast<std::size_t>(tail - sql.data()) : sql.size());
+      const auto total_before = sqlite3_total_changes64(conn.handle());
       if (auto ok = before_write(conn, stmt->get(), text); !ok) return unexpected(ok.error());
       int rc;
       while ((rc = sqlite3_step(stmt->get())) == SQLITE_ROW) {
       }
       if (auto* access = conn.write_access()) access->release_if_idle();
+      if (sqlite3_total_changes64(conn.handle()) != total_before) conn.clear_changes();
       if (rc != SQLITE_DONE) return unexpected(sqlite_error(conn.last_error()));
     }
     if (!tail) break;

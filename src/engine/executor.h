@@ -97,6 +97,9 @@ void note_session_state(sqlite::Connection& conn, std::string_view keyword, std:
 // stream's connection (never moved to the write lane).
 bool has_session_effect(std::string_view sql);
 
+// The first `n` words of a statement, upper-cased, skipping whitespace and comments.
+std::vector<std::string> leading_keywords(std::string_view sql, std::size_t n);
+
 // True for BEGIN IMMEDIATE and BEGIN EXCLUSIVE, which take the write lock though SQLite calls
 // every transaction-control statement read-only.
 bool begins_write_transaction(std::string_view sql);

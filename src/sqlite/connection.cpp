@@ -3,6 +3,8 @@
 #include <cctype>
 #include <string>
 
+#include "sqlite/random.h"
+
 namespace quire::sqlite {
 
 namespace {
@@ -52,6 +54,15 @@ Expected<std::unique_ptr<Connection>, Error> Connection::open(const std::string&
   sqlite3_busy_timeout(raw, options.busy_timeout_ms);
   // The server owns checkpointing: SQLite must never checkpoint on its own.
   sqlite3_wal_autocheckpoint(raw, 0);
+  if (int r = install_random_functions(raw); r != SQLITE_OK) return unexpected(Error{r, sqlite3_errstr(r)});
+  // changes() as the connection's user sees it (see Connection::changes).
+  int frc = sqlite3_create_function_v2(
+      raw, "changes", 0, SQLITE_UTF8 | SQLITE_INNOCUOUS, conn.get(),
+      [](sqlite3_context* ctx, int, sqlite3_value**) {
+        sqlite3_result_int64(ctx, static_cast<Connection*>(sqlite3_user_data(ctx))->changes());
+      },
+      nullptr, nullptr, nullptr);
+  if (frc != SQLITE_OK) return unexpected(Error{frc, sqlite3_errstr(frc)});
 
   std::string pragmas;
   if (!options.read_only) {

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -107,6 +108,15 @@ class Connection {
 
   Error last_error() const;
 
+  // What SQL's changes() reports: the rows changed by the last INSERT, UPDATE or DELETE. A
+  // stream whose statements run on several connections (its own, the write lane's) carries the
+  // value from one to the next with set_changes(); the executor clears it once a statement on
+  // this connection changes rows itself. last_insert_rowid() is carried the same way, with
+  // sqlite3_set_last_insert_rowid().
+  std::int64_t changes() const { return changes_ ? *changes_ : sqlite3_changes64(db_); }
+  void set_changes(std::int64_t n) { changes_ = n; }
+  void clear_changes() { changes_.reset(); }
+
   // The arbiter of this connection's writes; null for connections that arbitrate their own
   // (the write lane's, the checkpointer's). Owned by the connection.
   WriteAccess* write_access() const { return write_access_.get(); }
@@ -119,6 +129,7 @@ class Connection {
   sqlite3* db_ = nullptr;
   bool session_state_ = false;
   std::unique_ptr<WriteAccess> write_access_;
+  std::optional<std::int64_t> changes_;
   // LRU: most recently used at the front.
   std::list<std::pair<std::string, CachedStatement>> lru_;
   std::unordered_map<std::string_view, decltype(lru_)::iterator> index_;

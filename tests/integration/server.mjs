@@ -10,6 +10,10 @@
 //
 // useServer() wires this into node:test's before()/after() hooks of the current
 // file or describe() block.
+//
+// Crash tests: startServer({ dataDir }) runs a server on an existing data directory (which
+// that server then never removes), and kill() SIGKILLs a server on purpose and waits for it
+// to exit without throwing; a later stop() of a killed server only removes its directory.
 
 import { spawn } from 'node:child_process';
 import { accessSync, constants as fsConstants, mkdtempSync, rmSync } from 'node:fs';
@@ -52,12 +56,18 @@ class Tail {
 }
 
 /**
- * Starts a server. Options: `args` (extra command-line arguments after the defaults).
- * Resolves to { url, port, host, pid, dataDir, stop(), logs(), isRunning() }.
+ * Starts a server. Options: `args` (extra command-line arguments after the defaults);
+ * `dataDir` (an existing data directory to serve instead of a fresh temporary one; it is
+ * left in place on stop()).
+ * Resolves to { url, port, host, pid, dataDir, stop(), kill(), logs(), isRunning() }.
  */
-export async function startServer({ args = [] } = {}) {
+export async function startServer({ args = [], dataDir: givenDataDir } = {}) {
   const bin = quireBin();
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'quire-it-'));
+  const ownsDataDir = givenDataDir === undefined;
+  const dataDir = ownsDataDir ? mkdtempSync(path.join(tmpdir(), 'quire-it-')) : givenDataDir;
+  const removeDataDir = () => {
+    if (ownsDataDir) rmSync(dataDir, { recursive: true, force: true });
+  };
   const argv = ['serve', '--data', dataDir, '--listen', '127.0.0.1:0', ...args];
   const child = spawn(bin, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   const stdout = new Tail(LOG_TAIL_BYTES);
@@ -72,6 +82,7 @@ export async function startServer({ args = [] } = {}) {
 
   let exitInfo = null;
   let stopping = false;
+  let killedOnPurpose = false;
   // If the test process goes away without stop() (a crash, Ctrl-C), don't leave a server behind.
   const killOnExit = () => child.kill('SIGKILL');
   process.on('exit', killOnExit);
@@ -114,15 +125,32 @@ export async function startServer({ args = [] } = {}) {
   } catch (err) {
     child.kill('SIGKILL');
     await exited;
-    rmSync(dataDir, { recursive: true, force: true });
+    removeDataDir();
     throw err;
   }
 
   const { hostname: host, port } = new URL(url);
 
+  /**
+   * SIGKILLs the server (a crash, as far as the data directory is concerned) and resolves to
+   * its { code, signal } once it has exited. Never throws; keeps the data directory.
+   */
+  async function kill() {
+    if (exitInfo === null && !stopping) {
+      killedOnPurpose = true;
+      child.kill('SIGKILL');
+    }
+    return exited;
+  }
+
   async function stop() {
     if (stopping) return;
     stopping = true;
+    if (killedOnPurpose) {
+      await exited;
+      removeDataDir();
+      return;
+    }
     const diedEarly = exitInfo !== null;
     let killed = false;
     if (!diedEarly) {
@@ -134,7 +162,7 @@ export async function startServer({ args = [] } = {}) {
       await exited;
       clearTimeout(timer);
     }
-    rmSync(dataDir, { recursive: true, force: true });
+    removeDataDir();
     if (diedEarly) {
       throw new Error(`quire died during the tests (code ${exitInfo.code}, signal ${exitInfo.signal})\n${logs()}`);
     }
@@ -146,7 +174,9 @@ export async function startServer({ args = [] } = {}) {
     }
   }
 
-  return { url, host, port: Number(port), pid: child.pid, dataDir, stop, logs, isRunning: () => exitInfo === null };
+  return {
+    url, host, port: Number(port), pid: child.pid, dataDir, stop, kill, logs, isRunning: () => exitInfo === null,
+  };
 }
 
 /**

@@ -58,7 +58,7 @@ Stream::~Stream() = default;  // the lease rolls back and gives the gate up (Lea
 
 bool Stream::in_transaction() {
   Use use(*this);
-  return conn_ && (conn_->in_transaction() || conn_->write_access()->aborted());
+  return concurrent_ || (conn_ && (conn_->in_transaction() || conn_->write_access()->aborted()));
 }
 
 bool Stream::holds_write_lock() const {
@@ -67,6 +67,7 @@ bool Stream::holds_write_lock() const {
 
 bool Stream::may_block(const Stmt& stmt, const SqlStore& sqls) {
   Use use(*this);
+  if (concurrent_) return true;
   if (holds_write_lock()) return false;
   const std::string* sql = stmt.sql ? &*stmt.sql : (stmt.sql_id ? sqls.find(*stmt.sql_id) : nullptr);
   if (!sql) return false;  // fails before it runs
@@ -79,6 +80,7 @@ bool Stream::may_block(const Stmt& stmt, const SqlStore& sqls) {
 
 bool Stream::may_block(const Batch& batch, const SqlStore& sqls) {
   Use use(*this);
+  if (concurrent_) return true;
   if (holds_write_lock()) return false;
   for (const auto& step : batch.steps) {
     if (may_block(step.stmt, sqls)) return true;
@@ -88,6 +90,7 @@ bool Stream::may_block(const Batch& batch, const SqlStore& sqls) {
 
 bool Stream::may_block(const StreamRequest& request, const SqlStore& sqls) {
   Use use(*this);
+  if (concurrent_) return true;  // its statements run as write-lane tasks
   if (holds_write_lock()) return false;
   if (auto* e = std::get_if<ExecuteReq>(&request)) return may_block(e->stmt, sqls);
   if (auto* b = std::get_if<BatchReq>(&request)) return may_block(b->batch, sqls);
@@ -128,12 +131,92 @@ bool Stream::groupable(const Stmt& stmt, const SqlStore& sqls) {
 
 Expected<StmtResult, Error> Stream::execute(const Stmt& stmt, const std::string& sql,
                                             engine::ResponseBudget& budget) {
+  if (concurrent_ && !borrowed_) return execute_concurrent(stmt, sql, budget);
   auto conn = connection();
   if (!conn) return unexpected(conn.error());
+  if (!borrowed_ && engine::is_begin_concurrent(sql)) {
+    if (in_transaction()) {
+      return unexpected(Error{"SQLite error: cannot start a transaction within a transaction",
+                              "SQLITE_ERROR", {}});
+    }
+    const auto words = engine::leading_keywords(sql, 4);
+    if (words.size() > 3 || (words.size() == 3 && words[2] != "TRANSACTION") ||
+        sqlite::is_blank_sql(sql) ) {
+      return unexpected(Error{"SQLite error: near \"" + (words.size() > 2 ? words[2] : std::string()) +
+                                  "\": syntax error",
+                              "SQLITE_ERROR", {}});
+    }
+    concurrent_.emplace(db_, last_rowid_, last_changes_);
+    return StmtResult{};
+  }
   engine::Query q{sql, stmt.args, stmt.named_args, stmt.want_rows};
+  carry_in(**conn);
   auto r = engine::execute(**conn, q, budget);
+  carry_out(**conn);
   if (!r) return unexpected(to_error(r.error()));
   return std::move(r.value());
+}
+
+void Stream::carry_in(sqlite::Connection& conn) {
+  sqlite3_set_last_insert_rowid(conn.handle(), last_rowid_);
+  conn.set_changes(last_changes_);
+}
+
+void Stream::carry_out(sqlite::Connection& conn) {
+  last_rowid_ = sqlite3_last_insert_rowid(conn.handle());
+  last_changes_ = conn.changes();
+}
+
+Expected<StmtResult, Error> Stream::execute_concurrent(const Stmt& stmt, const std::string& sql,
+                                                       engine::ResponseBudget& budget) {
+  auto conn = connection();
+  if (!conn) return unexpected(conn.error());
+  const auto words = engine::leading_keywords(sql, 3);
+  const std::string first = words.empty() ? std::string() : words[0];
+  const bool to = (words.size() > 1 && words[1] == "TO") ||
+                  (words.size() > 2 && words[1] == "TRANSACTION" && words[2] == "TO");
+  if (first == "ROLLBACK" && !to) {
+    concurrent_.reset();
+    return StmtResult{};
+  }
+  if (first == "COMMIT" || first == "END") {
+    auto committed = concurrent_->commit(**conn);
+    if (!committed) return unexpected(to_error(committed.error()));
+    concurrent_.reset();
+    return StmtResult{};
+  }
+  if (concurrent_->failed()) return unexpected(to_error(concurrent_->failure()));
+  if (first == "BEGIN" || first == "SAVEPOINT" || first == "RELEASE" || first == "ROLLBACK" ||
+      first == "VACUUM" || engine::has_session_effect(sql)) {
+    return unexpected(Error{"SQLite error: " + (first.empty() ? std::string("this statement") : first) +
+                                " is not supported inside BEGIN CONCURRENT (nested transactions, "
+                                "savepoints, PRAGMA, ATTACH, TEMP objects and VACUUM are not)",
+                            "SQLITE_ERROR", {}});
+  }
+  engine::Query q{sql, stmt.args, stmt.named_args, stmt.want_rows};
+  auto r = concurrent_->execute(**conn, q, budget);
+  if (!r) return unexpected(to_error(r.error()));
+  return std::move(r.value());
+}
+
+StreamResult Stream::run_sequence_concurrent(sqlite::Connection&, std::string_view sql,
+                                             engine::ResponseBudget& budget) {
+  // Split at each ';' that completes a statement (sqlite3_complete knows about strings,
+  // comments and triggers). Not by preparing: a statement may name a table that an earlier one
+  // of the script creates, which exists only inside the transaction.
+  std::size_t start = 0;
+  for (std::size_t i = 0; i <= sql.size(); ++i) {
+    if (i < sql.size() && sql[i] != ';') continue;
+    std::string text(sql.substr(start, i - start + (i < sql.size() ? 1 : 0)));
+    if (i < sql.size() && !sqlite3_complete(text.c_str())) continue;
+    start = i + 1;
+    if (sqlite::is_blank_sql(text)) continue;
+    Stmt stmt;
+    stmt.want_rows = false;
+    auto r = execute_concurrent(stmt, text, budget);
+    if (!r) return StreamResult(std::move(r.error()));
+  }
+  return StreamResult(StreamResponse(SequenceResp{}));
 }
 
 bool Stream::eval(const BatchCond& c, const std::vector<int>& outcome) {
@@ -233,6 +316,8 @@ Expected<StreamResult, ProtocolError> Stream::run_one(const StreamRequest& reque
         using T = std::decay_t<decltype(req)>;
         if constexpr (std::is_same_v<T, CloseReq>) {
           conn_ = engine::Lease();  // rolls back an open transaction
+          concurrent_.reset();
+          last_rowid_ = last_changes_ = 0;  // a stream reopened later starts afresh
           closed_ = true;
           return StreamResult(StreamResponse(CloseResp{}));
         } else if constexpr (std::is_same_v<T, ExecuteReq>) {
@@ -250,7 +335,10 @@ Expected<StreamResult, ProtocolError> Stream::run_one(const StreamRequest& reque
           if (!sql) return unexpected(sql.error());
           auto conn = connection();
           if (!conn) return StreamResult(std::move(conn.error()));
+          if (concurrent_ && !borrowed_) return run_sequence_concurrent(**conn, **sql, budget);
+          carry_in(**conn);
           auto r = engine::execute_script(**conn, **sql);
+          carry_out(**conn);
           if (!r) return StreamResult(to_error(r.error()));
           return StreamResult(StreamResponse(SequenceResp{}));
         } else if constexpr (std::is_same_v<T, DescribeReq>) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "engine/concurrent_txn.h"
 #include "engine/database.h"
 #include "protocol/hrana/model.h"
 #include "protocol/limits.h"
@@ -102,6 +103,12 @@ class Stream {
   void release_if_idle();
   Expected<StmtResult, Error> execute(const Stmt& stmt, const std::string& sql,
                                       engine::ResponseBudget& budget);
+  // A sequence (script) inside BEGIN CONCURRENT: its statements one by one.
+  StreamResult run_sequence_concurrent(sqlite::Connection& conn, std::string_view sql,
+                                       engine::ResponseBudget& budget);
+  // A statement inside BEGIN CONCURRENT.
+  Expected<StmtResult, Error> execute_concurrent(const Stmt& stmt, const std::string& sql,
+                                                 engine::ResponseBudget& budget);
   bool eval(const BatchCond& cond, const std::vector<int>& outcome);
   // Runs the steps of `batch` whose condition holds, handing each result to `on_step`.
   Expected<void, ProtocolError> for_each_step(
@@ -114,6 +121,14 @@ class Stream {
   sqlite::Connection* borrowed_ = nullptr;  // set while run_on() runs
   bool closed_ = false;
   int uses_ = 0;
+  std::optional<engine::ConcurrentTxn> concurrent_;  // inside BEGIN CONCURRENT
+  // What last_insert_rowid() and changes() say on this stream, carried across the connections
+  // its statements run on (its own, the write lane's): as on a connection of its own.
+  std::int64_t last_rowid_ = 0;
+  std::int64_t last_changes_ = 0;
+  // Before and after a statement on `conn`.
+  void carry_in(sqlite::Connection& conn);
+  void carry_out(sqlite::Connection& conn);
 };
 
 // The error value for an engine failure.
