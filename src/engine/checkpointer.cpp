@@ -20,6 +20,8 @@ void Checkpointer::stop() {
 
 void Checkpointer::notify(int wal_frames) {
   if (wal_frames < threshold_) return;
+  const int last = last_log_.load(std::memory_order_relaxed);
+  if (wal_frames >= last && wal_frames - last < threshold_ / 2) return;
   {
     std::lock_guard lock(mu_);
     if (pending_) return;
@@ -32,6 +34,7 @@ Expected<void, sqlite::Error> Checkpointer::run(int mode) {
   std::lock_guard lock(run_mu_);
   int log = 0, done = 0;
   int rc = sqlite3_wal_checkpoint_v2(conn_->handle(), nullptr, mode, &log, &done);
+  if (log >= 0) last_log_.store(log, std::memory_order_relaxed);
   if (rc != SQLITE_OK && rc != SQLITE_BUSY) return unexpected(conn_->last_error());
   return {};
 }
@@ -40,6 +43,7 @@ void Checkpointer::run_inline(sqlite3* conn, const char* schema) {
   std::lock_guard lock(run_mu_);
   int log = 0, done = 0;
   (void)sqlite3_wal_checkpoint_v2(conn, schema, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+  if (log >= 0) last_log_.store(log, std::memory_order_relaxed);
 }
 
 void Checkpointer::loop() {

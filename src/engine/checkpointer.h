@@ -13,6 +13,7 @@
 // user of its connection.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -48,6 +49,11 @@ class Checkpointer {
   std::mutex mu_;
   std::condition_variable cv_;
   bool pending_ = false;  // guarded by mu_
+  // WAL frames when the last checkpoint ran. Under a steady writer a checkpoint rarely catches
+  // up completely (the writer appends while it copies), and every checkpoint syncs the WAL and
+  // the database file: so the next background one waits until the WAL grew by half a threshold
+  // (or started over), instead of running after every commit and flushing the disk each time.
+  std::atomic<int> last_log_{0};
   bool stop_ = false;     // guarded by mu_
   std::mutex run_mu_;     // serialises use of conn_
   std::thread thread_;
