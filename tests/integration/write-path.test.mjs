@@ -831,6 +831,107 @@ describe('BEGIN CONCURRENT', () => {
   });
 });
 
+describe('BEGIN CONCURRENT: sequences, random(), WebSocket, legacy API', () => {
+  const server = useServer();
+
+  test('a sequence inside BEGIN CONCURRENT runs statement by statement, incl. DDL it depends on', T, async () => {
+    const hc = hranaClient(server);
+    try {
+      await withStream(hc, async (s) => {
+        await s.run('BEGIN CONCURRENT');
+        await s.sequence('CREATE TABLE seq_cc (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO seq_cc (v) VALUES (\'a;b\'); INSERT INTO seq_cc (v) VALUES (\'c\');');
+        const inside = await s.query('SELECT v FROM seq_cc ORDER BY id');
+        assert.deepEqual(inside.rows.map((r) => r.v), ['a;b', 'c']);
+        await s.run('COMMIT');
+      });
+      const after = await withStream(hc, (s) => s.query('SELECT count(*) AS n FROM seq_cc'));
+      assert.equal(Number(after.rows[0].n), 2);
+    } finally {
+      hc.close();
+    }
+  });
+
+  test('random() values the client read back survive a replay at COMMIT', T, async () => {
+    const hc = hranaClient(server);
+    try {
+      await withStream(hc, (s) => s.run('CREATE TABLE rnd_cc (id INTEGER PRIMARY KEY, r INTEGER, b BLOB)'));
+      await withStream(hc, async (s) => {
+        await s.run('BEGIN CONCURRENT');
+        await s.run('INSERT INTO rnd_cc (id, r, b) VALUES (1, random(), randomblob(8))');
+        const seen = (await s.query('SELECT CAST(r AS TEXT) AS r, hex(b) AS h FROM rnd_cc WHERE id = 1')).rows[0];
+        // Another client commits in between, so COMMIT really replays on a changed database.
+        await withStream(hc, (o) => o.run('INSERT INTO rnd_cc (id, r) VALUES (2, 0)'));
+        await s.run('COMMIT');
+        const stored = await withStream(hc, (o) => o.query('SELECT CAST(r AS TEXT) AS r, hex(b) AS h FROM rnd_cc WHERE id = 1'));
+        assert.equal(String(stored.rows[0].r), String(seen.r));
+        assert.equal(stored.rows[0].h, seen.h);
+      });
+    } finally {
+      hc.close();
+    }
+  });
+
+  test('over WebSocket (hrana3): disjoint rows commit, the same row conflicts', T, async () => {
+    const hc = openWs(wsUrl(server), undefined, 3);
+    try {
+      await withStream(hc, async (s) => {
+        await s.run('CREATE TABLE ws_cc (id INTEGER PRIMARY KEY, v INTEGER NOT NULL)');
+        await s.run('INSERT INTO ws_cc VALUES (1, 0), (2, 0)');
+      });
+      const a = hc.openStream(), b = hc.openStream();
+      try {
+        await a.run('BEGIN CONCURRENT');
+        await b.run('BEGIN CONCURRENT');
+        await a.run('UPDATE ws_cc SET v = v + 1 WHERE id = 1');
+        await b.run('UPDATE ws_cc SET v = v + 1 WHERE id = 2');
+        await a.run('COMMIT');
+        await b.run('COMMIT');
+        await a.run('BEGIN CONCURRENT');
+        await b.run('BEGIN CONCURRENT');
+        await a.query('SELECT v FROM ws_cc WHERE id = 1');
+        await b.query('SELECT v FROM ws_cc WHERE id = 1');
+        await a.run('UPDATE ws_cc SET v = 10 WHERE id = 1');
+        await b.run('UPDATE ws_cc SET v = 20 WHERE id = 1');
+        await a.run('COMMIT');
+        await expectCode(b.run('COMMIT'), 'SQLITE_BUSY', 'the second COMMIT');
+        await b.run('ROLLBACK');
+      } finally {
+        a.close();
+        b.close();
+      }
+      const rows = await withStream(hc, (s) => s.query('SELECT v FROM ws_cc ORDER BY id'));
+      assert.deepEqual(rows.rows.map((r) => Number(r.v)), [10, 1]);
+    } finally {
+      hc.close();
+    }
+  });
+
+  test('legacy POST /: BEGIN CONCURRENT ... COMMIT is the request\'s own transaction', T, async () => {
+    const post = async (statements) => {
+      const resp = await fetch(`${server.url}/`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ statements }),
+      });
+      return { status: resp.status, body: await resp.json() };
+    };
+    let r = await post(['CREATE TABLE legacy_cc (id INTEGER PRIMARY KEY, v TEXT)']);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    r = await post(['BEGIN CONCURRENT', { q: 'INSERT INTO legacy_cc (v) VALUES (?)', params: ['x'] }, 'SELECT count(*) FROM legacy_cc', 'COMMIT']);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.length, 4);
+    assert.deepEqual(r.body[2].results.rows, [[1]]);
+    // A failing statement rolls the whole request back.
+    r = await post(['BEGIN CONCURRENT', "INSERT INTO legacy_cc (v) VALUES ('y')", 'INSERT INTO nope VALUES (1)', 'COMMIT']);
+    assert.ok(r.body.some((x) => x && x.error), JSON.stringify(r.body));
+    r = await post(['SELECT count(*) FROM legacy_cc']);
+    assert.deepEqual(r.body[0].results.rows, [[1]]);
+    // Other transaction control is still refused, as sqld does.
+    r = await post(['BEGIN IMMEDIATE', 'SELECT 1', 'COMMIT']);
+    assert.equal(r.status, 400);
+  });
+});
+
 // ------------------------------------------------------------------------------------------------
 // F: bank transfers
 // ------------------------------------------------------------------------------------------------
