@@ -134,6 +134,13 @@ int main(int argc, char** argv) {
                         "Milliseconds SQLite waits on a file lock held by another process "
                         "(writers inside quire queue for the write lock instead)")
       ->capture_default_str();
+  serve_cmd->add_option("--namespace-domain", config.namespace_domain,
+                        "Route requests for Host NS.DOMAIN to namespace NS (headers x-namespace "
+                        "and x-namespace-bin always route)");
+  serve_cmd->add_option("--max-open-databases", config.max_open_databases,
+                        "Databases kept open at once; idle ones close, least recently used first")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   serve_cmd->add_option("--transaction-timeout", transaction_timeout_s,
                         "Seconds a transaction may keep the write lock between requests while "
                         "other writers wait; then it is rolled back (TRANSACTION_TIMEOUT)")

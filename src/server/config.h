@@ -22,6 +22,10 @@ struct Config {
   // The longest a client may take to send one request's headers and body.
   std::chrono::seconds request_read_timeout{30};
   protocol::Limits limits;
+  // Requests to HOST.<namespace_domain> address namespace HOST (empty: route by header only).
+  std::string namespace_domain;
+  // Databases kept open at once; the least recently used idle one closes past this.
+  std::size_t max_open_databases = 256;
   engine::DatabaseOptions database;
 };
 

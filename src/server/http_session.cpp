@@ -152,7 +152,13 @@ asio::awaitable<void> HttpSession::upgrade(Request req) {
     co_await http::async_write(stream_, res, kUseTuple);
     co_return;
   }
-  ws_ = std::make_shared<WsSession>(std::move(stream_), config_, router_.database_for(req),
+  auto db = router_.database_for(req);
+  if (!db) {
+    db.error().keep_alive(false);
+    co_await http::async_write(stream_, db.error(), kUseTuple);
+    co_return;
+  }
+  ws_ = std::make_shared<WsSession>(std::move(stream_), config_, std::move(db.value()),
                                     std::move(*sub), blocking_);
   auto ws = ws_;
   co_await ws->run(std::move(req));

@@ -1,5 +1,7 @@
 #include "server/router.h"
 
+#include "common/base64.h"
+
 #include <spdlog/spdlog.h>
 
 #include "protocol/hrana/codec.h"
@@ -8,6 +10,21 @@
 namespace quire::server {
 
 namespace {
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
+  }
+  return true;
+}
+
 
 constexpr const char* kJsonType = "application/json";
 constexpr const char* kProtobufType = "application/x-protobuf";
@@ -33,9 +50,49 @@ http::status status_of(const hrana::Error& e) {
 
 }  // namespace
 
-Router::Router(const Config& config, std::shared_ptr<engine::Database> db,
+Router::Router(const Config& config, engine::NamespaceStore& namespaces,
                hrana::StreamRegistry& streams)
-    : config_(config), db_(std::move(db)), streams_(streams) {}
+    : config_(config), namespaces_(namespaces), streams_(streams) {}
+
+Expected<std::string, std::string> Router::namespace_of(const Request& req) const {
+  if (auto it = req.find("x-namespace-bin"); it != req.end()) {
+    auto bytes = base64::decode(trim(it->value()));
+    if (!bytes) return unexpected(std::string("The x-namespace-bin header is not valid base64"));
+    return std::string(bytes->begin(), bytes->end());
+  }
+  if (auto it = req.find("x-namespace"); it != req.end()) return std::string(trim(it->value()));
+  if (!config_.namespace_domain.empty()) {
+    std::string_view host = req[http::field::host];
+    if (auto colon = host.rfind(':'); colon != std::string_view::npos && host.find(']') == std::string_view::npos) {
+      host = host.substr(0, colon);
+    }
+    const std::string suffix = "." + config_.namespace_domain;
+    if (host.size() > suffix.size() && iequals(host.substr(host.size() - suffix.size()), suffix)) {
+      std::string_view label = host.substr(0, host.size() - suffix.size());
+      if (label.find('.') == std::string_view::npos) return std::string(label);
+    }
+  }
+  return std::string("default");
+}
+
+Expected<std::shared_ptr<engine::Database>, Response> Router::database_for(const Request& req) {
+  auto name = namespace_of(req);
+  if (!name) return unexpected(error(http::status::bad_request, name.error(), "NAMESPACE_INVALID",
+                                     req.version(), req.keep_alive()));
+  auto db = namespaces_.get(*name);
+  if (!db) {
+    using K = engine::NamespaceError::Kind;
+    const auto& e = db.error();
+    const auto status = e.kind == K::kNotFound      ? http::status::not_found
+                        : e.kind == K::kInvalidName ? http::status::bad_request
+                                                    : http::status::internal_server_error;
+    const char* code = e.kind == K::kNotFound      ? "NAMESPACE_DOESNT_EXIST"
+                       : e.kind == K::kInvalidName ? "NAMESPACE_INVALID"
+                                                   : "INTERNAL";
+    return unexpected(error(status, e.message, code, req.version(), req.keep_alive()));
+  }
+  return std::move(db.value());
+}
 
 Response Router::error(http::status status, std::string message, std::string code,
                        unsigned version, bool keep_alive) {
@@ -135,12 +192,14 @@ Router::Routed Router::pipeline(const Request& req, hrana::Version version, Enco
     }
   }
 
+  auto db = database_for(req);
+  if (!db) return std::move(db.error());
   Entry entry;
   if (!body->baton && !body->requests.empty() &&
       std::holds_alternative<hrana::CloseReq>(body->requests.back())) {
-    entry = streams_.ephemeral(db_, client);
+    entry = streams_.ephemeral(*db, client);
   } else {
-    auto checkout = streams_.check_out(body->baton, db_, client);
+    auto checkout = streams_.check_out(body->baton, *db, client);
     if (auto* pe = std::get_if<hrana::ProtocolError>(&checkout)) {
       return text(req, http::status::bad_request, pe->message);
     }
@@ -148,6 +207,10 @@ Router::Routed Router::pipeline(const Request& req, hrana::Version version, Enco
       return hrana_error(req, enc, status_of(*e), *e);
     }
     entry = std::get<Entry>(std::move(checkout));
+    if (&entry->stream.database() != db->get()) {
+      streams_.drop(entry);
+      return text(req, http::status::bad_request, "The baton belongs to a stream of another namespace");
+    }
   }
 
   bool blocking = false;
@@ -178,7 +241,7 @@ Response Router::run_pipeline_grouped(const Request& req, hrana::PipelineRequest
                                       const Entry& entry, Encoding enc) {
   hrana::PipelineResponse out;
   std::optional<std::string> protocol_error;
-  auto done = db_->write_lane().submit([&](sqlite::Connection& conn) {
+  auto done = entry->stream.database().write_lane().submit([&](sqlite::Connection& conn) {
     // May run twice (see WriteLane): start from scratch each time.
     out.results.clear();
     protocol_error.reset();
@@ -259,12 +322,18 @@ Router::Routed Router::cursor(const Request& req, Encoding enc, const std::strin
   if (auto v = hrana::validate(body->batch, hrana::Version::kV3); !v) {
     return text(req, http::status::bad_request, v.error().message);
   }
-  auto checkout = streams_.check_out(body->baton, db_, client);
+  auto db = database_for(req);
+  if (!db) return std::move(db.error());
+  auto checkout = streams_.check_out(body->baton, *db, client);
   if (auto* pe = std::get_if<hrana::ProtocolError>(&checkout)) {
     return text(req, http::status::bad_request, pe->message);
   }
   if (auto* e = std::get_if<hrana::Error>(&checkout)) return hrana_error(req, enc, status_of(*e), *e);
   auto entry = std::get<Entry>(std::move(checkout));
+  if (&entry->stream.database() != db->get()) {
+    streams_.drop(entry);
+    return text(req, http::status::bad_request, "The baton belongs to a stream of another namespace");
+  }
   if (entry->stream.may_block(body->batch, entry->sqls)) {
     return Deferred([this, &req, body, entry, enc] { return run_cursor(req, *body, entry, enc); });
   }
@@ -309,7 +378,9 @@ Response Router::run_cursor(const Request& req, const hrana::CursorRequest& body
 }
 
 Response Router::legacy(const Request& req) {
-  auto r = protocol::run_legacy_query(*db_, req.body(), config_.limits);
+  auto db = database_for(req);
+  if (!db) return std::move(db.error());
+  auto r = protocol::run_legacy_query(**db, req.body(), config_.limits);
   return make(req, static_cast<http::status>(r.status), kJsonType, std::move(r.body));
 }
 

@@ -13,6 +13,7 @@
 #include <variant>
 
 #include "engine/database.h"
+#include "engine/namespace_store.h"
 #include "protocol/hrana/stream_registry.h"
 #include "server/config.h"
 
@@ -24,8 +25,7 @@ using Response = http::response<http::string_body>;
 
 class Router {
  public:
-  Router(const Config& config, std::shared_ptr<engine::Database> db,
-         hrana::StreamRegistry& streams);
+  Router(const Config& config, engine::NamespaceStore& namespaces, hrana::StreamRegistry& streams);
 
   // Work that may wait for a database's write lock. It must run on the blocking pool, never on
   // an I/O thread; `req` must outlive it.
@@ -36,8 +36,14 @@ class Router {
   // address, for per-client limits.
   Routed handle(const Request& req, const std::string& client);
 
-  // The database a request addresses (one default database until namespaces arrive).
-  std::shared_ptr<engine::Database> database_for(const Request&) const { return db_; }
+  // The namespace a request addresses: the `x-namespace-bin` header (base64 of the name), else
+  // `x-namespace`, else the first label of the Host when the host is under --namespace-domain,
+  // else `default`. An error message for a header that cannot be a namespace.
+  Expected<std::string, std::string> namespace_of(const Request& req) const;
+
+  // The database a request addresses, or the response for a bad or unknown namespace (400/404;
+  // never an implicit create).
+  Expected<std::shared_ptr<engine::Database>, Response> database_for(const Request& req);
 
   // A response for a request that could not be read (too large, malformed).
   static Response error(http::status status, std::string message, std::string code,
@@ -66,7 +72,7 @@ class Router {
   Response text(const Request& req, http::status status, std::string body);
 
   const Config& config_;
-  std::shared_ptr<engine::Database> db_;
+  engine::NamespaceStore& namespaces_;
   hrana::StreamRegistry& streams_;
 };
 

@@ -30,24 +30,23 @@ Server::Server(Config config) : config_(std::move(config)) {
 }
 
 Server::~Server() {
-  if (db_) db_->close();
+  if (namespaces_) namespaces_->close_all();
 }
 
 Expected<void, std::string> Server::start() {
   namespace fs = std::filesystem;
-  std::error_code fec;
-  const fs::path db_dir = fs::path(config_.data_dir) / "dbs" / "default";
-  fs::create_directories(db_dir, fec);
-  if (fec) {
-    return unexpected("cannot create data directory " + db_dir.string() + ": " + fec.message());
+  engine::NamespaceStore::Options options;
+  options.root = (fs::path(config_.data_dir) / "dbs").string();
+  options.database = config_.database;
+  options.max_open = config_.max_open_databases;
+  auto namespaces = engine::NamespaceStore::open(std::move(options));
+  if (!namespaces) return unexpected("cannot open the data directory: " + namespaces.error().message);
+  namespaces_ = std::move(namespaces.value());
+  // The default namespace opens at once, so a broken database is reported at start.
+  if (auto db = namespaces_->get("default"); !db) {
+    return unexpected("cannot open the default database: " + db.error().message);
   }
-  auto db = engine::Database::open((db_dir / "data").string(), config_.database);
-  if (!db) {
-    return unexpected("cannot open database " + (db_dir / "data").string() + ": " +
-                      db.error().message);
-  }
-  db_ = std::move(db.value());
-  router_ = std::make_unique<Router>(config_, db_, *streams_);
+  router_ = std::make_unique<Router>(config_, *namespaces_, *streams_);
 
   boost::system::error_code ec;
   auto address = asio::ip::make_address(config_.listen_host, ec);
@@ -118,7 +117,7 @@ void Server::run() {
   // the database, which checkpoints the WAL into the main file.
   streams_.reset();
   router_.reset();
-  if (db_) db_->close();
+  if (namespaces_) namespaces_->close_all();
   spdlog::info("stopped");
 }
 

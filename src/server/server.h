@@ -61,7 +61,7 @@ class Server {
   std::vector<WorkGuard> guards_;
   std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
   std::unique_ptr<boost::asio::steady_timer> sweep_timer_;
-  std::shared_ptr<engine::Database> db_;
+  std::unique_ptr<engine::NamespaceStore> namespaces_;
   std::unique_ptr<hrana::StreamRegistry> streams_;
   std::unique_ptr<Router> router_;
   std::uint16_t port_ = 0;

@@ -76,6 +76,9 @@ Expected<std::unique_ptr<Connection>, Error> Connection::open(const std::string&
   pragmas += "PRAGMA journal_size_limit=67108864;";
   pragmas += "PRAGMA cache_size=-" + std::to_string(options.cache_size_kib) + ";";
   pragmas += "PRAGMA mmap_size=" + std::to_string(options.mmap_size) + ";";
+  if (options.max_page_count > 0) {
+    pragmas += "PRAGMA max_page_count=" + std::to_string(options.max_page_count) + ";";
+  }
   if (auto r = conn->exec(pragmas.c_str()); !r) return unexpected(r.error());
   return conn;
 }

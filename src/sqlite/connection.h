@@ -37,6 +37,9 @@ struct OpenOptions {
   // synchronous=FULL instead of NORMAL: every commit is fsynced (NORMAL: WAL is synced at
   // checkpoints; a power loss can drop the last transactions, a process crash cannot).
   bool synchronous_full = false;
+  // PRAGMA max_page_count when positive: writes that would grow the file past it fail with
+  // SQLITE_FULL (a per-namespace size quota); reads and deletes go on working.
+  std::int64_t max_page_count = 0;
 };
 
 // Why a connection may not write now (see WriteAccess).

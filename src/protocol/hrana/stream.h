@@ -78,6 +78,7 @@ class Stream {
 
   // True after a `close` request, until a later request reopens the stream.
   bool closed() const { return closed_; }
+  engine::Database& database() const { return *db_; }
   // Inside a transaction, as the client sees it: also after the server rolled the transaction
   // back (TRANSACTION_TIMEOUT) until the client ends it.
   bool in_transaction();

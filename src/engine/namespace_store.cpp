@@ -1,0 +1,398 @@
+#include "engine/namespace_store.h"
+
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "engine/executor.h"
+
+namespace quire::engine {
+
+namespace fs = std::filesystem;
+namespace bj = boost::json;
+
+namespace {
+
+constexpr const char* kDefault = "default";
+constexpr const char* kDataFile = "data";
+constexpr const char* kConfigFile = "config.json";
+
+NamespaceError error(NamespaceError::Kind kind, std::string message) { return {kind, std::move(message)}; }
+
+NamespaceError not_found(std::string_view name) {
+  return error(NamespaceError::Kind::kNotFound, "Namespace '" + std::string(name) + "' does not exist");
+}
+
+NamespaceError invalid_name(std::string_view name) {
+  return error(NamespaceError::Kind::kInvalidName,
+               "Invalid namespace name '" + std::string(name.substr(0, 80)) +
+                   "': use 1 to 64 characters of A-Z, a-z, 0-9, '-' and '_'");
+}
+
+// A name for a scratch directory beside the namespaces (never a valid namespace name).
+std::string scratch_name(std::string_view purpose, std::string_view name) {
+  static std::atomic<std::uint64_t> counter{0};
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return "." + std::string(purpose) + "-" + std::string(name) + "-" + std::to_string(counter++) + "-" +
+         std::to_string(rng() % 1000000);
+}
+
+Expected<void, NamespaceError> write_file_atomically(const fs::path& path, const std::string& text) {
+  const fs::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) return unexpected(error(NamespaceError::Kind::kIo, "cannot write " + tmp.string()));
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) return unexpected(error(NamespaceError::Kind::kIo, "cannot write " + path.string() + ": " + ec.message()));
+  return {};
+}
+
+Expected<NamespaceConfig, NamespaceError> read_config(const fs::path& dir) {
+  std::ifstream in(dir / kConfigFile, std::ios::binary);
+  if (!in) return NamespaceConfig{};  // none yet: defaults
+  std::stringstream text;
+  text << in.rdbuf();
+  auto config = namespace_config_from_json(text.str());
+  if (!config) {
+    return unexpected(error(NamespaceError::Kind::kIo,
+                            "bad " + (dir / kConfigFile).string() + ": " + config.error()));
+  }
+  return config.value();
+}
+
+std::uint64_t file_size_or_zero(const fs::path& p) {
+  std::error_code ec;
+  auto n = fs::file_size(p, ec);
+  return ec ? 0 : n;
+}
+
+}  // namespace
+
+std::string to_json(const NamespaceConfig& c) {
+  bj::object o;
+  o["block_reads"] = c.block_reads;
+  o["block_writes"] = c.block_writes;
+  o["block_reason"] = c.block_reason ? bj::value(*c.block_reason) : bj::value(nullptr);
+  o["max_db_size"] = c.max_db_size ? bj::value(*c.max_db_size) : bj::value(nullptr);
+  o["txn_timeout_s"] = c.txn_timeout_s ? bj::value(*c.txn_timeout_s) : bj::value(nullptr);
+  o["jwt_key"] = c.jwt_key ? bj::value(*c.jwt_key) : bj::value(nullptr);
+  o["allow_attach"] = c.allow_attach;
+  return bj::serialize(o);
+}
+
+Expected<NamespaceConfig, std::string> namespace_config_from_json(std::string_view json) {
+  boost::system::error_code ec;
+  bj::value v = bj::parse(json, ec);
+  if (ec || !v.is_object()) return unexpected(std::string("expected a JSON object"));
+  NamespaceConfig c;
+  for (const auto& [key, value] : v.get_object()) {
+    if (value.is_null()) continue;
+    if (key == "block_reads" && value.is_bool()) {
+      c.block_reads = value.get_bool();
+    } else if (key == "block_writes" && value.is_bool()) {
+      c.block_writes = value.get_bool();
+    } else if (key == "allow_attach" && value.is_bool()) {
+      c.allow_attach = value.get_bool();
+    } else if (key == "block_reason" && value.is_string()) {
+      c.block_reason = std::string(value.get_string());
+    } else if (key == "jwt_key" && value.is_string()) {
+      c.jwt_key = std::string(value.get_string());
+    } else if (key == "max_db_size" && (value.is_uint64() || (value.is_int64() && value.get_int64() >= 0))) {
+      c.max_db_size = value.to_number<std::uint64_t>();
+    } else if (key == "txn_timeout_s" && value.is_number() && value.to_number<double>() > 0) {
+      c.txn_timeout_s = value.to_number<double>();
+    } else {
+      return unexpected("invalid value for '" + std::string(key) + "'");
+    }
+  }
+  return c;
+}
+
+bool NamespaceStore::valid_name(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (char c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') return false;
+  }
+  return true;
+}
+
+Expected<std::unique_ptr<NamespaceStore>, NamespaceError> NamespaceStore::open(Options options) {
+  std::error_code ec;
+  fs::create_directories(options.root, ec);
+  if (ec) {
+    return unexpected(error(NamespaceError::Kind::kIo, "cannot create " + options.root + ": " + ec.message()));
+  }
+  std::unique_ptr<NamespaceStore> store(new NamespaceStore(std::move(options)));
+  // Leftovers of creates and deletes a crash interrupted.
+  for (const auto& entry : fs::directory_iterator(store->options_.root, ec)) {
+    if (entry.path().filename().string().starts_with(".")) fs::remove_all(entry.path(), ec);
+  }
+  if (!store->exists(kDefault)) {
+    if (auto r = store->create(kDefault, NamespaceConfig{}); !r) return unexpected(r.error());
+  }
+  return store;
+}
+
+NamespaceStore::~NamespaceStore() { close_all(); }
+
+std::string NamespaceStore::dir_of(std::string_view name) const {
+  return (fs::path(options_.root) / std::string(name)).string();
+}
+
+bool NamespaceStore::exists(std::string_view name) {
+  if (!valid_name(name)) return false;
+  std::error_code ec;
+  return fs::is_regular_file(fs::path(dir_of(name)) / kDataFile, ec);
+}
+
+std::size_t NamespaceStore::open_count() {
+  std::lock_guard lock(mu_);
+  return open_.size();
+}
+
+Expected<std::shared_ptr<Database>, NamespaceError> NamespaceStore::open_database(const std::string& name) {
+  auto config = read_config(dir_of(name));
+  if (!config) return unexpected(config.error());
+  DatabaseOptions options = options_.database;
+  if (config->txn_timeout_s) {
+    options.transaction_timeout = std::chrono::milliseconds(static_cast<long long>(*config->txn_timeout_s * 1000));
+  }
+  if (config->max_db_size) {
+    options.open.max_page_count = static_cast<std::int64_t>(std::max<std::uint64_t>(1, *config->max_db_size / 4096));
+  }
+  auto db = Database::open((fs::path(dir_of(name)) / kDataFile).string(), options);
+  if (!db) return unexpected(error(NamespaceError::Kind::kSqlite, "cannot open namespace '" + name + "': " + db.error().message));
+  return db.value();
+}
+
+Expected<std::shared_ptr<Database>, NamespaceError> NamespaceStore::get(std::string_view name) {
+  if (!valid_name(name)) return unexpected(invalid_name(name));
+  const auto now = std::chrono::system_clock::now();
+  std::string key(name);
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = open_.find(key); it != open_.end()) {
+      lru_.splice(lru_.begin(), lru_, it->second.lru);
+      it->second.last_access = now;
+      seen_[key] = now;
+      return it->second.db;
+    }
+  }
+  if (!exists(name)) return unexpected(not_found(name));
+  auto opened = open_database(key);
+  if (!opened) return unexpected(opened.error());
+  std::shared_ptr<Database> db = std::move(opened.value());
+  std::shared_ptr<Database> loser;
+  {
+    std::lock_guard lock(mu_);
+    seen_[key] = now;
+    if (auto it = open_.find(key); it != open_.end()) {
+      loser = std::move(db);  // another request opened it meanwhile
+      db = it->second.db;
+    } else {
+      lru_.push_front(key);
+      open_.emplace(key, Open{db, lru_.begin(), now});
+    }
+  }
+  if (loser) loser->close();
+  evict();
+  return db;
+}
+
+void NamespaceStore::evict() {
+  std::vector<std::shared_ptr<Database>> closing;
+  {
+    std::lock_guard lock(mu_);
+    auto it = lru_.end();
+    while (open_.size() > options_.max_open && it != lru_.begin()) {
+      --it;
+      auto found = open_.find(*it);
+      // Only the store holds it: no lease, stream or request uses it.
+      if (found->second.db.use_count() != 1) continue;
+      closing.push_back(std::move(found->second.db));
+      open_.erase(found);
+      it = lru_.erase(it);
+    }
+  }
+  for (auto& db : closing) db->close();
+}
+
+Expected<void, NamespaceError> NamespaceStore::create(std::string_view name, const NamespaceConfig& config,
+                                                      const std::optional<std::string>& dump_sql) {
+  if (!valid_name(name)) return unexpected(invalid_name(name));
+  std::lock_guard create_lock(create_mu_);
+  if (exists(name)) {
+    return unexpected(error(NamespaceError::Kind::kExists, "Namespace '" + std::string(name) + "' already exists"));
+  }
+  // Build it in a scratch directory, then rename: a namespace exists completely or not at all.
+  const fs::path scratch = fs::path(options_.root) / scratch_name("create", name);
+  std::error_code ec;
+  fs::create_directories(scratch, ec);
+  if (ec) return unexpected(error(NamespaceError::Kind::kIo, "cannot create " + scratch.string() + ": " + ec.message()));
+  auto fail = [&](NamespaceError e) -> Expected<void, NamespaceError> {
+    std::error_code ignored;
+    fs::remove_all(scratch, ignored);
+    return unexpected(std::move(e));
+  };
+  if (auto w = write_file_atomically(scratch / kConfigFile, to_json(config)); !w) return fail(w.error());
+  {
+    sqlite::OpenOptions open = options_.database.open;
+    auto conn = sqlite::Connection::open((scratch / kDataFile).string(), open);
+    if (!conn) return fail(error(NamespaceError::Kind::kSqlite, "cannot create database: " + conn.error().message));
+    if (dump_sql) {
+      if (auto b = (*conn)->exec("BEGIN"); !b) return fail(error(NamespaceError::Kind::kSqlite, b.error().message));
+      if (auto r = execute_script(**conn, *dump_sql); !r) {
+        return fail(error(NamespaceError::Kind::kSqlite, "the dump failed: " + r.error().message));
+      }
+      if ((*conn)->in_transaction()) {
+        if (auto c = (*conn)->exec("COMMIT"); !c) return fail(error(NamespaceError::Kind::kSqlite, c.error().message));
+      }
+    }
+    (void)(*conn)->exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  }
+  fs::rename(scratch, dir_of(name), ec);
+  if (ec) return fail(error(NamespaceError::Kind::kIo, "cannot create namespace: " + ec.message()));
+  return {};
+}
+
+Expected<void, NamespaceError> NamespaceStore::remove(std::string_view name) {
+  if (!valid_name(name)) return unexpected(invalid_name(name));
+  if (name == kDefault) {
+    return unexpected(error(NamespaceError::Kind::kProtected, "The default namespace cannot be deleted"));
+  }
+  std::lock_guard create_lock(create_mu_);
+  if (!exists(name)) return unexpected(not_found(name));
+  std::shared_ptr<Database> db;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = open_.find(std::string(name)); it != open_.end()) {
+      db = std::move(it->second.db);
+      lru_.erase(it->second.lru);
+      open_.erase(it);
+    }
+    seen_.erase(std::string(name));
+  }
+  // Move it aside first: from here on it does not exist, even if deleting the files takes long.
+  const fs::path grave = fs::path(options_.root) / scratch_name("deleted", name);
+  std::error_code ec;
+  fs::rename(dir_of(name), grave, ec);
+  if (ec) return unexpected(error(NamespaceError::Kind::kIo, "cannot delete namespace: " + ec.message()));
+  if (db) db->close();
+  db.reset();
+  fs::remove_all(grave, ec);
+  return {};
+}
+
+Expected<void, NamespaceError> NamespaceStore::fork(std::string_view from, std::string_view to) {
+  if (!valid_name(from)) return unexpected(invalid_name(from));
+  if (!valid_name(to)) return unexpected(invalid_name(to));
+  auto source = get(from);
+  if (!source) return unexpected(source.error());
+  auto config = read_config(dir_of(from));
+  if (!config) return unexpected(config.error());
+  std::lock_guard create_lock(create_mu_);
+  if (exists(to)) {
+    return unexpected(error(NamespaceError::Kind::kExists, "Namespace '" + std::string(to) + "' already exists"));
+  }
+  const fs::path scratch = fs::path(options_.root) / scratch_name("fork", to);
+  std::error_code ec;
+  fs::create_directories(scratch, ec);
+  auto fail = [&](NamespaceError e) -> Expected<void, NamespaceError> {
+    std::error_code ignored;
+    fs::remove_all(scratch, ignored);
+    return unexpected(std::move(e));
+  };
+  if (ec) return fail(error(NamespaceError::Kind::kIo, "cannot create " + scratch.string() + ": " + ec.message()));
+  if (auto w = write_file_atomically(scratch / kConfigFile, to_json(*config)); !w) return fail(w.error());
+  {
+    // VACUUM INTO reads one snapshot of the source: its writers go on meanwhile.
+    auto lease = (*source)->acquire();
+    if (!lease) return fail(error(NamespaceError::Kind::kSqlite, lease.error().message));
+    std::string target = (scratch / kDataFile).string();
+    std::string quoted;
+    for (char c : target) {
+      quoted += c;
+      if (c == '\'') quoted += '\'';
+    }
+    const std::string sql = "VACUUM INTO '" + quoted + "'";
+    if (auto r = (*lease)->exec(sql.c_str()); !r) {
+      return fail(error(NamespaceError::Kind::kSqlite, "cannot copy the database: " + r.error().message));
+    }
+  }
+  fs::rename(scratch, dir_of(to), ec);
+  if (ec) return fail(error(NamespaceError::Kind::kIo, "cannot create namespace: " + ec.message()));
+  return {};
+}
+
+std::vector<NamespaceInfo> NamespaceStore::list() {
+  std::vector<NamespaceInfo> out;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(options_.root, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!valid_name(name) || !exists(name)) continue;
+    NamespaceInfo info;
+    info.name = name;
+    info.size_bytes = file_size_or_zero(entry.path() / kDataFile) +
+                      file_size_or_zero(entry.path() / (std::string(kDataFile) + "-wal"));
+    out.push_back(std::move(info));
+  }
+  {
+    std::lock_guard lock(mu_);
+    for (auto& info : out) {
+      if (auto it = seen_.find(info.name); it != seen_.end()) info.last_access = it->second;
+      info.open = open_.count(info.name) > 0;
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  return out;
+}
+
+Expected<NamespaceConfig, NamespaceError> NamespaceStore::config(std::string_view name) {
+  if (!valid_name(name)) return unexpected(invalid_name(name));
+  if (!exists(name)) return unexpected(not_found(name));
+  return read_config(dir_of(name));
+}
+
+Expected<void, NamespaceError> NamespaceStore::set_config(std::string_view name, const NamespaceConfig& config) {
+  if (!valid_name(name)) return unexpected(invalid_name(name));
+  std::lock_guard create_lock(create_mu_);
+  if (!exists(name)) return unexpected(not_found(name));
+  if (auto w = write_file_atomically(fs::path(dir_of(name)) / kConfigFile, to_json(config)); !w) {
+    return unexpected(w.error());
+  }
+  // Size and timeout limits are set when a database opens: close it if nobody uses it.
+  std::shared_ptr<Database> idle;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = open_.find(std::string(name)); it != open_.end() && it->second.db.use_count() == 1) {
+      idle = std::move(it->second.db);
+      lru_.erase(it->second.lru);
+      open_.erase(it);
+    }
+  }
+  if (idle) idle->close();
+  return {};
+}
+
+void NamespaceStore::close_all() {
+  std::vector<std::shared_ptr<Database>> closing;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [name, open] : open_) closing.push_back(std::move(open.db));
+    open_.clear();
+    lru_.clear();
+  }
+  for (auto& db : closing) db->close();
+}
+
+}  // namespace quire::engine

@@ -1,0 +1,128 @@
+// Every database the server serves, by namespace: one SQLite database per tenant.
+//
+// On disk a namespace is a directory `ROOT/<name>/` holding the database file `data` (with its
+// WAL) and `config.json`. A namespace costs disk, not memory, until it is used: databases open on
+// first use and close again when idle, keeping at most `max_open` open (least recently used
+// first; a database with a request, stream or transaction in flight is never closed under it).
+// `default` always exists.
+//
+// Names: 1 to 64 characters of [A-Za-z0-9_-]. They become directory names, so nothing else
+// is accepted (no dots, no slashes: no path traversal).
+//
+// Thread model: every member is thread-safe. Opening, closing and creating databases happen
+// outside the store's lock where they touch the disk, so one slow namespace does not hold up
+// requests to open ones.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/expected.h"
+#include "engine/database.h"
+
+namespace quire::engine {
+
+// Per-namespace settings, kept in the namespace's config.json (sqld's names).
+struct NamespaceConfig {
+  bool block_reads = false;
+  bool block_writes = false;
+  std::optional<std::string> block_reason;
+  std::optional<std::uint64_t> max_db_size;    // bytes; writes past it fail with SQLITE_FULL
+  std::optional<double> txn_timeout_s;         // overrides --transaction-timeout
+  std::optional<std::string> jwt_key;          // replaces the global key for this namespace
+  bool allow_attach = false;
+};
+
+struct NamespaceInfo {
+  std::string name;
+  std::uint64_t size_bytes = 0;  // database file plus WAL
+  std::optional<std::chrono::system_clock::time_point> last_access;  // since the server started
+  bool open = false;
+};
+
+struct NamespaceError {
+  enum class Kind { kInvalidName, kNotFound, kExists, kProtected, kIo, kSqlite };
+  Kind kind;
+  std::string message;
+};
+
+class NamespaceStore {
+ public:
+  struct Options {
+    std::string root;  // holds one directory per namespace
+    DatabaseOptions database;
+    std::size_t max_open = 256;
+  };
+
+  // Opens the store, creating the root and the `default` namespace if they are missing.
+  static Expected<std::unique_ptr<NamespaceStore>, NamespaceError> open(Options options);
+  ~NamespaceStore();
+
+  static bool valid_name(std::string_view name);
+
+  // The database of `name`, opened if it is not open. kNotFound for a namespace that does not
+  // exist (never an implicit create).
+  Expected<std::shared_ptr<Database>, NamespaceError> get(std::string_view name);
+
+  // Creates an empty namespace, or one holding what `dump_sql` (an SQL script, as from `.dump`)
+  // creates. Fails with kExists if it exists. Atomic: a failed create leaves nothing behind.
+  Expected<void, NamespaceError> create(std::string_view name, const NamespaceConfig& config,
+                                        const std::optional<std::string>& dump_sql = {});
+
+  // Deletes a namespace's files. `default` is refused (kProtected). Requests still running on
+  // it finish; new ones get kNotFound.
+  Expected<void, NamespaceError> remove(std::string_view name);
+
+  // Copies `from` (a consistent snapshot of it, taken without blocking its writers) and its
+  // config into the new namespace `to`.
+  Expected<void, NamespaceError> fork(std::string_view from, std::string_view to);
+
+  // Every namespace, by name.
+  std::vector<NamespaceInfo> list();
+
+  Expected<NamespaceConfig, NamespaceError> config(std::string_view name);
+  // Takes effect for limits checked per request at once; size and timeout limits when the
+  // database next opens (it is closed now if idle).
+  Expected<void, NamespaceError> set_config(std::string_view name, const NamespaceConfig& config);
+
+  bool exists(std::string_view name);
+  std::size_t open_count();
+
+  // Closes every open database (shutdown).
+  void close_all();
+
+ private:
+  explicit NamespaceStore(Options options) : options_(std::move(options)) {}
+  std::string dir_of(std::string_view name) const;
+  Expected<std::shared_ptr<Database>, NamespaceError> open_database(const std::string& name);
+  // Closes least recently used databases nobody uses until at most max_open remain (or none
+  // can be closed). Called without the lock held.
+  void evict();
+
+  struct Open {
+    std::shared_ptr<Database> db;
+    std::list<std::string>::iterator lru;  // position in lru_
+    std::chrono::system_clock::time_point last_access;
+  };
+
+  const Options options_;
+  std::mutex mu_;
+  std::unordered_map<std::string, Open> open_;  // guarded by mu_
+  std::list<std::string> lru_;                  // guarded by mu_; most recent at the front
+  std::unordered_map<std::string, std::chrono::system_clock::time_point> seen_;  // guarded by mu_
+  std::mutex create_mu_;  // one create/remove/fork at a time
+};
+
+// config.json <-> NamespaceConfig.
+std::string to_json(const NamespaceConfig& config);
+Expected<NamespaceConfig, std::string> namespace_config_from_json(std::string_view json);
+
+}  // namespace quire::engine
