@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -68,6 +69,18 @@ class Lease {
   std::unique_ptr<sqlite::Connection> conn_;
 };
 
+// Usage counters of one database since it was opened (the admin API's stats).
+struct DatabaseStats {
+  std::atomic<std::uint64_t> queries{0};
+  std::atomic<std::uint64_t> rows_read{0};
+  std::atomic<std::uint64_t> rows_written{0};
+  void count(std::uint64_t read, std::uint64_t written) {
+    queries.fetch_add(1, std::memory_order_relaxed);
+    rows_read.fetch_add(read, std::memory_order_relaxed);
+    rows_written.fetch_add(written, std::memory_order_relaxed);
+  }
+};
+
 class Database : public std::enable_shared_from_this<Database> {
  public:
   // Opens (creating if needed) the database file at `path` and starts its checkpointer.
@@ -85,6 +98,8 @@ class Database : public std::enable_shared_from_this<Database> {
 
   // Who may write now (see WriteGate).
   WriteGate& write_gate() { return write_gate_; }
+
+  DatabaseStats& stats() { return stats_; }
 
   // Runs a checkpoint now. mode is a SQLITE_CHECKPOINT_* constant.
   Expected<void, sqlite::Error> checkpoint(int mode);
@@ -105,6 +120,7 @@ class Database : public std::enable_shared_from_this<Database> {
   std::string path_;
   DatabaseOptions options_;
   WriteGate write_gate_;  // before every connection: their claims refer to it
+  DatabaseStats stats_;
   std::mutex mu_;
   std::vector<std::unique_ptr<sqlite::Connection>> idle_;  // guarded by mu_
   std::unique_ptr<Checkpointer> checkpointer_;

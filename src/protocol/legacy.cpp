@@ -197,6 +197,7 @@ LegacyResponse run_legacy_query(engine::Database& db, std::string_view body, con
       continue;
     }
     auto r = engine::execute(**lease, queries[i], budget);
+    if (r) db.stats().count(r->rows_read, r->rows_written);
     if (!r) {
       (void)(*lease)->exec("ROLLBACK");
       out.push_back(bj::object{{"error", r.error().message}, {"code", r.error().code}});

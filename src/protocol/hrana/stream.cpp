@@ -153,6 +153,7 @@ Expected<StmtResult, Error> Stream::execute(const Stmt& stmt, const std::string&
   carry_in(**conn);
   auto r = engine::execute(**conn, q, budget);
   carry_out(**conn);
+  if (r) db_->stats().count(r->rows_read, r->rows_written);
   if (!r) return unexpected(to_error(r.error()));
   return std::move(r.value());
 }
