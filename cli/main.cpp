@@ -10,6 +10,11 @@
 #include <iostream>
 #include <thread>
 
+#include <boost/asio/ip/address.hpp>
+
+#include "auth/key_set.h"
+#include "cli/db_cmd.h"
+#include "cli/token_cmd.h"
 #include "server/server.h"
 
 namespace {
@@ -84,6 +89,12 @@ int serve(quire::server::Config config) {
   spdlog::info("quire {} serving http://{}:{} with data in {}", QUIRE_VERSION, shown_host,
                server.port(), config.data_dir);
   std::printf("listening on http://%s:%u\n", shown_host.c_str(), server.port());
+  if (server.admin_port() != 0) {
+    const std::string& h = config.admin_listen_host;
+    const std::string shown = h.find(':') != std::string::npos ? "[" + h + "]" : h;
+    spdlog::info("admin API on http://{}:{}", shown, server.admin_port());
+    std::printf("admin listening on http://%s:%u\n", shown.c_str(), server.admin_port());
+  }
   std::fflush(stdout);
   server.run();
   // If run() ended without a signal, wake the waiter so it can be joined.
@@ -94,6 +105,14 @@ int serve(quire::server::Config config) {
 
 }  // namespace
 
+// 127.0.0.0/8, ::1 and localhost: addresses no other machine can reach.
+bool is_loopback(const std::string& host) {
+  if (host == "localhost" || host == "::1" || host == "[::1]") return true;
+  boost::system::error_code ec;
+  auto address = boost::asio::ip::make_address(host, ec);
+  return !ec && address.is_loopback();
+}
+
 int main(int argc, char** argv) {
   // Before SQLite initialises: no up-front page-cache reservation per connection (Debian's build
   // reserves about 87 KB each); pages are allocated as they are used.
@@ -103,10 +122,13 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.footer(
       "Quick start: `quire serve` serves ./data on http://127.0.0.1:8080; point @libsql/client at\n"
-      "it with url 'http://127.0.0.1:8080' (or ws://). `quire serve --help` lists every option.");
+      "it with url 'http://127.0.0.1:8080' (or ws://). `quire serve --help` lists every option.\n"
+      "`quire token --help`: keys and access tokens; `quire db --help`: create, list, fork and\n"
+      "delete databases on a running server through its admin API.");
 
   quire::server::Config config;
   std::string listen = "127.0.0.1:8080";
+  std::string admin_listen;
   std::string synchronous = "normal";
   std::string log_level = "info";
   std::string max_body = "16MiB", max_response = "16MiB";
@@ -122,6 +144,23 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--listen,--http-listen-addr", listen, "Address to serve HTTP on, HOST:PORT "
                         "(port 0 picks a free one)")
       ->capture_default_str();
+  serve_cmd->add_option("--admin-listen,--admin-listen-addr", admin_listen,
+                        "Serve the admin API (create, delete, fork, configure namespaces) on "
+                        "HOST:PORT, a listener of its own (docs/admin-api.md)")
+      ->envname("SQLD_ADMIN_LISTEN_ADDR");
+  serve_cmd->add_option("--admin-auth-key", config.admin_auth_key,
+                        "Key every admin request must carry as `Authorization: Bearer KEY` (or "
+                        "Basic KEY); without one the admin API must listen on a loopback address")
+      ->envname("LIBSQL_ADMIN_AUTH_KEY");
+  std::string auth_jwt_key_file;
+  serve_cmd->add_option("--auth-jwt-key-file", auth_jwt_key_file,
+                        "Ed25519 public key(s) that verify client JWTs (PEM, or the raw key in "
+                        "URL-safe base64); also SQLD_AUTH_JWT_KEY_FILE, or the key itself in "
+                        "SQLD_AUTH_JWT_KEY. Without a key every client has full access, and the "
+                        "server refuses to listen beyond loopback unless --insecure");
+  serve_cmd->add_flag("--insecure", config.insecure,
+                      "Allow setups that are unsafe on a network, such as an admin API without "
+                      "--admin-auth-key on a non-loopback address");
   serve_cmd->add_option("--threads", config.threads,
                         "I/O threads (0 = one per core)")
       ->capture_default_str();
@@ -184,15 +223,30 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
 
-  CLI11_PARSE(app, argc, argv);
+  const auto token_cmd = quire::cli::add_token_command(app);
+  const auto db_cmd = quire::cli::add_db_command(app);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0; any other parse error is a usage error: exit 2.
+    return app.exit(e) == 0 ? 0 : quire::cli::kExitUsage;
+  }
 
   auto logger = spdlog::stderr_color_mt("quire");
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(log_level));
 
+  if (token_cmd.app->parsed()) return token_cmd.run();
+  if (db_cmd.app->parsed()) return db_cmd.run();
   if (serve_cmd->parsed()) {
     if (!parse_listen(listen, config.listen_host, config.listen_port)) {
       std::cerr << "quire: --listen must be HOST:PORT, got '" << listen << "'\n";
+      return 2;
+    }
+    if (!admin_listen.empty() &&
+        !parse_listen(admin_listen, config.admin_listen_host, config.admin_listen_port)) {
+      std::cerr << "quire: --admin-listen must be HOST:PORT, got '" << admin_listen << "'\n";
       return 2;
     }
     if (!parse_size(max_body, config.limits.max_body_bytes) ||
@@ -215,6 +269,30 @@ int main(int argc, char** argv) {
     config.idle_connection_timeout = std::chrono::seconds(idle_connection_timeout_s);
     config.request_read_timeout = std::chrono::seconds(request_read_timeout_s);
     config.database.open.synchronous_full = synchronous == "full" || synchronous == "FULL";
+    if (auth_jwt_key_file.empty()) {
+      if (const char* env = std::getenv("SQLD_AUTH_JWT_KEY_FILE"); env && *env) auth_jwt_key_file = env;
+    }
+    if (!auth_jwt_key_file.empty()) {
+      auto keys = quire::auth::KeySet::load_file(auth_jwt_key_file);
+      if (!keys) {
+        std::cerr << "quire: --auth-jwt-key-file: " << keys.error() << "\n";
+        return 2;
+      }
+      config.auth_keys = std::make_shared<const quire::auth::KeySet>(std::move(keys.value()));
+    } else if (const char* env = std::getenv("SQLD_AUTH_JWT_KEY"); env && *env) {
+      auto keys = quire::auth::KeySet::parse(env);
+      if (!keys) {
+        std::cerr << "quire: SQLD_AUTH_JWT_KEY: " << keys.error() << "\n";
+        return 2;
+      }
+      config.auth_keys = std::make_shared<const quire::auth::KeySet>(std::move(keys.value()));
+    }
+    if (!config.auth_keys && !config.insecure && !is_loopback(config.listen_host)) {
+      std::cerr << "quire: refusing to serve " << config.listen_host
+                << " without authentication: give --auth-jwt-key-file (see `quire token keygen`), "
+                   "or --insecure to serve every client with full access\n";
+      return 2;
+    }
     return serve(std::move(config));
   }
   return 0;

@@ -25,6 +25,7 @@ void Lease::release() {
   WriteClaim* claim = claim_of(*conn_);
   claim->unpark();  // waits for a steal in progress
   claim->clear_aborted();
+  conn_->set_access({});  // the next user states its own
   if (conn_->in_transaction() && !conn_->exec("ROLLBACK")) {
     conn_.reset();  // cannot prove it is clean: close it rather than pool it
   } else if (conn_->has_session_state()) {

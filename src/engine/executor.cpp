@@ -106,9 +106,18 @@ std::optional<Expected<StmtResult, ExecError>> check_aborted(sqlite::Connection&
   return Expected<StmtResult, ExecError>(unexpected(timeout_error()));
 }
 
+ExecError forbidden() {
+  return {"SQLITE_AUTH",
+          "Forbidden: this token only allows reading this database (the statement would write)",
+          "SQLITE_AUTH"};
+}
+
 // Takes the connection's write access before a statement that writes.
 Expected<void, ExecError> before_write(sqlite::Connection& conn, sqlite3_stmt* stmt,
                                        std::string_view sql) {
+  if (conn.access().read_only && (!sqlite3_stmt_readonly(stmt) || begins_write_transaction(sql))) {
+    return unexpected(forbidden());
+  }
   sqlite::WriteAccess* access = conn.write_access();
   if (!access) return {};
   if (sqlite3_stmt_readonly(stmt) && !begins_write_transaction(sql)) return {};

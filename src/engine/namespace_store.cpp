@@ -160,9 +160,9 @@ std::size_t NamespaceStore::open_count() {
   return open_.size();
 }
 
-Expected<std::shared_ptr<Database>, NamespaceError> NamespaceStore::open_database(const std::string& name) {
-  auto config = read_config(dir_of(name));
-  if (!config) return unexpected(config.error());
+Expected<std::shared_ptr<Database>, NamespaceError> NamespaceStore::open_database(
+    const std::string& name, const NamespaceConfig& config_value) {
+  const NamespaceConfig* config = &config_value;
   DatabaseOptions options = options_.database;
   if (config->txn_timeout_s) {
     options.transaction_timeout = std::chrono::milliseconds(static_cast<long long>(*config->txn_timeout_s * 1000));
@@ -189,7 +189,10 @@ Expected<std::shared_ptr<Database>, NamespaceError> NamespaceStore::get(std::str
     }
   }
   if (!exists(name)) return unexpected(not_found(name));
-  auto opened = open_database(key);
+  auto config = read_config(dir_of(key));
+  if (!config) return unexpected(config.error());
+  auto shared_config = std::make_shared<const NamespaceConfig>(std::move(config.value()));
+  auto opened = open_database(key, *shared_config);
   if (!opened) return unexpected(opened.error());
   std::shared_ptr<Database> db = std::move(opened.value());
   std::shared_ptr<Database> loser;
@@ -201,7 +204,7 @@ Expected<std::shared_ptr<Database>, NamespaceError> NamespaceStore::get(std::str
       db = it->second.db;
     } else {
       lru_.push_front(key);
-      open_.emplace(key, Open{db, lru_.begin(), now});
+      open_.emplace(key, Open{db, shared_config, lru_.begin(), now});
     }
   }
   if (loser) loser->close();
@@ -250,13 +253,16 @@ Expected<void, NamespaceError> NamespaceStore::create(std::string_view name, con
     auto conn = sqlite::Connection::open((scratch / kDataFile).string(), open);
     if (!conn) return fail(error(NamespaceError::Kind::kSqlite, "cannot create database: " + conn.error().message));
     if (dump_sql) {
-      if (auto b = (*conn)->exec("BEGIN"); !b) return fail(error(NamespaceError::Kind::kSqlite, b.error().message));
+      // The dump runs as written (sqlite3's .dump brings its own BEGIN ... COMMIT); the new
+      // namespace only appears if all of it succeeds, so nothing needs syncing before that.
+      (void)(*conn)->exec("PRAGMA synchronous=OFF");
       if (auto r = execute_script(**conn, *dump_sql); !r) {
         return fail(error(NamespaceError::Kind::kSqlite, "the dump failed: " + r.error().message));
       }
       if ((*conn)->in_transaction()) {
         if (auto c = (*conn)->exec("COMMIT"); !c) return fail(error(NamespaceError::Kind::kSqlite, c.error().message));
       }
+      (void)(*conn)->exec("PRAGMA synchronous=FULL");
     }
     (void)(*conn)->exec("PRAGMA wal_checkpoint(TRUNCATE)");
   }
@@ -318,6 +324,7 @@ Expected<void, NamespaceError> NamespaceStore::fork(std::string_view from, std::
     // VACUUM INTO reads one snapshot of the source: its writers go on meanwhile.
     auto lease = (*source)->acquire();
     if (!lease) return fail(error(NamespaceError::Kind::kSqlite, lease.error().message));
+    (*lease)->set_access({.read_only = false, .allow_attach = true});  // VACUUM INTO attaches its target
     std::string target = (scratch / kDataFile).string();
     std::string quoted;
     for (char c : target) {
@@ -363,6 +370,17 @@ Expected<NamespaceConfig, NamespaceError> NamespaceStore::config(std::string_vie
   return read_config(dir_of(name));
 }
 
+Expected<std::shared_ptr<const NamespaceConfig>, NamespaceError> NamespaceStore::cached_config(
+    std::string_view name) {
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = open_.find(std::string(name)); it != open_.end()) return it->second.config;
+  }
+  auto config = this->config(name);
+  if (!config) return unexpected(config.error());
+  return std::make_shared<const NamespaceConfig>(std::move(config.value()));
+}
+
 Expected<void, NamespaceError> NamespaceStore::set_config(std::string_view name, const NamespaceConfig& config) {
   if (!valid_name(name)) return unexpected(invalid_name(name));
   std::lock_guard create_lock(create_mu_);
@@ -374,10 +392,13 @@ Expected<void, NamespaceError> NamespaceStore::set_config(std::string_view name,
   std::shared_ptr<Database> idle;
   {
     std::lock_guard lock(mu_);
-    if (auto it = open_.find(std::string(name)); it != open_.end() && it->second.db.use_count() == 1) {
-      idle = std::move(it->second.db);
-      lru_.erase(it->second.lru);
-      open_.erase(it);
+    if (auto it = open_.find(std::string(name)); it != open_.end()) {
+      it->second.config = std::make_shared<const NamespaceConfig>(config);
+      if (it->second.db.use_count() == 1) {
+        idle = std::move(it->second.db);
+        lru_.erase(it->second.lru);
+        open_.erase(it);
+      }
     }
   }
   if (idle) idle->close();

@@ -89,6 +89,8 @@ class NamespaceStore {
   std::vector<NamespaceInfo> list();
 
   Expected<NamespaceConfig, NamespaceError> config(std::string_view name);
+  // The same, from memory while the namespace is open (per-request checks use this).
+  Expected<std::shared_ptr<const NamespaceConfig>, NamespaceError> cached_config(std::string_view name);
   // Takes effect for limits checked per request at once; size and timeout limits when the
   // database next opens (it is closed now if idle).
   Expected<void, NamespaceError> set_config(std::string_view name, const NamespaceConfig& config);
@@ -102,13 +104,15 @@ class NamespaceStore {
  private:
   explicit NamespaceStore(Options options) : options_(std::move(options)) {}
   std::string dir_of(std::string_view name) const;
-  Expected<std::shared_ptr<Database>, NamespaceError> open_database(const std::string& name);
+  Expected<std::shared_ptr<Database>, NamespaceError> open_database(const std::string& name,
+                                                                    const NamespaceConfig& config);
   // Closes least recently used databases nobody uses until at most max_open remain (or none
   // can be closed). Called without the lock held.
   void evict();
 
   struct Open {
     std::shared_ptr<Database> db;
+    std::shared_ptr<const NamespaceConfig> config;
     std::list<std::string>::iterator lru;  // position in lru_
     std::chrono::system_clock::time_point last_access;
   };

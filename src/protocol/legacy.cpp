@@ -100,7 +100,8 @@ bool is_commit(std::string_view sql) {
 
 }  // namespace
 
-LegacyResponse run_legacy_query(engine::Database& db, std::string_view body, const Limits& limits) {
+LegacyResponse run_legacy_query(engine::Database& db, const sqlite::Connection::Access& access,
+                                std::string_view body, const Limits& limits) {
   auto parsed = parse_json(body);
   if (!parsed) return error_response(400, "Invalid JSON request: " + parsed.error(), "HTTP_BAD_REQUEST");
   bj::value doc = std::move(parsed.value());
@@ -164,6 +165,7 @@ LegacyResponse run_legacy_query(engine::Database& db, std::string_view body, con
 
   auto lease = db.acquire();
   if (!lease) return error_response(500, lease.error().message, "SQLITE_CANTOPEN");
+  (*lease)->set_access(access);
   // A request that writes takes the write gate and SQLite's write lock up front (BEGIN
   // IMMEDIATE): a deferred transaction that read first could meet a newer snapshot when it
   // upgrades (SQLITE_BUSY_SNAPSHOT). Read-only requests take no lock at all.
@@ -171,7 +173,7 @@ LegacyResponse run_legacy_query(engine::Database& db, std::string_view body, con
   for (std::size_t i = bracketed ? 1 : 0; i < queries.size() - (bracketed ? 1 : 0); ++i) {
     const auto& q = queries[i];
     auto prepared = (*lease)->prepare_cached(q.sql);
-    if (prepared && (*prepared)->stmt && !sqlite3_stmt_readonly((*prepared)->stmt.get())) {
+    if (!access.read_only && prepared && (*prepared)->stmt && !sqlite3_stmt_readonly((*prepared)->stmt.get())) {
       writes = true;
       break;
     }

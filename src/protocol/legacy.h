@@ -15,6 +15,8 @@ struct LegacyResponse {
   std::string body;  // JSON
 };
 
-LegacyResponse run_legacy_query(engine::Database& db, std::string_view body, const Limits& limits);
+// `access` is what the client's token allows.
+LegacyResponse run_legacy_query(engine::Database& db, const sqlite::Connection::Access& access,
+                                std::string_view body, const Limits& limits);
 
 }  // namespace quire::protocol

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "auth/key_set.h"
 #include "engine/database.h"
 #include "protocol/limits.h"
 
@@ -27,6 +28,19 @@ struct Config {
   // Databases kept open at once; the least recently used idle one closes past this.
   std::size_t max_open_databases = 256;
   engine::DatabaseOptions database;
+  // Public keys that verify client JWTs (--auth-jwt-key-file, SQLD_AUTH_JWT_KEY). Null: no
+  // authentication (every request has full access), allowed only on a loopback address unless
+  // `insecure`. A namespace's own jwt_key replaces these for that namespace.
+  std::shared_ptr<const auth::KeySet> auth_keys;
+  // The admin API's listener (docs/admin-api.md); an empty host: no admin API.
+  std::string admin_listen_host;
+  std::uint16_t admin_listen_port = 0;
+  // Admin requests must carry `Authorization: Basic KEY` or `Bearer KEY`. Empty: none needed,
+  // and then the admin listener must be on a loopback address unless `insecure`.
+  std::string admin_auth_key;
+  // Allows setups that are unsafe on a network, such as an admin API without a key on a
+  // non-loopback address (--insecure).
+  bool insecure = false;
 };
 
 }  // namespace quire::server

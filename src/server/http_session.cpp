@@ -19,9 +19,9 @@ constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kHeaderLimit = 64 * 1024;
 }  // namespace
 
-HttpSession::HttpSession(tcp::socket socket, const Config& config, Router& router,
+HttpSession::HttpSession(tcp::socket socket, const Config& config, HttpHandler& handler,
                          BlockingExecutor blocking)
-    : stream_(std::move(socket)), config_(config), router_(router), blocking_(blocking) {
+    : stream_(std::move(socket)), config_(config), handler_(handler), blocking_(blocking) {
   boost::system::error_code ec;
   auto ep = stream_.socket().remote_endpoint(ec);
   client_ = ec ? "unknown" : ep.address().to_string();
@@ -70,7 +70,7 @@ asio::awaitable<void> HttpSession::run() {
     }
     if (hec) {
       if (hec == http::error::body_limit || hec == http::error::header_limit) {
-        auto res = Router::error(
+        auto res = handler_.error(
             hec == http::error::body_limit ? http::status::payload_too_large
                                            : http::status::request_header_fields_too_large,
             hec == http::error::body_limit
@@ -83,8 +83,8 @@ asio::awaitable<void> HttpSession::run() {
                  hec != asio::error::operation_aborted && hec != beast::error::timeout &&
                  hec != asio::error::connection_reset) {
         // Malformed HTTP: tell the client, then close (the stream cannot be resynchronised).
-        auto res = Router::error(http::status::bad_request, "Malformed HTTP request: " + hec.message(),
-                                 "HTTP_BAD_REQUEST", 11, false);
+        auto res = handler_.error(http::status::bad_request, "Malformed HTTP request: " + hec.message(),
+                                  "HTTP_BAD_REQUEST", 11, false);
         co_await reply_and_drain(res);
       }
       break;
@@ -97,7 +97,7 @@ asio::awaitable<void> HttpSession::run() {
     }
     Response res;
     try {
-      auto routed = router_.handle(req, client_);
+      auto routed = handler_.handle(req, client_);
       if (auto* deferred = std::get_if<Router::Deferred>(&routed)) {
         // May wait for a write lock: run it on the blocking pool, resume here afterwards.
         res = co_await asio::co_spawn(
@@ -109,8 +109,8 @@ asio::awaitable<void> HttpSession::run() {
     } catch (const std::exception& e) {
       spdlog::error("internal error serving {} {}: {}", std::string(req.method_string()),
                     std::string(req.target()), e.what());
-      res = Router::error(http::status::internal_server_error, "Internal server error",
-                          "INTERNAL_ERROR", req.version(), req.keep_alive());
+      res = handler_.error(http::status::internal_server_error, "Internal server error",
+                           "INTERNAL_ERROR", req.version(), req.keep_alive());
     }
     if (closing_) res.keep_alive(false);
     const bool keep_alive = res.keep_alive();
@@ -143,23 +143,29 @@ asio::awaitable<void> HttpSession::reply_and_drain(Response& res) {
 }
 
 asio::awaitable<void> HttpSession::upgrade(Request req) {
-  auto sub = negotiate_subprotocol(req[http::field::sec_websocket_protocol]);
-  if (!sub) {
-    auto res = Router::error(http::status::bad_request,
-                             "Only these WebSocket subprotocols are supported: hrana3-protobuf, "
-                             "hrana3, hrana2, hrana1",
-                             "WEBSOCKET_SUBPROTOCOL", req.version(), false);
+  if (!handler_.serves_websocket()) {
+    auto res = handler_.error(http::status::not_found, "WebSocket is not served on this listener",
+                              "HTTP_NOT_FOUND", req.version(), false);
     co_await http::async_write(stream_, res, kUseTuple);
     co_return;
   }
-  auto db = router_.database_for(req);
+  auto sub = negotiate_subprotocol(req[http::field::sec_websocket_protocol]);
+  if (!sub) {
+    auto res = handler_.error(http::status::bad_request,
+                              "Only these WebSocket subprotocols are supported: hrana3-protobuf, "
+                              "hrana3, hrana2, hrana1",
+                              "WEBSOCKET_SUBPROTOCOL", req.version(), false);
+    co_await http::async_write(stream_, res, kUseTuple);
+    co_return;
+  }
+  auto db = handler_.websocket_database(req);
   if (!db) {
     db.error().keep_alive(false);
     co_await http::async_write(stream_, db.error(), kUseTuple);
     co_return;
   }
   ws_ = std::make_shared<WsSession>(std::move(stream_), config_, std::move(db.value()),
-                                    std::move(*sub), blocking_);
+                                    handler_.websocket_authorizer(req), std::move(*sub), blocking_);
   auto ws = ws_;
   co_await ws->run(std::move(req));
 }

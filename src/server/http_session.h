@@ -1,5 +1,5 @@
-// One HTTP/1.1 connection: reads requests (bounded in size and time), hands each to the Router,
-// writes the response, repeats while keep-alive holds.
+// One HTTP/1.1 connection: reads requests (bounded in size and time), hands each to its handler
+// (the main Router or the admin API), writes the response, repeats while keep-alive holds.
 //
 // Thread model: lives on one io_context (one thread); every member runs there.
 #pragma once
@@ -8,19 +8,76 @@
 #include <boost/beast/core.hpp>
 
 #include <memory>
+#include <string>
 
 #include "server/config.h"
 #include "server/router.h"
+#include "server/ws_session.h"
 
 namespace quire::server {
 
 class WsSession;
 
+// What a session serves: the main API (RouterHandler) or the admin API (AdminRouter). One
+// handler is shared by every session of a listener, so its members must be thread-safe.
+class HttpHandler {
+ public:
+  virtual ~HttpHandler() = default;
+
+  // Answers `req` now, or returns the work to run on the blocking pool (see Router::handle).
+  virtual Router::Routed handle(const Request& req, const std::string& client) = 0;
+
+  // False: every WebSocket upgrade is refused (404) before anything else is looked at.
+  virtual bool serves_websocket() const { return true; }
+
+  // The database a WebSocket upgrade addresses, or the response refusing the upgrade.
+  virtual Expected<std::shared_ptr<engine::Database>, Response> websocket_database(
+      const Request& req) = 0;
+
+  // What a WebSocket client's hello token allows on the namespace the upgrade addressed.
+  virtual WsAuthorizer websocket_authorizer(const Request&) {
+    return [](std::optional<std::string_view>) -> Expected<sqlite::Connection::Access, hrana::Error> {
+      return sqlite::Connection::Access{};
+    };
+  }
+
+  // The response for a request that could not be read or served (too large, malformed, an
+  // internal error), in this API's error format.
+  virtual Response error(http::status status, std::string message, std::string code,
+                         unsigned version, bool keep_alive) = 0;
+};
+
+// The main API: Hrana over HTTP and WebSocket, the legacy API, probes.
+class RouterHandler final : public HttpHandler {
+ public:
+  explicit RouterHandler(Router& router) : router_(router) {}
+  Router::Routed handle(const Request& req, const std::string& client) override {
+    return router_.handle(req, client);
+  }
+  Expected<std::shared_ptr<engine::Database>, Response> websocket_database(
+      const Request& req) override {
+    return router_.database_for(req);
+  }
+  WsAuthorizer websocket_authorizer(const Request& req) override {
+    auto ns = router_.namespace_of(req);
+    return [this, ns = ns ? *ns : std::string("default")](std::optional<std::string_view> jwt) {
+      return router_.authorize(ns, jwt);
+    };
+  }
+  Response error(http::status status, std::string message, std::string code, unsigned version,
+                 bool keep_alive) override {
+    return Router::error(status, std::move(message), std::move(code), version, keep_alive);
+  }
+
+ private:
+  Router& router_;
+};
+
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
   using BlockingExecutor = boost::asio::thread_pool::executor_type;
 
-  HttpSession(boost::asio::ip::tcp::socket socket, const Config& config, Router& router,
+  HttpSession(boost::asio::ip::tcp::socket socket, const Config& config, HttpHandler& handler,
               BlockingExecutor blocking);
 
   boost::asio::awaitable<void> run();
@@ -39,7 +96,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
  private:
   boost::beast::tcp_stream stream_;
   const Config& config_;
-  Router& router_;
+  HttpHandler& handler_;
   BlockingExecutor blocking_;
   std::string client_;
   std::shared_ptr<WsSession> ws_;  // set once the connection is upgraded

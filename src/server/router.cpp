@@ -1,5 +1,7 @@
 #include "server/router.h"
 
+#include "auth/bearer.h"
+#include "auth/jwt.h"
 #include "common/base64.h"
 
 #include <spdlog/spdlog.h>
@@ -73,6 +75,91 @@ Expected<std::string, std::string> Router::namespace_of(const Request& req) cons
     }
   }
   return std::string("default");
+}
+
+std::shared_ptr<const auth::KeySet> Router::keys_for(const engine::NamespaceConfig& config) {
+  if (!config.jwt_key) return config_.auth_keys;
+  std::lock_guard lock(keys_mu_);
+  auto& cached = namespace_keys_[*config.jwt_key];
+  if (!cached) {
+    auto parsed = auth::KeySet::parse(*config.jwt_key);
+    // A namespace key that does not parse lets no token in (never falls back to "no auth").
+    cached = std::make_shared<const auth::KeySet>(parsed ? std::move(parsed.value()) : auth::KeySet());
+  }
+  return cached;
+}
+
+Expected<sqlite::Connection::Access, hrana::Error> Router::authorize(
+    const std::string& ns, std::optional<std::string_view> jwt) {
+  auto config = namespaces_.cached_config(ns);
+  if (!config) return unexpected(hrana::Error{config.error().message, "NAMESPACE_DOESNT_EXIST", {}});
+  sqlite::Connection::Access access;
+  access.allow_attach = (*config)->allow_attach;
+  auto keys = keys_for(**config);
+  if (!keys) return access;  // no authentication configured: full access
+  if (!jwt || jwt->empty()) {
+    return unexpected(hrana::Error{"Authentication failed: no token (send Authorization: Bearer <jwt>)",
+                                   "AUTH_HEADER_NOT_FOUND", {}});
+  }
+  auto verified = auth::verify_jwt(*jwt, *keys, std::chrono::system_clock::now());
+  if (!verified) {
+    return unexpected(hrana::Error{"Authentication failed: " + verified.error().client_message(),
+                                   std::string(verified.error().code()), {}});
+  }
+  const auto& authz = verified->authorization;
+  if (!authz.can_read(ns)) {
+    return unexpected(hrana::Error{"Forbidden: the token gives no access to namespace '" + ns + "'",
+                                   "AUTH_FORBIDDEN", {}});
+  }
+  access.read_only = !authz.can_write(ns);
+  access.allow_attach = access.allow_attach && authz.can_attach(ns);
+  return access;
+}
+
+Expected<Router::Target, Response> Router::target_for(const Request& req) {
+  auto name = namespace_of(req);
+  if (!name) {
+    return unexpected(error(http::status::bad_request, name.error(), "NAMESPACE_INVALID", req.version(),
+                            req.keep_alive()));
+  }
+  // Authenticate before looking the namespace up, so that a client without rights cannot
+  // learn which namespaces exist (a bad token on a missing namespace is a 401 like any other).
+  std::optional<std::string_view> jwt;
+  if (auto it = req.find(http::field::authorization); it != req.end()) {
+    auto token = auth::parse_authorization_header(it->value());
+    if (token) {
+      jwt = *token;
+    } else if (config_.auth_keys) {
+      return unexpected(error(http::status::unauthorized, "Authentication failed: " + token.error().client_message(),
+                              std::string(token.error().code()), req.version(), req.keep_alive()));
+    }  // without keys any header is accepted, as sqld does (a namespace key then sees no token)
+  }
+  if (config_.auth_keys && !namespaces_.exists(*name)) {
+    // Only a token valid for the global keys may learn that a namespace does not exist.
+    if (!jwt) {
+      return unexpected(error(http::status::unauthorized, "Authentication failed: no token",
+                              "AUTH_HEADER_NOT_FOUND", req.version(), req.keep_alive()));
+    }
+    auto verified = auth::verify_jwt(*jwt, *config_.auth_keys, std::chrono::system_clock::now());
+    if (!verified) {
+      return unexpected(error(http::status::unauthorized, "Authentication failed: " + verified.error().client_message(),
+                              std::string(verified.error().code()), req.version(), req.keep_alive()));
+    }
+    if (!verified->authorization.can_read(*name)) {
+      return unexpected(error(http::status::forbidden, "Forbidden: the token gives no access to namespace '" + *name + "'",
+                              "AUTH_FORBIDDEN", req.version(), req.keep_alive()));
+    }
+  }
+  auto db = database_for(req);
+  if (!db) return unexpected(std::move(db.error()));
+  auto access = authorize(*name, jwt);
+  if (!access) {
+    const auto status = access.error().code == "AUTH_FORBIDDEN" ? http::status::forbidden
+                        : access.error().code == "NAMESPACE_DOESNT_EXIST" ? http::status::not_found
+                                                                         : http::status::unauthorized;
+    return unexpected(error(status, access.error().message, access.error().code, req.version(), req.keep_alive()));
+  }
+  return Target{std::move(*name), std::move(db.value()), *access};
 }
 
 Expected<std::shared_ptr<engine::Database>, Response> Router::database_for(const Request& req) {
@@ -192,8 +279,9 @@ Router::Routed Router::pipeline(const Request& req, hrana::Version version, Enco
     }
   }
 
-  auto db = database_for(req);
-  if (!db) return std::move(db.error());
+  auto target = target_for(req);
+  if (!target) return std::move(target.error());
+  const std::shared_ptr<engine::Database>* db = &target->db;
   Entry entry;
   if (!body->baton && !body->requests.empty() &&
       std::holds_alternative<hrana::CloseReq>(body->requests.back())) {
@@ -212,6 +300,7 @@ Router::Routed Router::pipeline(const Request& req, hrana::Version version, Enco
       return text(req, http::status::bad_request, "The baton belongs to a stream of another namespace");
     }
   }
+  entry->stream.set_access(target->access);
 
   bool blocking = false;
   for (const auto& r : body->requests) {
@@ -322,8 +411,9 @@ Router::Routed Router::cursor(const Request& req, Encoding enc, const std::strin
   if (auto v = hrana::validate(body->batch, hrana::Version::kV3); !v) {
     return text(req, http::status::bad_request, v.error().message);
   }
-  auto db = database_for(req);
-  if (!db) return std::move(db.error());
+  auto target = target_for(req);
+  if (!target) return std::move(target.error());
+  const std::shared_ptr<engine::Database>* db = &target->db;
   auto checkout = streams_.check_out(body->baton, *db, client);
   if (auto* pe = std::get_if<hrana::ProtocolError>(&checkout)) {
     return text(req, http::status::bad_request, pe->message);
@@ -334,6 +424,7 @@ Router::Routed Router::cursor(const Request& req, Encoding enc, const std::strin
     streams_.drop(entry);
     return text(req, http::status::bad_request, "The baton belongs to a stream of another namespace");
   }
+  entry->stream.set_access(target->access);
   if (entry->stream.may_block(body->batch, entry->sqls)) {
     return Deferred([this, &req, body, entry, enc] { return run_cursor(req, *body, entry, enc); });
   }
@@ -378,9 +469,9 @@ Response Router::run_cursor(const Request& req, const hrana::CursorRequest& body
 }
 
 Response Router::legacy(const Request& req) {
-  auto db = database_for(req);
-  if (!db) return std::move(db.error());
-  auto r = protocol::run_legacy_query(**db, req.body(), config_.limits);
+  auto target = target_for(req);
+  if (!target) return std::move(target.error());
+  auto r = protocol::run_legacy_query(*target->db, target->access, req.body(), config_.limits);
   return make(req, static_cast<http::status>(r.status), kJsonType, std::move(r.body));
 }
 

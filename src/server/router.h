@@ -8,6 +8,9 @@
 #include <boost/beast/http.hpp>
 
 #include <functional>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
 #include <memory>
 #include <string>
 #include <variant>
@@ -45,6 +48,22 @@ class Router {
   // never an implicit create).
   Expected<std::shared_ptr<engine::Database>, Response> database_for(const Request& req);
 
+  // What a request addresses and may do there.
+  struct Target {
+    std::string ns;
+    std::shared_ptr<engine::Database> db;
+    sqlite::Connection::Access access;
+  };
+  // The request's namespace and database, and what its token allows there: the response
+  // refusing it otherwise (400/404 as database_for; 401 for a missing, malformed, expired or
+  // badly signed token; 403 for a token without rights on the namespace).
+  Expected<Target, Response> target_for(const Request& req);
+
+  // What a token (`jwt`, from an Authorization header or a WebSocket hello) allows on `ns`,
+  // or the Hrana error refusing it. Without keys (global or the namespace's own): everything.
+  Expected<sqlite::Connection::Access, hrana::Error> authorize(const std::string& ns,
+                                                              std::optional<std::string_view> jwt);
+
   // A response for a request that could not be read (too large, malformed).
   static Response error(http::status status, std::string message, std::string code,
                         unsigned version, bool keep_alive);
@@ -71,8 +90,13 @@ class Router {
                        const hrana::Error& e);
   Response text(const Request& req, http::status status, std::string body);
 
+  // The keys that verify tokens for `ns`: its own jwt_key, else the global keys (null: none).
+  std::shared_ptr<const auth::KeySet> keys_for(const engine::NamespaceConfig& config);
+
   const Config& config_;
   engine::NamespaceStore& namespaces_;
+  std::mutex keys_mu_;
+  std::unordered_map<std::string, std::shared_ptr<const auth::KeySet>> namespace_keys_;  // by jwt_key text
   hrana::StreamRegistry& streams_;
 };
 

@@ -5,6 +5,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <filesystem>
 
+#include "server/admin_router.h"
 #include "server/http_session.h"
 
 namespace quire::server {
@@ -14,7 +15,27 @@ using asio::ip::tcp;
 
 namespace {
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
+
+// A listening acceptor on host:port; `what` names the listener in the error message.
+Expected<std::unique_ptr<tcp::acceptor>, std::string> listen_on(asio::io_context& ctx,
+                                                                const asio::ip::address& address,
+                                                                const std::string& host,
+                                                                std::uint16_t port,
+                                                                const std::string& what) {
+  boost::system::error_code ec;
+  auto acceptor = std::make_unique<tcp::acceptor>(ctx);
+  tcp::endpoint endpoint(address, port);
+  acceptor->open(endpoint.protocol(), ec);
+  if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor->bind(endpoint, ec);
+  if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return unexpected("cannot listen" + what + " on " + host + ":" + std::to_string(port) + ": " +
+                      ec.message());
+  }
+  return acceptor;
 }
+}  // namespace
 
 Server::Server(Config config) : config_(std::move(config)) {
   unsigned n = config_.threads;
@@ -47,29 +68,47 @@ Expected<void, std::string> Server::start() {
     return unexpected("cannot open the default database: " + db.error().message);
   }
   router_ = std::make_unique<Router>(config_, *namespaces_, *streams_);
+  main_handler_ = std::make_unique<RouterHandler>(*router_);
 
   boost::system::error_code ec;
   auto address = asio::ip::make_address(config_.listen_host, ec);
   if (ec) return unexpected("invalid listen address '" + config_.listen_host + "': " + ec.message());
-  acceptor_ = std::make_unique<tcp::acceptor>(*contexts_[0]);
-  tcp::endpoint endpoint(address, config_.listen_port);
-  acceptor_->open(endpoint.protocol(), ec);
-  if (!ec) acceptor_->set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec) acceptor_->bind(endpoint, ec);
-  if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    return unexpected("cannot listen on " + config_.listen_host + ":" +
-                      std::to_string(config_.listen_port) + ": " + ec.message());
-  }
+  auto acceptor = listen_on(*contexts_[0], address, config_.listen_host, config_.listen_port, "");
+  if (!acceptor) return unexpected(acceptor.error());
+  acceptor_ = std::move(acceptor.value());
   port_ = acceptor_->local_endpoint().port();
+
+  if (!config_.admin_listen_host.empty()) {
+    auto admin_address = asio::ip::make_address(config_.admin_listen_host, ec);
+    if (ec) {
+      return unexpected("invalid admin listen address '" + config_.admin_listen_host +
+                        "': " + ec.message());
+    }
+    // Without a key, whoever reaches the admin API may delete every database.
+    if (config_.admin_auth_key.empty() && !admin_address.is_loopback()) {
+      if (!config_.insecure) {
+        return unexpected("refusing to serve the admin API on " + config_.admin_listen_host +
+                          ", which is not a loopback address, without --admin-auth-key; set a "
+                          "key, listen on 127.0.0.1, or pass --insecure");
+      }
+      spdlog::warn("the admin API on {} accepts requests from anyone who can reach it "
+                   "(--insecure, no --admin-auth-key)", config_.admin_listen_host);
+    }
+    auto admin = listen_on(*contexts_[0], admin_address, config_.admin_listen_host,
+                           config_.admin_listen_port, " (admin API)");
+    if (!admin) return unexpected(admin.error());
+    admin_acceptor_ = std::move(admin.value());
+    admin_port_ = admin_acceptor_->local_endpoint().port();
+    admin_router_ = std::make_unique<AdminRouter>(config_, *namespaces_);
+  }
   return {};
 }
 
-asio::awaitable<void> Server::accept_loop() {
+asio::awaitable<void> Server::accept_loop(tcp::acceptor& acceptor, HttpHandler& handler) {
   while (!stopping_) {
     // Spread connections over the I/O threads; each stays on the thread it was given.
     const std::size_t i = next_context_++ % contexts_.size();
-    auto [ec, socket] = co_await acceptor_->async_accept(*contexts_[i], kUseTuple);
+    auto [ec, socket] = co_await acceptor.async_accept(*contexts_[i], kUseTuple);
     if (ec) {
       if (ec == asio::error::operation_aborted || stopping_) break;
       spdlog::warn("accept failed: {}", ec.message());
@@ -78,7 +117,7 @@ asio::awaitable<void> Server::accept_loop() {
       co_await pause.async_wait(kUseTuple);
       continue;
     }
-    auto session = std::make_shared<HttpSession>(std::move(socket), config_, *router_,
+    auto session = std::make_shared<HttpSession>(std::move(socket), config_, handler,
                                                  blocking_.get_executor());
     ThreadSessions* list = sessions_[i].get();
     asio::io_context* ctx = contexts_[i].get();
@@ -104,7 +143,10 @@ asio::awaitable<void> Server::sweep_loop() {
 }
 
 void Server::run() {
-  asio::co_spawn(*contexts_[0], accept_loop(), asio::detached);
+  asio::co_spawn(*contexts_[0], accept_loop(*acceptor_, *main_handler_), asio::detached);
+  if (admin_acceptor_) {
+    asio::co_spawn(*contexts_[0], accept_loop(*admin_acceptor_, *admin_router_), asio::detached);
+  }
   asio::co_spawn(*contexts_[0], sweep_loop(), asio::detached);
   std::vector<std::thread> threads;
   for (std::size_t i = 1; i < contexts_.size(); ++i) {
@@ -116,6 +158,8 @@ void Server::run() {
   // Every session has ended: drop the streams (rolling back what they left open), then close
   // the database, which checkpoints the WAL into the main file.
   streams_.reset();
+  admin_router_.reset();
+  main_handler_.reset();
   router_.reset();
   if (namespaces_) namespaces_->close_all();
   spdlog::info("stopped");
@@ -126,6 +170,7 @@ void Server::stop() {
   asio::post(*contexts_[0], [this] {
     boost::system::error_code ec;
     if (acceptor_) acceptor_->close(ec);
+    if (admin_acceptor_) admin_acceptor_->close(ec);
     if (sweep_timer_) sweep_timer_->cancel();
     shutdown_sessions();
     for (auto& g : guards_) g.reset();

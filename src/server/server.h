@@ -20,6 +20,8 @@
 
 namespace quire::server {
 
+class AdminRouter;
+class HttpHandler;
 class HttpSession;
 
 // The sessions of one I/O thread, so shutdown can reach them. Touched only on that thread.
@@ -32,12 +34,15 @@ class Server {
   explicit Server(Config config);
   ~Server();
 
-  // Opens the data directory and the default database, and binds the listener. The error is a
-  // message for the operator.
+  // Opens the data directory and the default database, and binds the listeners (the admin API's
+  // too when configured). The error is a message for the operator.
   Expected<void, std::string> start();
 
   // The bound port (useful with port 0).
   std::uint16_t port() const { return port_; }
+
+  // The admin API's bound port; 0 without an admin listener.
+  std::uint16_t admin_port() const { return admin_port_; }
 
   // Serves until stop(); then lets in-flight requests finish, closes streams (rolling back open
   // transactions) and closes the databases cleanly.
@@ -47,7 +52,9 @@ class Server {
   void stop();
 
  private:
-  boost::asio::awaitable<void> accept_loop();
+  // Accepts connections on `acceptor` until stop(), each served by `handler`.
+  boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor,
+                                           HttpHandler& handler);
   boost::asio::awaitable<void> sweep_loop();
   void shutdown_sessions();
 
@@ -64,7 +71,11 @@ class Server {
   std::unique_ptr<engine::NamespaceStore> namespaces_;
   std::unique_ptr<hrana::StreamRegistry> streams_;
   std::unique_ptr<Router> router_;
+  std::unique_ptr<HttpHandler> main_handler_;  // serves router_
+  std::unique_ptr<boost::asio::ip::tcp::acceptor> admin_acceptor_;  // null: no admin API
+  std::unique_ptr<AdminRouter> admin_router_;
   std::uint16_t port_ = 0;
+  std::uint16_t admin_port_ = 0;
   std::atomic<bool> stopping_{false};
   std::size_t next_context_ = 0;
 };

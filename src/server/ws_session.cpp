@@ -51,11 +51,12 @@ std::optional<Subprotocol> negotiate_subprotocol(std::string_view offered) {
 }
 
 WsSession::WsSession(beast::tcp_stream stream, const Config& config,
-                     std::shared_ptr<engine::Database> db, Subprotocol subprotocol,
-                     BlockingExecutor blocking)
+                     std::shared_ptr<engine::Database> db, WsAuthorizer authorize,
+                     Subprotocol subprotocol, BlockingExecutor blocking)
     : ws_(DrainingStream(std::move(stream))),
       config_(config),
       db_(std::move(db)),
+      authorize_(std::move(authorize)),
       subprotocol_(std::move(subprotocol)),
       blocking_(blocking),
       sqls_(config.limits),
@@ -209,7 +210,17 @@ void WsSession::on_message(std::string_view payload, bool binary) {
     if (hello_done_ && subprotocol_.version < 2) {
       return fail_protocol("Hello may be sent only once in protocol version 1");
     }
-    // Authentication arrives with the auth issue; every hello is accepted until then.
+    // The token decides what this connection may do from now on (a re-hello may change it,
+    // e.g. a refreshed token). A refused hello leaves the connection unauthenticated.
+    auto access = authorize_(std::get<ws::HelloMsg>(*msg).jwt);
+    if (!access) {
+      hello_done_ = false;
+      return send(ws::HelloErrorMsg{std::move(access.error())});
+    }
+    access_ = *access;
+    for (auto& [id, open] : streams_) {
+      if (open.stream) open.stream->set_access(access_);
+    }
     hello_done_ = true;
     return send(ws::HelloOkMsg{});
   }
@@ -255,6 +266,7 @@ void WsSession::dispatch(ws::RequestMsg msg) {
                                 "STREAMS_EXHAUSTED", {}});
     }
     streams_[open->stream_id].stream = std::make_unique<hrana::Stream>(db_);
+    streams_[open->stream_id].stream->set_access(access_);
     return ok(ws::OpenStreamResp{});
   }
   if (auto* store = std::get_if<ws::StoreSqlReq>(&request)) {

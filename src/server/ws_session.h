@@ -20,6 +20,7 @@
 #include <boost/beast/websocket.hpp>
 
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <unordered_map>
@@ -42,12 +43,17 @@ struct Subprotocol {
 // No header at all means hrana1. Returns nullopt when the client offers only unknown ones.
 std::optional<Subprotocol> negotiate_subprotocol(std::string_view offered);
 
+// Judges a hello's token: what it allows on the connection's namespace, or why not.
+using WsAuthorizer = std::function<Expected<sqlite::Connection::Access, hrana::Error>(
+    std::optional<std::string_view> jwt)>;
+
 class WsSession : public std::enable_shared_from_this<WsSession> {
  public:
   using BlockingExecutor = boost::asio::thread_pool::executor_type;
 
+  // `authorize` judges the token of each hello (see Router::authorize).
   WsSession(boost::beast::tcp_stream stream, const Config& config,
-            std::shared_ptr<engine::Database> db, Subprotocol subprotocol,
+            std::shared_ptr<engine::Database> db, WsAuthorizer authorize, Subprotocol subprotocol,
             BlockingExecutor blocking);
 
   // Completes the upgrade for `req`, then serves the connection until it closes.
@@ -101,6 +107,8 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   boost::beast::websocket::stream<DrainingStream> ws_;
   const Config& config_;
   std::shared_ptr<engine::Database> db_;
+  WsAuthorizer authorize_;
+  sqlite::Connection::Access access_;  // from the last accepted hello
   Subprotocol subprotocol_;
   BlockingExecutor blocking_;
   hrana::SqlStore sqls_;

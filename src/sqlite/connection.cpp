@@ -55,6 +55,7 @@ Expected<std::unique_ptr<Connection>, Error> Connection::open(const std::string&
   // The server owns checkpointing: SQLite must never checkpoint on its own.
   sqlite3_wal_autocheckpoint(raw, 0);
   if (int r = install_random_functions(raw); r != SQLITE_OK) return unexpected(Error{r, sqlite3_errstr(r)});
+  sqlite3_set_authorizer(raw, &Connection::authorize, conn.get());
   // changes() as the connection's user sees it (see Connection::changes).
   int frc = sqlite3_create_function_v2(
       raw, "changes", 0, SQLITE_UTF8 | SQLITE_INNOCUOUS, conn.get(),
@@ -81,6 +82,45 @@ Expected<std::unique_ptr<Connection>, Error> Connection::open(const std::string&
   }
   if (auto r = conn->exec(pragmas.c_str()); !r) return unexpected(r.error());
   return conn;
+}
+
+int Connection::authorize(void* self, int action, const char*, const char*, const char*, const char*) {
+  const Access& access = static_cast<Connection*>(self)->access_;
+  switch (action) {
+    case SQLITE_ATTACH:
+    case SQLITE_DETACH:
+      return access.allow_attach ? SQLITE_OK : SQLITE_DENY;
+    case SQLITE_INSERT:
+    case SQLITE_UPDATE:
+    case SQLITE_DELETE:
+    case SQLITE_CREATE_INDEX:
+    case SQLITE_CREATE_TABLE:
+    case SQLITE_CREATE_TEMP_INDEX:
+    case SQLITE_CREATE_TEMP_TABLE:
+    case SQLITE_CREATE_TEMP_TRIGGER:
+    case SQLITE_CREATE_TEMP_VIEW:
+    case SQLITE_CREATE_TRIGGER:
+    case SQLITE_CREATE_VIEW:
+    case SQLITE_DROP_INDEX:
+    case SQLITE_DROP_TABLE:
+    case SQLITE_DROP_TEMP_INDEX:
+    case SQLITE_DROP_TEMP_TABLE:
+    case SQLITE_DROP_TEMP_TRIGGER:
+    case SQLITE_DROP_TEMP_VIEW:
+    case SQLITE_DROP_TRIGGER:
+    case SQLITE_DROP_VIEW:
+    case SQLITE_ALTER_TABLE:
+    case SQLITE_REINDEX:
+    case SQLITE_ANALYZE:
+    case SQLITE_CREATE_VTABLE:
+    case SQLITE_DROP_VTABLE:
+    case SQLITE_PRAGMA:
+      // A read-only user may read the schema through pragma functions in SELECTs
+      // (pragma_table_info...), which SQLite reports as SQLITE_READ, not SQLITE_PRAGMA.
+      return access.read_only ? SQLITE_DENY : SQLITE_OK;
+    default:
+      return SQLITE_OK;
+  }
 }
 
 Connection::~Connection() {

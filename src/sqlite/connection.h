@@ -117,6 +117,17 @@ class Connection {
   // this connection changes rows itself. last_insert_rowid() is carried the same way, with
   // sqlite3_set_last_insert_rowid().
   std::int64_t changes() const { return changes_ ? *changes_ : sqlite3_changes64(db_); }
+
+  // What the current user of the connection may do: set per request from its token. A
+  // read-only user's statements are refused by SQLite's authorizer when they are prepared and,
+  // for statements prepared earlier (the statement cache), by the executor when they would
+  // write (sqlite3_stmt_readonly). ATTACH and DETACH are refused unless allowed.
+  struct Access {
+    bool read_only = false;
+    bool allow_attach = false;
+  };
+  const Access& access() const { return access_; }
+  void set_access(Access access) { access_ = access; }
   void set_changes(std::int64_t n) { changes_ = n; }
   void clear_changes() { changes_.reset(); }
 
@@ -127,12 +138,14 @@ class Connection {
 
  private:
   explicit Connection(sqlite3* db) : db_(db) {}
+  static int authorize(void* self, int action, const char* a, const char* b, const char* c, const char* d);
 
   static constexpr std::size_t kCacheCapacity = 128;
   sqlite3* db_ = nullptr;
   bool session_state_ = false;
   std::unique_ptr<WriteAccess> write_access_;
   std::optional<std::int64_t> changes_;
+  Access access_;
   // LRU: most recently used at the front.
   std::list<std::pair<std::string, CachedStatement>> lru_;
   std::unordered_map<std::string_view, decltype(lru_)::iterator> index_;

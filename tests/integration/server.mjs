@@ -59,7 +59,8 @@ class Tail {
  * Starts a server. Options: `args` (extra command-line arguments after the defaults);
  * `dataDir` (an existing data directory to serve instead of a fresh temporary one; it is
  * left in place on stop()).
- * Resolves to { url, port, host, pid, dataDir, stop(), kill(), logs(), isRunning() }.
+ * Resolves to { url, adminUrl, port, host, pid, dataDir, stop(), kill(), logs(), isRunning() };
+ * adminUrl is set when `args` turn the admin API on (it waits for `admin listening on URL`).
  */
 export async function startServer({ args = [], dataDir: givenDataDir } = {}) {
   const bin = quireBin();
@@ -69,6 +70,7 @@ export async function startServer({ args = [], dataDir: givenDataDir } = {}) {
     if (ownsDataDir) rmSync(dataDir, { recursive: true, force: true });
   };
   const argv = ['serve', '--data', dataDir, '--listen', '127.0.0.1:0', ...args];
+  const wantsAdmin = args.some((a) => /^--admin-listen(-addr)?(=|$)/.test(a));
   const child = spawn(bin, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   const stdout = new Tail(LOG_TAIL_BYTES);
   const stderr = new Tail(LOG_TAIL_BYTES);
@@ -95,8 +97,9 @@ export async function startServer({ args = [], dataDir: givenDataDir } = {}) {
   });
 
   let url;
+  let adminUrl;
   try {
-    url = await new Promise((resolve, reject) => {
+    [url, adminUrl] = await new Promise((resolve, reject) => {
       let pending = '';
       let found = false;
       const timer = setTimeout(() => {
@@ -114,11 +117,12 @@ export async function startServer({ args = [], dataDir: givenDataDir } = {}) {
         stdout.push(chunk);
         if (found) return;
         pending += chunk;
-        const match = /listening on (http:\/\/\S+)/.exec(pending);
-        if (match) {
+        const match = /(?:^|\n)listening on (http:\/\/\S+)/.exec(pending);
+        const admin = /(?:^|\n)admin listening on (http:\/\/\S+)/.exec(pending);
+        if (match && (admin || !wantsAdmin)) {
           found = true;
           clearTimeout(timer);
-          resolve(match[1].replace(/\/+$/, ''));
+          resolve([match[1].replace(/\/+$/, ''), admin?.[1].replace(/\/+$/, '')]);
         }
       });
     });
@@ -175,7 +179,7 @@ export async function startServer({ args = [], dataDir: givenDataDir } = {}) {
   }
 
   return {
-    url, host, port: Number(port), pid: child.pid, dataDir, stop, kill, logs, isRunning: () => exitInfo === null,
+    url, adminUrl, host, port: Number(port), pid: child.pid, dataDir, stop, kill, logs, isRunning: () => exitInfo === null,
   };
 }
 

@@ -121,6 +121,7 @@ Expected<StreamResult, ProtocolError> Stream::run_on(sqlite::Connection& conn,
 
 bool Stream::groupable(const Stmt& stmt, const SqlStore& sqls) {
   Use use(*this);
+  if (access_.read_only) return false;  // refused on its own connection, clearly
   if (in_transaction()) return false;
   // A stream whose connection has TEMP objects, changed PRAGMAs or attachments must run its
   // statements there: they may refer to that state.
@@ -146,6 +147,10 @@ Expected<StmtResult, Error> Stream::execute(const Stmt& stmt, const std::string&
                                   "\": syntax error",
                               "SQLITE_ERROR", {}});
     }
+    if (access_.read_only) {
+      return unexpected(Error{"Forbidden: this token only allows reading this database",
+                              "SQLITE_AUTH", "SQLITE_AUTH"});
+    }
     concurrent_.emplace(db_, last_rowid_, last_changes_);
     return StmtResult{};
   }
@@ -159,6 +164,7 @@ Expected<StmtResult, Error> Stream::execute(const Stmt& stmt, const std::string&
 }
 
 void Stream::carry_in(sqlite::Connection& conn) {
+  conn.set_access(access_);
   sqlite3_set_last_insert_rowid(conn.handle(), last_rowid_);
   conn.set_changes(last_changes_);
 }
@@ -195,6 +201,7 @@ Expected<StmtResult, Error> Stream::execute_concurrent(const Stmt& stmt, const s
                             "SQLITE_ERROR", {}});
   }
   engine::Query q{sql, stmt.args, stmt.named_args, stmt.want_rows};
+  (*conn)->set_access(access_);
   auto r = concurrent_->execute(**conn, q, budget);
   if (!r) return unexpected(to_error(r.error()));
   return std::move(r.value());
@@ -347,6 +354,7 @@ Expected<StreamResult, ProtocolError> Stream::run_one(const StreamRequest& reque
           if (!sql) return unexpected(sql.error());
           auto conn = connection();
           if (!conn) return StreamResult(std::move(conn.error()));
+          (*conn)->set_access(access_);
           auto r = engine::describe(**conn, **sql);
           if (!r) return StreamResult(to_error(r.error()));
           return StreamResult(StreamResponse(DescribeResp{std::move(r.value())}));

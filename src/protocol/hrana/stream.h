@@ -79,6 +79,10 @@ class Stream {
   // True after a `close` request, until a later request reopens the stream.
   bool closed() const { return closed_; }
   engine::Database& database() const { return *db_; }
+
+  // What the client of the current request may do (from its token); applies to every statement
+  // until changed.
+  void set_access(sqlite::Connection::Access access) { access_ = access; }
   // Inside a transaction, as the client sees it: also after the server rolled the transaction
   // back (TRANSACTION_TIMEOUT) until the client ends it.
   bool in_transaction();
@@ -125,6 +129,7 @@ class Stream {
   std::optional<engine::ConcurrentTxn> concurrent_;  // inside BEGIN CONCURRENT
   // What last_insert_rowid() and changes() say on this stream, carried across the connections
   // its statements run on (its own, the write lane's): as on a connection of its own.
+  sqlite::Connection::Access access_;
   std::int64_t last_rowid_ = 0;
   std::int64_t last_changes_ = 0;
   // Before and after a statement on `conn`.

@@ -1,0 +1,174 @@
+// Authentication and authorization with Ed25519 JWTs, through @libsql/client over HTTP and
+// WebSocket, against a server started with --auth-jwt-key-file: tokens are minted here with
+// Node's own crypto (an implementation independent of the server's). Every refused request must
+// leave the data unchanged.
+
+import assert from 'node:assert/strict';
+import { generateKeyPairSync, sign, createHmac } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+
+import { createClient } from '@libsql/client';
+
+import { useServer } from './server.mjs';
+
+const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+const other = generateKeyPairSync('ed25519');
+const keyDir = mkdtempSync(path.join(tmpdir(), 'quire-auth-'));
+const keyFile = path.join(keyDir, 'jwt_public.pem');
+writeFileSync(keyFile, publicKey.export({ type: 'spki', format: 'pem' }));
+
+const b64 = (obj) => Buffer.from(JSON.stringify(obj)).toString('base64url');
+const now = () => Math.floor(Date.now() / 1000);
+
+/** A JWT signed with `key` (Ed25519) unless `alg` says otherwise. */
+function token(claims, { key = privateKey, alg = 'EdDSA' } = {}) {
+  const head = b64({ alg, typ: 'JWT' });
+  const body = b64(claims);
+  const input = `${head}.${body}`;
+  if (alg === 'none') return `${input}.`;
+  if (alg === 'HS256') {
+    // The classic confusion: an HMAC keyed with the public key's bytes.
+    const secret = publicKey.export({ type: 'spki', format: 'der' });
+    return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
+  }
+  return `${input}.${sign(null, Buffer.from(input), key).toString('base64url')}`;
+}
+
+const transports = [
+  ['http', (s) => s.url],
+  ['ws', (s) => s.url.replace(/^http:/, 'ws:')],
+];
+
+describe('JWT authentication', () => {
+  const server = useServer({ args: ['--auth-jwt-key-file', keyFile] });
+
+  const rw = () => token({ a: 'rw', exp: now() + 600 });
+  const count = async () => {
+    const c = createClient({ url: server.url, authToken: rw() });
+    try {
+      return Number((await c.execute('SELECT count(*) AS n FROM t')).rows[0].n);
+    } finally {
+      c.close();
+    }
+  };
+
+  test('setup with a read-write token', async () => {
+    const c = createClient({ url: server.url, authToken: rw() });
+    await c.execute('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)');
+    await c.execute("INSERT INTO t (v) VALUES ('first')");
+    await c.execute('CREATE TABLE audit (n INTEGER)');
+    await c.execute('CREATE TRIGGER t_audit AFTER INSERT ON t BEGIN INSERT INTO audit VALUES (1); END');
+    c.close();
+    assert.equal(await count(), 1);
+  });
+
+  for (const [name, urlOf] of transports) {
+    test(`${name}: a read-only token reads but cannot change anything, by any statement`, async () => {
+      const c = createClient({ url: urlOf(server), authToken: token({ a: 'ro', exp: now() + 600 }) });
+      try {
+        assert.equal(Number((await c.execute('SELECT count(*) AS n FROM t')).rows[0].n), 1);
+        for (const sql of [
+          "INSERT INTO t (v) VALUES ('ro')",
+          'UPDATE t SET v = 1',
+          'DELETE FROM t',
+          'CREATE TABLE x (a)',
+          'DROP TABLE t',
+          'ALTER TABLE t ADD COLUMN w',
+          'PRAGMA user_version = 7',
+          "ATTACH DATABASE '/tmp/quire-evil.db' AS evil",
+          "VACUUM INTO '/tmp/quire-evil-copy.db'",
+          'BEGIN IMMEDIATE',
+        ]) {
+          await assert.rejects(c.execute(sql), (e) => /auth|forbidden|not authorized/i.test(`${e.code} ${e.message}`), sql);
+        }
+        await assert.rejects(c.batch(["INSERT INTO t (v) VALUES ('b')"], 'write'));
+      } finally {
+        c.close();
+      }
+      assert.equal(await count(), 1);
+    });
+
+    test(`${name}: missing, expired, tampered, unsigned, HS256 and foreign-key tokens are refused`, async () => {
+      const bad = {
+        missing: undefined,
+        expired: token({ a: 'rw', exp: now() - 60 }),
+        tampered: (() => {
+          const [h, , s] = rw().split('.');
+          return `${h}.${b64({ a: 'rw', exp: now() + 9999, id: 'default' })}.${s}`;
+        })(),
+        none: token({ a: 'rw' }, { alg: 'none' }),
+        hs256: token({ a: 'rw' }, { alg: 'HS256' }),
+        wrongKey: token({ a: 'rw' }, { key: other.privateKey }),
+        garbage: 'not.a.jwt',
+      };
+      for (const [what, t] of Object.entries(bad)) {
+        const c = createClient({ url: urlOf(server), authToken: t });
+        try {
+          await assert.rejects(c.execute("INSERT INTO t (v) VALUES ('intruder')"), undefined, what);
+          await assert.rejects(c.execute('SELECT * FROM t'), undefined, what);
+        } finally {
+          c.close();
+        }
+      }
+      assert.equal(await count(), 1);
+    });
+
+    test(`${name}: a token for another namespace is refused`, async () => {
+      const c = createClient({ url: urlOf(server), authToken: token({ a: 'rw', id: 'someone-else', exp: now() + 600 }) });
+      try {
+        await assert.rejects(c.execute('SELECT * FROM t'));
+        await assert.rejects(c.execute("INSERT INTO t (v) VALUES ('x')"));
+      } finally {
+        c.close();
+      }
+      const p = createClient({ url: urlOf(server), authToken: token({ p: { ro: { ns: ['default'] } }, exp: now() + 600 }) });
+      try {
+        assert.equal((await p.execute('SELECT count(*) AS n FROM t')).rows.length, 1);
+        await assert.rejects(p.execute("INSERT INTO t (v) VALUES ('x')"));
+      } finally {
+        p.close();
+      }
+      assert.equal(await count(), 1);
+    });
+
+    test(`${name}: a valid read-write token writes`, async () => {
+      const c = createClient({ url: urlOf(server), authToken: token({ a: 'rw', id: 'default', exp: now() + 600 }) });
+      try {
+        await c.execute("INSERT INTO t (v) VALUES ('ok')");
+        await c.execute("DELETE FROM t WHERE v = 'ok'");
+      } finally {
+        c.close();
+      }
+      assert.equal(await count(), 1);
+    });
+  }
+
+  test('HTTP status codes: 401 without or with a bad token, 403 for another namespace', async () => {
+    const post = (auth) => fetch(`${server.url}/v2/pipeline`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(auth ? { authorization: auth } : {}) },
+      body: JSON.stringify({ requests: [{ type: 'execute', stmt: { sql: 'SELECT 1' } }, { type: 'close' }] }),
+    });
+    assert.equal((await post()).status, 401);
+    assert.equal((await post(`Bearer ${token({ a: 'rw', exp: now() - 10 })}`)).status, 401);
+    assert.equal((await post('Basic dXNlcjpwYXNz')).status, 401);
+    assert.equal((await post(`Bearer ${token({ a: 'rw', id: 'elsewhere' })}`)).status, 403);
+    assert.equal((await post(`bearer ${rw()}`)).status, 200);
+  });
+});
+
+describe('without a key', () => {
+  const server = useServer();
+  test('every request has full access, even with a garbage token (as sqld)', async () => {
+    const c = createClient({ url: server.url, authToken: 'garbage' });
+    try {
+      await c.execute('CREATE TABLE t (a)');
+      await c.execute('INSERT INTO t VALUES (1)');
+    } finally {
+      c.close();
+    }
+  });
+});
