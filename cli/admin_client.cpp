@@ -2,7 +2,6 @@
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
-
 #include <cctype>
 
 namespace quire::cli {
@@ -31,8 +30,8 @@ Expected<AdminReply, AdminError> AdminClient::call(
   auto response = http_request(endpoint_, request, options_);
   if (!response) return unexpected(AdminError{0, std::move(response.error())});
   if (response->status >= 400) {
-    return unexpected(AdminError{response->status,
-                                 error_message_from(response->status, response->body)});
+    return unexpected(
+        AdminError{response->status, error_message_from(response->status, response->body)});
   }
   AdminReply reply;
   reply.body = std::move(response->body);

@@ -29,8 +29,7 @@ struct AdminOptions {
 // Each leaf needs a struct of its own: CLI11 applies environment variables to the options of
 // leaves that were not given too, which would overwrite a shared struct's command-line values.
 void add_admin_options(CLI::App* cmd, AdminOptions& o) {
-  cmd->add_option("--admin-url", o.url,
-                  "Admin API of the server (quire serve --admin-listen)")
+  cmd->add_option("--admin-url", o.url, "Admin API of the server (quire serve --admin-listen)")
       ->envname("QUIRE_ADMIN_URL")
       ->capture_default_str();
   cmd->add_option("--admin-auth-key", o.auth_key,
@@ -121,8 +120,9 @@ struct CreateOptions {
 int run_create(const AdminOptions& o, const CreateOptions& c) {
   boost::json::object body;
   // The same typing and checks as `quire db config --set`.
-  for (const auto& [key, text] : {std::pair<std::string, const std::string*>{"max_db_size", &c.max_db_size},
-                                  {"txn_timeout_s", &c.txn_timeout_s}}) {
+  for (const auto& [key, text] :
+       {std::pair<std::string, const std::string*>{"max_db_size", &c.max_db_size},
+        {"txn_timeout_s", &c.txn_timeout_s}}) {
     if (text->empty()) continue;
     auto kv = parse_config_assignment(key + "=" + *text);
     if (!kv) {
@@ -268,7 +268,8 @@ Expected<std::string, std::string> render_namespace_list(const boost::json::valu
     }
     std::string size = "-";
     if (const auto* s = ns->if_contains("size_bytes")) {
-      if (s->is_uint64()) size = format_size(s->as_uint64());
+      if (s->is_uint64())
+        size = format_size(s->as_uint64());
       else if (s->is_int64() && s->as_int64() >= 0) {
         size = format_size(static_cast<std::uint64_t>(s->as_int64()));
       }
@@ -315,21 +316,24 @@ Command add_db_command(CLI::App& parent) {
   auto yes = std::make_shared<bool>(false);
   auto assignments = std::make_shared<std::vector<std::string>>();
 
-  auto* create = db->add_subcommand("create", "Create an empty namespace, or one loaded from "
-                                              "an SQL dump");
+  auto* create = db->add_subcommand("create",
+                                    "Create an empty namespace, or one loaded from "
+                                    "an SQL dump");
   create->add_option("name", create_options->name, "Name of the new namespace")->required();
   create->add_option("--from-dump", create_options->from_dump,
                      "SQL text to run in the new database (as written by sqlite3's .dump; - "
                      "reads stdin)");
   create->add_option("--max-db-size", create_options->max_db_size,
-                     "Largest the database may grow: bytes, or a size such as 512KiB, 1GiB (binary) or 10MB, 1GB (decimal)");
+                     "Largest the database may grow: bytes, or a size such as 512KiB, 1GiB "
+                     "(binary) or 10MB, 1GB (decimal)");
   create->add_option("--txn-timeout", create_options->txn_timeout_s,
                      "Seconds a transaction may hold the write lock between requests");
   add_admin_options(create, admin->emplace_back());
 
   auto* list = db->add_subcommand(
-      "list", "List the namespaces: NAME, SIZE, LAST ACCESS (never if not used since the "
-              "server started), OPEN");
+      "list",
+      "List the namespaces: NAME, SIZE, LAST ACCESS (never if not used since the "
+      "server started), OPEN");
   add_admin_options(list, admin->emplace_back());
 
   auto* del = db->add_subcommand(
@@ -346,21 +350,24 @@ Command add_db_command(CLI::App& parent) {
   auto* config = db->add_subcommand(
       "config", "Show a namespace's settings, or change them with --set key=value");
   config->add_option("name", (*names)[0], "Namespace")->required();
-  config->add_option("--set", *assignments,
-                     "key=value; repeat for several. Keys: block_reads, block_writes, "
-                     "allow_attach (true|false), block_reason, jwt_key (text), max_db_size "
-                     "(bytes, 10MB or 10MiB), txn_timeout_s (seconds). An empty value resets to the default")
+  config
+      ->add_option(
+          "--set", *assignments,
+          "key=value; repeat for several. Keys: block_reads, block_writes, "
+          "allow_attach (true|false), block_reason, jwt_key (text), max_db_size "
+          "(bytes, 10MB or 10MiB), txn_timeout_s (seconds). An empty value resets to the default")
       ->allow_extra_args(false);
   add_admin_options(config, admin->emplace_back());
 
   auto* stats = db->add_subcommand(
-      "stats", "Usage of a namespace since it was opened: rows read and written, queries, "
-               "storage bytes");
+      "stats",
+      "Usage of a namespace since it was opened: rows read and written, queries, "
+      "storage bytes");
   stats->add_option("name", (*names)[0], "Namespace")->required();
   add_admin_options(stats, admin->emplace_back());
 
-  auto* checkpoint = db->add_subcommand(
-      "checkpoint", "Checkpoint a namespace's WAL into its database file");
+  auto* checkpoint =
+      db->add_subcommand("checkpoint", "Checkpoint a namespace's WAL into its database file");
   checkpoint->add_option("name", (*names)[0], "Namespace")->required();
   add_admin_options(checkpoint, admin->emplace_back());
 

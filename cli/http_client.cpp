@@ -94,9 +94,8 @@ Expected<HttpResponse, std::string> http_request(const HttpEndpoint& endpoint,
   if (ec) return unexpected("cannot resolve " + endpoint.host + ": " + ec.message());
 
   arm();
-  stream.async_connect(endpoints, [&](boost::system::error_code e, const tcp::endpoint&) {
-    ec = e;
-  });
+  stream.async_connect(endpoints,
+                       [&](boost::system::error_code e, const tcp::endpoint&) { ec = e; });
   run_until_done(ioc);
   if (ec) {
     return unexpected("cannot connect to " + where + ": " +
@@ -132,9 +131,8 @@ Expected<HttpResponse, std::string> http_request(const HttpEndpoint& endpoint,
   http::response_parser<http::string_body> parser;
   parser.body_limit(options.max_response_bytes);
   arm();
-  http::async_read(stream, buffer, parser, [&](boost::system::error_code e, std::size_t) {
-    ec = e;
-  });
+  http::async_read(stream, buffer, parser,
+                   [&](boost::system::error_code e, std::size_t) { ec = e; });
   run_until_done(ioc);
   if (ec) {
     if (ec == http::error::body_limit) {

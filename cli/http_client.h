@@ -43,7 +43,7 @@ struct HttpResponse {
 };
 
 struct HttpOptions {
-  std::chrono::milliseconds timeout{30'000};        // resolve, connect, send and receive
+  std::chrono::milliseconds timeout{30'000};  // resolve, connect, send and receive
   std::size_t max_response_bytes = 64 * 1024 * 1024;
 };
 

@@ -25,8 +25,8 @@ std::string known_keys_text() {
 }  // namespace
 
 const std::vector<std::string>& namespace_config_keys() {
-  static const std::vector<std::string> keys = {"block_reads",   "block_writes", "block_reason",
-                                                "max_db_size",   "txn_timeout_s", "jwt_key",
+  static const std::vector<std::string> keys = {"block_reads", "block_writes",  "block_reason",
+                                                "max_db_size", "txn_timeout_s", "jwt_key",
                                                 "allow_attach"};
   return keys;
 }

@@ -28,8 +28,8 @@ constexpr const char* kPublicKeyFile = "jwt_public.pem";
 // Writes `text` to `path` with permission bits `mode`. Without `overwrite` an existing file is
 // an error (O_EXCL, so no race can turn it into an overwrite); with it, the file is truncated
 // and its mode reset, so an old world-readable file cannot keep a new private key readable.
-Expected<void, std::string> write_file(const fs::path& path, const std::string& text,
-                                       mode_t mode, bool overwrite) {
+Expected<void, std::string> write_file(const fs::path& path, const std::string& text, mode_t mode,
+                                       bool overwrite) {
   const int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (overwrite ? O_TRUNC : O_EXCL);
   const int fd = ::open(path.c_str(), flags, mode);
   if (fd < 0) {
@@ -142,8 +142,8 @@ int run_create(const CreateOptions& o) {
     std::cerr << "quire: --access must be rw, ro or roa\n";
     return kExitUsage;
   }
-  auto claims = build_token_claims(o.namespaces, *access, lifetime,
-                                   std::chrono::system_clock::now());
+  auto claims =
+      build_token_claims(o.namespaces, *access, lifetime, std::chrono::system_clock::now());
   if (!claims) {
     std::cerr << "quire: " << claims.error() << "\n";
     return kExitUsage;
@@ -164,9 +164,10 @@ int run_create(const CreateOptions& o) {
 
 }  // namespace
 
-Expected<auth::Claims, std::string> build_token_claims(
-    const std::vector<std::string>& namespaces, auth::Access access,
-    std::optional<std::chrono::seconds> lifetime, std::chrono::system_clock::time_point now) {
+Expected<auth::Claims, std::string> build_token_claims(const std::vector<std::string>& namespaces,
+                                                       auth::Access access,
+                                                       std::optional<std::chrono::seconds> lifetime,
+                                                       std::chrono::system_clock::time_point now) {
   std::vector<std::string> unique;
   std::set<std::string> seen;
   for (const auto& ns : namespaces) {
@@ -182,9 +183,15 @@ Expected<auth::Claims, std::string> build_token_claims(
     scopes.ns = std::move(unique);
     auth::PermissionMap p;
     switch (access) {
-      case auth::Access::kReadOnly: p.ro = std::move(scopes); break;
-      case auth::Access::kReadWrite: p.rw = std::move(scopes); break;
-      case auth::Access::kReadOnlyAttach: p.roa = std::move(scopes); break;
+      case auth::Access::kReadOnly:
+        p.ro = std::move(scopes);
+        break;
+      case auth::Access::kReadWrite:
+        p.rw = std::move(scopes);
+        break;
+      case auth::Access::kReadOnlyAttach:
+        p.roa = std::move(scopes);
+        break;
     }
     claims.p = std::move(p);
   }
@@ -204,8 +211,10 @@ Command add_token_command(CLI::App& parent) {
       "Typical use:\n"
       "  quire token keygen --out-dir keys\n"
       "  quire serve --auth-jwt-key-file keys/jwt_public.pem\n"
-      "  TOKEN=$(quire token create --private-key keys/jwt_private.pem --namespace app --expires 30d)\n"
-      "Tokens are sqld-compatible: clients send them as `Authorization: Bearer TOKEN` (authToken in\n"
+      "  TOKEN=$(quire token create --private-key keys/jwt_private.pem --namespace app --expires "
+      "30d)\n"
+      "Tokens are sqld-compatible: clients send them as `Authorization: Bearer TOKEN` (authToken "
+      "in\n"
       "@libsql/client). `quire token keygen --help` and `quire token create --help` give details.");
 
   auto keygen_options = std::make_shared<KeygenOptions>();
@@ -214,8 +223,9 @@ Command add_token_command(CLI::App& parent) {
       "Generate an Ed25519 key pair: DIR/jwt_private.pem (mode 0600, signs tokens) and "
       "DIR/jwt_public.pem (for quire serve --auth-jwt-key-file); print the public key in raw "
       "base64url, the form sqld's SQLD_AUTH_JWT_KEY takes");
-  keygen->add_option("--out-dir", keygen_options->out_dir,
-                     "Directory to write the two files to (created if missing)")
+  keygen
+      ->add_option("--out-dir", keygen_options->out_dir,
+                   "Directory to write the two files to (created if missing)")
       ->capture_default_str();
   keygen->add_flag("--force", keygen_options->force, "Overwrite existing key files");
   keygen->add_flag("--json", keygen_options->json,
@@ -223,21 +233,23 @@ Command add_token_command(CLI::App& parent) {
 
   auto create_options = std::make_shared<CreateOptions>();
   auto* create = token->add_subcommand(
-      "create",
-      "Sign an access token and print it (only the token and a newline, for $(...))");
-  create->add_option("--private-key", create_options->private_key,
-                     "PEM private key file from `quire token keygen` (jwt_private.pem)")
+      "create", "Sign an access token and print it (only the token and a newline, for $(...))");
+  create
+      ->add_option("--private-key", create_options->private_key,
+                   "PEM private key file from `quire token keygen` (jwt_private.pem)")
       ->required();
   create->add_option("--namespace", create_options->namespaces,
                      "Limit the token to this namespace; repeat for several (none: every "
                      "namespace). One becomes the `id` claim, several a `p` permission map");
-  create->add_option("--access", create_options->access,
-                     "rw (read and write), ro (read only) or roa (read only, may be ATTACHed)")
+  create
+      ->add_option("--access", create_options->access,
+                   "rw (read and write), ro (read only) or roa (read only, may be ATTACHed)")
       ->check(CLI::IsMember({"rw", "ro", "roa"}))
       ->capture_default_str();
-  create->add_option("--expires", create_options->expires,
-                     "Lifetime: a whole number and a unit, 30s, 15m, 12h, 7d or 2w; or never "
-                     "(no exp claim)")
+  create
+      ->add_option("--expires", create_options->expires,
+                   "Lifetime: a whole number and a unit, 30s, 15m, 12h, 7d or 2w; or never "
+                   "(no exp claim)")
       ->capture_default_str();
   create->footer(
       "Claims: a = access; id = the namespace when exactly one is given; p = {\"<access>\": "

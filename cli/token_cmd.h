@@ -30,8 +30,9 @@ Command add_token_command(CLI::App& parent);
 //   p    {"<access>": {"ns": [...]}} when several are given (sqld then ignores a and id);
 //   exp  now + lifetime, whole seconds; absent when `lifetime` is empty (never expires).
 // No namespace means every namespace. An empty namespace name is an error.
-Expected<auth::Claims, std::string> build_token_claims(
-    const std::vector<std::string>& namespaces, auth::Access access,
-    std::optional<std::chrono::seconds> lifetime, std::chrono::system_clock::time_point now);
+Expected<auth::Claims, std::string> build_token_claims(const std::vector<std::string>& namespaces,
+                                                       auth::Access access,
+                                                       std::optional<std::chrono::seconds> lifetime,
+                                                       std::chrono::system_clock::time_point now);
 
 }  // namespace quire::cli

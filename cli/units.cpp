@@ -24,17 +24,24 @@ Expected<std::chrono::seconds, std::string> parse_duration(std::string_view text
     n = n * 10 + static_cast<std::uint64_t>(text[i] - '0');
   }
   if (i == 0) {
-    return unexpected("duration " + shown + " must be a whole number and a unit, e.g. 30s, 15m, "
+    return unexpected("duration " + shown +
+                      " must be a whole number and a unit, e.g. 30s, 15m, "
                       "12h, 7d or 2w");
   }
   const std::string unit = lower(text.substr(i));
   std::uint64_t mult = 0;
-  if (unit == "s") mult = 1;
-  else if (unit == "m") mult = 60;
-  else if (unit == "h") mult = 3600;
-  else if (unit == "d") mult = 86400;
-  else if (unit == "w") mult = 7 * 86400;
-  else return unexpected("duration " + shown + " needs a unit: s, m, h, d or w (e.g. 7d)");
+  if (unit == "s")
+    mult = 1;
+  else if (unit == "m")
+    mult = 60;
+  else if (unit == "h")
+    mult = 3600;
+  else if (unit == "d")
+    mult = 86400;
+  else if (unit == "w")
+    mult = 7 * 86400;
+  else
+    return unexpected("duration " + shown + " needs a unit: s, m, h, d or w (e.g. 7d)");
   if (n == 0) return unexpected("duration " + shown + " must be positive");
   constexpr std::uint64_t kMaxSeconds = 100ULL * 366 * 86400;
   if (n > kMaxSeconds / mult) return unexpected("duration " + shown + " is over 100 years");
@@ -72,17 +79,28 @@ Expected<std::uint64_t, std::string> parse_size(std::string_view text) {
   while (i < text.size() && text[i] == ' ') ++i;
   const std::string unit = lower(text.substr(i));
   std::uint64_t mult = 0;
-  if (unit.empty() || unit == "b") mult = 1;
-  else if (unit == "k" || unit == "kb") mult = 1'000;
-  else if (unit == "m" || unit == "mb") mult = 1'000'000;
-  else if (unit == "g" || unit == "gb") mult = 1'000'000'000;
-  else if (unit == "t" || unit == "tb") mult = 1'000'000'000'000;
-  else if (unit == "ki" || unit == "kib") mult = 1ULL << 10;
-  else if (unit == "mi" || unit == "mib") mult = 1ULL << 20;
-  else if (unit == "gi" || unit == "gib") mult = 1ULL << 30;
-  else if (unit == "ti" || unit == "tib") mult = 1ULL << 40;
-  else return unexpected(usage);
-  constexpr std::uint64_t kMax = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+  if (unit.empty() || unit == "b")
+    mult = 1;
+  else if (unit == "k" || unit == "kb")
+    mult = 1'000;
+  else if (unit == "m" || unit == "mb")
+    mult = 1'000'000;
+  else if (unit == "g" || unit == "gb")
+    mult = 1'000'000'000;
+  else if (unit == "t" || unit == "tb")
+    mult = 1'000'000'000'000;
+  else if (unit == "ki" || unit == "kib")
+    mult = 1ULL << 10;
+  else if (unit == "mi" || unit == "mib")
+    mult = 1ULL << 20;
+  else if (unit == "gi" || unit == "gib")
+    mult = 1ULL << 30;
+  else if (unit == "ti" || unit == "tib")
+    mult = 1ULL << 40;
+  else
+    return unexpected(usage);
+  constexpr std::uint64_t kMax =
+      static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
   if (whole > kMax / mult) return unexpected("size " + shown + " is too large");
   const std::uint64_t bytes = whole * mult + frac * mult / frac_scale;
   if (bytes > kMax) return unexpected("size " + shown + " is too large");

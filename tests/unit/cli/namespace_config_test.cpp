@@ -42,8 +42,7 @@ TEST(ParseConfigAssignment, TxnTimeoutIsAPositiveNumber) {
 }
 
 TEST(ParseConfigAssignment, TextKeepsEverythingAfterTheFirstEquals) {
-  EXPECT_EQ(parsed("block_reason=down for maintenance"),
-            "block_reason=\"down for maintenance\"");
+  EXPECT_EQ(parsed("block_reason=down for maintenance"), "block_reason=\"down for maintenance\"");
   EXPECT_EQ(parsed("jwt_key=abc=="), "jwt_key=\"abc==\"");
 }
 

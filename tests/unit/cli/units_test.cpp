@@ -26,8 +26,8 @@ TEST(ParseDuration, BareNumberIsRejectedBecauseTheUnitIsAmbiguous) {
 }
 
 TEST(ParseDuration, RejectsMalformedText) {
-  for (const char* text : {"", "s", "7", "7x", "7dd", "1.5h", "-1h", " 7d", "7d ", "1h30m",
-                           "never"}) {
+  for (const char* text :
+       {"", "s", "7", "7x", "7dd", "1.5h", "-1h", " 7d", "7d ", "1h30m", "never"}) {
     EXPECT_FALSE(parse_duration(text)) << text;
   }
 }
@@ -75,8 +75,8 @@ TEST(ParseSize, FractionsAreExactAndRoundDown) {
 }
 
 TEST(ParseSize, RejectsMalformedText) {
-  for (const char* text : {"", "k", ".", "-1", "+1", "1e6", "0x10", "inf", "nan", "10XB",
-                           "10MBs", " 10", "1.2.3"}) {
+  for (const char* text :
+       {"", "k", ".", "-1", "+1", "1e6", "0x10", "inf", "nan", "10XB", "10MBs", " 10", "1.2.3"}) {
     auto s = parse_size(text);
     EXPECT_FALSE(s) << text;
   }
@@ -108,9 +108,7 @@ TEST(FormatSize, NeverPrints1024OfAUnit) {
   EXPECT_EQ(format_size(1024 * 1024 - 60), "1023.9 KiB");
 }
 
-TEST(FormatSize, TheLargestValueFits) {
-  EXPECT_EQ(format_size(UINT64_MAX), "16.0 EiB");
-}
+TEST(FormatSize, TheLargestValueFits) { EXPECT_EQ(format_size(UINT64_MAX), "16.0 EiB"); }
 
 TEST(FormatSize, RoundTripsThroughParseSizeForWholeUnits) {
   EXPECT_EQ(parse_size("10.0MiB").value(), 10u * 1024 * 1024);
