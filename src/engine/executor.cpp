@@ -108,7 +108,8 @@ std::optional<Expected<StmtResult, ExecError>> check_aborted(sqlite::Connection&
 
 ExecError forbidden() {
   return {"SQLITE_AUTH",
-          "Forbidden: this token only allows reading this database (the statement would write)",
+          "Forbidden: writes to this database are not allowed (a read-only token, or the "
+          "namespace's writes are blocked) and the statement would write",
           "SQLITE_AUTH"};
 }
 

@@ -95,8 +95,18 @@ Expected<sqlite::Connection::Access, hrana::Error> Router::authorize(
   if (!config) return unexpected(hrana::Error{config.error().message, "NAMESPACE_DOESNT_EXIST", {}});
   sqlite::Connection::Access access;
   access.allow_attach = (*config)->allow_attach;
+  access.read_only = (*config)->block_writes;
   auto keys = keys_for(**config);
-  if (!keys) return access;  // no authentication configured: full access
+  auto blocked = [&]() -> std::optional<hrana::Error> {
+    if (!(*config)->block_reads) return std::nullopt;
+    return hrana::Error{"The namespace is blocked" +
+                            ((*config)->block_reason ? ": " + *(*config)->block_reason : std::string()),
+                        "BLOCKED", {}};
+  };
+  if (!keys) {  // no authentication configured: full access, unless the namespace is blocked
+    if (auto b = blocked()) return unexpected(std::move(*b));
+    return access;
+  }
   if (!jwt || jwt->empty()) {
     return unexpected(hrana::Error{"Authentication failed: no token (send Authorization: Bearer <jwt>)",
                                    "AUTH_HEADER_NOT_FOUND", {}});
@@ -111,7 +121,8 @@ Expected<sqlite::Connection::Access, hrana::Error> Router::authorize(
     return unexpected(hrana::Error{"Forbidden: the token gives no access to namespace '" + ns + "'",
                                    "AUTH_FORBIDDEN", {}});
   }
-  access.read_only = !authz.can_write(ns);
+  if (auto b = blocked()) return unexpected(std::move(*b));
+  access.read_only = access.read_only || !authz.can_write(ns);
   access.allow_attach = access.allow_attach && authz.can_attach(ns);
   return access;
 }
@@ -154,7 +165,8 @@ Expected<Router::Target, Response> Router::target_for(const Request& req) {
   if (!db) return unexpected(std::move(db.error()));
   auto access = authorize(*name, jwt);
   if (!access) {
-    const auto status = access.error().code == "AUTH_FORBIDDEN" ? http::status::forbidden
+    const auto status = access.error().code == "AUTH_FORBIDDEN" || access.error().code == "BLOCKED"
+                            ? http::status::forbidden
                         : access.error().code == "NAMESPACE_DOESNT_EXIST" ? http::status::not_found
                                                                          : http::status::unauthorized;
     return unexpected(error(status, access.error().message, access.error().code, req.version(), req.keep_alive()));

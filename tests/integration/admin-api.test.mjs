@@ -443,6 +443,24 @@ describe('admin API', () => {
       }
     });
 
+    test('block_writes makes the namespace read-only; block_reads refuses it (403 BLOCKED)', async () => {
+      assert.equal((await admin('POST', '/v1/namespaces/frozen/create', { body: {} })).status, 200);
+      let r = await sql(server, 'frozen', 'CREATE TABLE t(x)', 'INSERT INTO t VALUES (1)');
+      assert.equal(r.status, 200, r.text);
+      assert.equal((await admin('POST', '/v1/namespaces/frozen/config', { body: { block_writes: true } })).status, 200);
+      r = await sql(server, 'frozen', 'SELECT count(*) FROM t');
+      assert.deepEqual(r.json[0].results.rows, [[1]], r.text);
+      r = await sql(server, 'frozen', 'INSERT INTO t VALUES (2)');
+      assert.ok(r.json.some((x) => x && x.error), r.text);
+      assert.equal((await admin('POST', '/v1/namespaces/frozen/config', { body: { block_reads: true, block_reason: 'unpaid' } })).status, 200);
+      r = await sql(server, 'frozen', 'SELECT count(*) FROM t');
+      assert.equal(r.status, 403, r.text);
+      assert.match(r.text, /unpaid/);
+      assert.equal((await admin('POST', '/v1/namespaces/frozen/config', { body: { block_reads: false, block_writes: false } })).status, 200);
+      r = await sql(server, 'frozen', 'INSERT INTO t VALUES (3)', 'SELECT count(*) FROM t');
+      assert.deepEqual(r.json[1].results.rows, [[2]], r.text);
+    });
+
     test('after DELETE, the namespace\'s queries fail', async () => {
       assert.equal((await admin('POST', '/v1/namespaces/shortlived/create', { body: {} })).status, 200);
       const t = tenantClient(server, { 'x-namespace': 'shortlived' });
