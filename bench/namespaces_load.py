@@ -32,6 +32,7 @@ import itertools
 import json
 import os
 import random
+import subprocess
 import sys
 import threading
 import time
@@ -42,8 +43,9 @@ READ_BODY = json.dumps({"requests": [
     {"type": "close"}]}).encode()
 
 
-def log(*args):
-    print(f"[{time.strftime('%H:%M:%S')}] namespaces_load:", *args, file=sys.stderr, flush=True)
+def log(message):
+    sys.stderr.write(f"[{time.strftime('%H:%M:%S')}] namespaces_load: {message}\n")
+    sys.stderr.flush()
 
 
 def percentile(sorted_values, q):
@@ -186,9 +188,6 @@ class Picker:
         with self.lock:
             i = indices[self.rng.randrange(len(indices))]
             return self.names[i], self._touch(i)
-
-    def index_of(self, k):
-        return k
 
 
 # --- HTTP ---------------------------------------------------------------------------------------
@@ -437,6 +436,8 @@ def run(args):
 
     picker = None
     hot = None
+    first = sampler.read()
+    lines = []
     for phase in phases:
         log(f"phase {phase}")
         if phase == "create-dump":
@@ -484,18 +485,53 @@ def run(args):
             emit(line)
         else:
             raise SystemExit(f"namespaces_load: unknown phase {phase}")
+        lines.append(line)
+
+    # The server over the whole run.
+    last = sampler.read()
+    reads = [x for x in lines if x["scenario"].startswith("read-")]
+    line = {
+        "scenario": "server",
+        "namespaces": len(names),
+        "max_open": args.max_open,
+        "start_s": args.start_seconds,
+        "rss_start_kib": first.get("vmrss_kib", 0),
+        "fds_start": first.get("fds", 0),
+        "threads_start": first.get("threads", 0),
+        "peak_rss_kib": max([x.get("peak_rss_kib", 0) for x in lines] + [0]),
+        "read_peak_rss_kib": max([x.get("peak_rss_kib", 0) for x in reads] + [0]),
+        "hwm_kib": last.get("vmhwm_kib", 0),
+        "rss_end_kib": last.get("vmrss_kib", 0),
+        "anon_end_kib": last.get("rssanon_kib", 0),
+        "peak_fds": max([x.get("peak_fds", 0) for x in lines] + [0]),
+        "peak_threads": max([x.get("peak_threads", 0) for x in lines] + [0]),
+        "server_gone": bool(last.get("gone")),
+    }
+    # Descriptors and threads per open database: from the start (only `default` open) to the
+    # end of the first read phase that left more open.
+    for x in reads:
+        opened = x.get("open_now", -1) - 1
+        if opened > 0:
+            line["fds_per_db"] = round((x["fds_end"] - line["fds_start"]) / opened, 2)
+            line["threads_per_db"] = round((x["threads_end"] - line["threads_start"]) / opened, 2)
+            line["rss_kib_per_db"] = round((x["rss_end_kib"] - line["rss_start_kib"]) / opened, 1)
+            break
+    if args.data_dir:
+        du = subprocess.run(["du", "-sh", args.data_dir], capture_output=True, text=True)
+        line["du"] = du.stdout.split()[0] if du.returncode == 0 and du.stdout else "?"
+        dk = subprocess.run(["du", "-sk", args.data_dir], capture_output=True, text=True)
+        if dk.returncode == 0 and dk.stdout:
+            line["du_kib"] = int(dk.stdout.split()[0])
+    emit(line)
 
 
 # --- summary ------------------------------------------------------------------------------------
 
 def summarise(args):
     results = [json.loads(line) for line in open(args.raw) if line.strip()]
-    out = []
+    out = ["# Namespaces at scale", ""]
     if args.meta and os.path.exists(args.meta):
-        out.append("```")
-        out.append(open(args.meta).read().rstrip())
-        out.append("```")
-        out.append("")
+        out += ["```", open(args.meta).read().rstrip(), "```", ""]
 
     def mib(kib):
         return f"{kib / 1024:.1f}"
@@ -503,104 +539,109 @@ def summarise(args):
     def ms(us):
         return f"{us / 1000:.2f}"
 
-    configs = []
-    for r in results:
-        key = r.get("config", "main")
-        if key not in configs:
-            configs.append(key)
-
-    creates = [r for r in results if r["scenario"].startswith("create-")]
-    if creates:
-        out.append("### Creating namespaces (admin API)")
-        out.append("")
-        out.append("| variant | conns | created / requested | errors | seconds | namespaces/s | "
-                   "p50 ms | p99 ms | max ms | peak RSS MiB | peak fds | peak threads | "
-                   "server CPU % |")
-        out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
-                   "---: | ---: |")
-        for r in creates:
-            note = " (budget spent)" if r.get("budget_hit") else ""
-            out.append(
-                f"| {r.get('variant')} | {r['conns']} | {r['created']} / {r['requested']}{note} | "
-                f"{r['errors']} | {r['seconds']:.1f} | {r['rps']:.0f} | {ms(r['p50_us'])} | "
-                f"{ms(r['p99_us'])} | {ms(r['max_us'])} | {mib(r.get('peak_rss_kib', 0))} | "
-                f"{r.get('peak_fds', 0)} | {r.get('peak_threads', 0)} | "
-                f"{r.get('server_cpu_pct', 0)} |")
-        out.append("")
-
-    reads = [r for r in results if r["scenario"].startswith("read-")]
-    if reads:
-        out.append("### Reads across the namespaces (main port, `x-namespace`)")
-        out.append("")
-        out.append("| config | phase | conns | namespaces | requests/s | model says open | "
-                   "p50 ms | p99 ms | p99.9 ms | max ms | errors | peak RSS MiB | RSS at end MiB "
-                   "| peak fds | peak threads | open at end | server CPU % |")
-        out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
-                   "---: | ---: | ---: | ---: | ---: | ---: |")
-        for r in reads:
-            out.append(
-                f"| max-open {r['max_open']} | {r['scenario']} | {r['conns']} | "
-                f"{r['namespaces']} | {r['rps']:.0f} | {100 * r['model_open']:.1f} % | "
-                f"{ms(r['p50_us'])} | {ms(r['p99_us'])} | {ms(r['p999_us'])} | "
-                f"{ms(r['max_us'])} | {r['errors']} | {mib(r.get('peak_rss_kib', 0))} | "
-                f"{mib(r.get('rss_end_kib', 0))} | {r.get('peak_fds', 0)} | "
-                f"{r.get('peak_threads', 0)} | {r.get('open_now', '?')} | "
-                f"{r.get('server_cpu_pct', 0)} |")
-        out.append("")
-
-    ends = [r for r in results if r["scenario"] == "server"]
-    if ends:
-        out.append("### Server")
-        out.append("")
-        out.append("| config | namespaces | start s | RSS before load MiB | peak RSS MiB | "
-                   "VmHWM MiB | RSS at end MiB | peak fds | fds per open database | "
-                   "peak threads | data directory |")
-        out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
-        for r in ends:
-            out.append(
-                f"| max-open {r['max_open']} | {r['namespaces']} | {r.get('start_s', 0):.2f} | "
-                f"{mib(r['rss_start_kib'])} | {mib(r['peak_rss_kib'])} | {mib(r['hwm_kib'])} | "
-                f"{mib(r['rss_end_kib'])} | {r['peak_fds']} | {r.get('fds_per_db', '?')} | "
-                f"{r['peak_threads']} | {r.get('du', '?')} |")
-        out.append("")
-
-    # Targets.
-    out.append("### Targets")
-    out.append("")
-    out.append("| target | figure | met |")
-    out.append("| --- | --- | --- |")
-
     def verdict(ok):
         return "met" if ok else "**not met**"
 
+    creates = [r for r in results if r["scenario"].startswith("create-")]
+    reads = [r for r in results if r["scenario"].startswith("read-")]
+    servers = [r for r in results if r["scenario"] == "server"]
+
+    if creates:
+        out += ["## Creating namespaces (admin API)", "",
+                "| variant | conns | created / asked | errors | seconds | namespaces/s | p50 ms | "
+                "p99 ms | max ms | RSS before → after MiB | peak fds | peak threads | "
+                "server CPU % |",
+                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
+                "---: | ---: |"]
+        for r in creates:
+            note = " (time budget spent)" if r.get("budget_hit") else ""
+            out.append(
+                f"| {r.get('variant')} | {r['conns']} | {r['created']} / {r['requested']}{note} | "
+                f"{r['errors']} | {r['seconds']:.1f} | {r['rps']:.0f} | {ms(r['p50_us'])} | "
+                f"{ms(r['p99_us'])} | {ms(r['max_us'])} | {mib(r.get('rss_start_kib', 0))} → "
+                f"{mib(r.get('rss_end_kib', 0))} | {r.get('peak_fds', 0)} | "
+                f"{r.get('peak_threads', 0)} | {r.get('server_cpu_pct', 0)} |")
+        out.append("")
+
+    if reads:
+        out += ["## Reads across the namespaces (main port, `x-namespace`)", "",
+                "`closed`: namespaces not touched in the last 4 × max-open requests (the first "
+                "query on a closed namespace); `open`: a hot set of max-open / 2 namespaces. "
+                "`model open`: share of the requests a client-side LRU model of the server's "
+                "open set calls open. `open after`: databases open when the phase ended "
+                "(GET /v1/namespaces).", "",
+                "| server | phase | conns | namespaces | req/s | model open | p50 ms | p99 ms | "
+                "p99.9 ms | max ms | errors | peak RSS MiB | RSS at end MiB | peak fds | "
+                "peak threads | open after | server CPU % |",
+                "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
+                "---: | ---: | ---: | ---: | ---: | ---: |"]
+        for r in reads:
+            out.append(
+                f"| {r.get('config', '?')} (max-open {r['max_open']}) | {r['scenario']} | "
+                f"{r['conns']} | {r['namespaces']} | {r['rps']:.0f} | "
+                f"{100 * r['model_open']:.1f} % | {ms(r['p50_us'])} | {ms(r['p99_us'])} | "
+                f"{ms(r['p999_us'])} | {ms(r['max_us'])} | {r['errors']} | "
+                f"{mib(r.get('peak_rss_kib', 0))} | {mib(r.get('rss_end_kib', 0))} | "
+                f"{r.get('peak_fds', 0)} | {r.get('peak_threads', 0)} | "
+                f"{r.get('open_now', '?')} | {r.get('server_cpu_pct', 0)} |")
+        out.append("")
+        samples = {}
+        for r in reads:
+            if r.get("error_samples"):
+                samples.update(r["error_samples"])
+        if samples:
+            out += ["Errors seen (first of each kind):", ""]
+            out += [f"- `{k}` × {v}" for k, v in samples.items()]
+            out.append("")
+
+    if servers:
+        out += ["## Servers", "",
+                "| server | namespaces | start s | RSS at start MiB | peak RSS MiB | peak RSS in "
+                "reads MiB | VmHWM MiB | RSS at end MiB | peak fds | fds / open db | "
+                "threads / open db | RSS KiB / open db | peak threads | data directory |",
+                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
+                "---: | ---: | --- |"]
+        for r in servers:
+            out.append(
+                f"| {r.get('config', '?')} (max-open {r['max_open']}) | {r['namespaces']} | "
+                f"{r.get('start_s', 0):.2f} | {mib(r['rss_start_kib'])} | "
+                f"{mib(r['peak_rss_kib'])} | {mib(r['read_peak_rss_kib'])} | "
+                f"{mib(r['hwm_kib'])} | {mib(r['rss_end_kib'])} | {r['peak_fds']} | "
+                f"{r.get('fds_per_db', '?')} | {r.get('threads_per_db', '?')} | "
+                f"{r.get('rss_kib_per_db', '?')} | {r['peak_threads']} | {r.get('du', '?')} |")
+        out.append("")
+
+    out += ["## Targets", "", "| target | figure | met |", "| --- | --- | --- |"]
     dump = [r for r in creates if r.get("variant") == "dump"]
-    if dump:
-        r = dump[0]
-        extra = ", stopped by the time budget" if r.get("budget_hit") else ""
-        out.append(f"| creation ≥ 1,000 namespaces/s (dump variant) | {r['rps']:.0f}/s "
-                   f"({r['created']} in {r['seconds']:.0f} s{extra}) | "
+    for r in dump[:1]:
+        extra = "; stopped by the time budget" if r.get("budget_hit") else ""
+        out.append(f"| creation ≥ 1,000 namespaces/s (dump, {r['conns']} connections) | "
+                   f"{r['rps']:.0f}/s ({r['created']} in {r['seconds']:.0f} s{extra}) | "
                    f"{verdict(r['rps'] >= 1000 and r['errors'] == 0)} |")
-    main = configs[0] if configs else "main"
-    for sc in ("read-closed-c1", f"read-closed-c{args.conns}"):
-        rs = [r for r in reads if r["scenario"] == sc and r.get("config", "main") == main]
-        for r in rs:
-            out.append(f"| first query on a closed namespace p99 ≤ 5 ms ({sc}, max-open "
-                       f"{r['max_open']}) | p99 {ms(r['p99_us'])} ms (p50 {ms(r['p50_us'])}) | "
+    first_config = reads[0].get("config") if reads else None
+    for r in reads:
+        if r.get("config") == first_config and r["scenario"].startswith("read-closed"):
+            out.append(f"| first query on a closed namespace: p99 ≤ 5 ms ({r['scenario']}, "
+                       f"{r['namespaces']} namespaces) | p99 {ms(r['p99_us'])} ms, p50 "
+                       f"{ms(r['p50_us'])} ms | "
                        f"{verdict(r['p99_us'] <= 5000 and r['errors'] == 0)} |")
-    if len(ends) >= 2:
-        big, small = ends[0], ends[1]
-        bounded = (small["max_open"] < big["max_open"] and
-                   small["read_peak_rss_kib"] < big["read_peak_rss_kib"])
-        out.append(f"| RSS bounded by the open-database limit, not the tenant count | peak RSS in "
-                   f"the read phases {mib(big['read_peak_rss_kib'])} MiB at max-open "
-                   f"{big['max_open']}, {mib(small['read_peak_rss_kib'])} MiB at max-open "
-                   f"{small['max_open']}, {big['namespaces']} namespaces | "
-                   f"{verdict(bounded)} |")
-    elif ends:
-        r = ends[0]
+    fresh = sorted((r for r in servers if str(r.get("config", "")).startswith("fresh-")),
+                   key=lambda r: r["max_open"])
+    if len(fresh) >= 2 and fresh[0]["max_open"] < fresh[-1]["max_open"]:
+        lo, hi = fresh[0], fresh[-1]
+        # Bounded by the limit: fewer open databases, less memory; and the working set (open
+        # databases) explains the growth, not the tenants touched.
+        ok = lo["read_peak_rss_kib"] < hi["read_peak_rss_kib"]
         out.append(f"| RSS bounded by the open-database limit, not the tenant count | peak RSS "
-                   f"{mib(r['peak_rss_kib'])} MiB with {r['namespaces']} namespaces, max-open "
-                   f"{r['max_open']} (no second configuration run) | not checked |")
+                   f"in the read phases {mib(hi['read_peak_rss_kib'])} MiB at max-open "
+                   f"{hi['max_open']}, {mib(lo['read_peak_rss_kib'])} MiB at max-open "
+                   f"{lo['max_open']} ({hi['namespaces']} namespaces, fresh servers) | "
+                   f"{verdict(ok)} |")
+    elif servers:
+        r = servers[0]
+        out.append(f"| RSS bounded by the open-database limit, not the tenant count | peak RSS "
+                   f"{mib(r['peak_rss_kib'])} MiB ({r['namespaces']} namespaces, max-open "
+                   f"{r['max_open']}); no second limit run | not checked |")
     out.append("")
     print("\n".join(out))
 
@@ -624,6 +665,9 @@ def main():
     r.add_argument("--samples", default="")
     r.add_argument("--seed", type=int, default=1)
     r.add_argument("--tag", action="append", default=[])
+    r.add_argument("--data-dir", default="", help="du of it goes into the last line")
+    r.add_argument("--start-seconds", type=float, default=0,
+                   help="how long the server took to start (recorded)")
     s = sub.add_parser("summarise")
     s.add_argument("raw")
     s.add_argument("--meta", default="")
