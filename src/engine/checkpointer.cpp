@@ -1,21 +1,18 @@
 #include "engine/checkpointer.h"
 
+#include "common/background_pool.h"
+
 namespace quire::engine {
 
-Checkpointer::Checkpointer(std::unique_ptr<sqlite::Connection> conn, int threshold_frames)
-    : conn_(std::move(conn)), threshold_(threshold_frames) {
-  thread_ = std::thread([this] { loop(); });
-}
+Checkpointer::Checkpointer(ConnectionFactory open, int threshold_frames)
+    : open_(std::move(open)), threshold_(threshold_frames) {}
 
 Checkpointer::~Checkpointer() { stop(); }
 
 void Checkpointer::stop() {
-  {
-    std::lock_guard lock(mu_);
-    stop_ = true;
-  }
-  cv_.notify_one();
-  if (thread_.joinable()) thread_.join();
+  std::unique_lock lock(mu_);
+  stop_ = true;
+  cv_.wait(lock, [&] { return !pending_; });
 }
 
 void Checkpointer::notify(int wal_frames) {
@@ -24,14 +21,26 @@ void Checkpointer::notify(int wal_frames) {
   if (wal_frames >= last && wal_frames - last < threshold_ / 2) return;
   {
     std::lock_guard lock(mu_);
-    if (pending_) return;
+    if (pending_ || stop_) return;
     pending_ = true;
   }
-  cv_.notify_one();
+  BackgroundPool::shared().post([this] {
+    // PASSIVE never waits for locks. Once every frame is backfilled, the next writer starts the
+    // WAL over from its beginning, so the file stays near the threshold in size.
+    (void)run(SQLITE_CHECKPOINT_PASSIVE);
+    std::lock_guard lock(mu_);
+    pending_ = false;
+    cv_.notify_all();
+  });
 }
 
 Expected<void, sqlite::Error> Checkpointer::run(int mode) {
   std::lock_guard lock(run_mu_);
+  if (!conn_) {
+    auto opened = open_();
+    if (!opened) return unexpected(opened.error());
+    conn_ = std::move(opened.value());
+  }
   int log = 0, done = 0;
   int rc = sqlite3_wal_checkpoint_v2(conn_->handle(), nullptr, mode, &log, &done);
   if (log >= 0) last_log_.store(log, std::memory_order_relaxed);
@@ -44,20 +53,6 @@ void Checkpointer::run_inline(sqlite3* conn, const char* schema) {
   int log = 0, done = 0;
   (void)sqlite3_wal_checkpoint_v2(conn, schema, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
   if (log >= 0) last_log_.store(log, std::memory_order_relaxed);
-}
-
-void Checkpointer::loop() {
-  std::unique_lock lock(mu_);
-  while (true) {
-    cv_.wait(lock, [&] { return pending_ || stop_; });
-    if (stop_) return;
-    pending_ = false;
-    lock.unlock();
-    // PASSIVE never waits for locks. Once every frame is backfilled, the next writer starts the
-    // WAL over from its beginning, so the file stays near the threshold in size.
-    (void)run(SQLITE_CHECKPOINT_PASSIVE);
-    lock.lock();
-  }
 }
 
 }  // namespace quire::engine

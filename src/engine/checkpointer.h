@@ -1,7 +1,8 @@
-// The thread that checkpoints one database's WAL. SQLite's own auto-checkpoint is off on every
+// Checkpoints one database's WAL. SQLite's own auto-checkpoint is off on every
 // connection (the replication log must see each frame before a checkpoint may overwrite it), so
-// commits report the WAL size here through the WAL hook and this thread runs PASSIVE
-// checkpoints on its own connection, never blocking readers or the writer.
+// commits report the WAL size here through the WAL hook and a job on the shared BackgroundPool
+// runs a PASSIVE checkpoint on the checkpointer's own connection (opened when first needed),
+// never blocking readers or the writer.
 //
 // A writer that never pauses outruns a background checkpoint (the WAL can start over from its
 // beginning only once every frame is backfilled), so once the WAL holds four times the threshold
@@ -9,15 +10,15 @@
 // writer pays for the checkpoint it made necessary, and the WAL stays bounded under any write
 // load (see Database::on_wal_commit).
 //
-// Thread model: notify() from any thread (it only takes a mutex); the worker thread is the only
-// user of its connection.
+// Thread model: notify() from any thread (it only takes a mutex); runs on the connection are
+// serialised by a mutex.
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
-#include <thread>
 
 #include "sqlite/connection.h"
 
@@ -25,13 +26,16 @@ namespace quire::engine {
 
 class Checkpointer {
  public:
-  Checkpointer(std::unique_ptr<sqlite::Connection> conn, int threshold_frames);
-  ~Checkpointer();  // stops the thread
+  using ConnectionFactory =
+      std::function<Expected<std::unique_ptr<sqlite::Connection>, sqlite::Error>()>;
+
+  Checkpointer(ConnectionFactory open, int threshold_frames);
+  ~Checkpointer();  // stops
 
   // Called after each commit with the number of frames in the WAL.
   void notify(int wal_frames);
 
-  // Runs a checkpoint on the worker's connection, now, from the calling thread.
+  // Runs a checkpoint on the checkpointer's connection, now, from the calling thread.
   Expected<void, sqlite::Error> run(int mode);
 
   // Runs a PASSIVE checkpoint on `conn` (a writer's, from its WAL hook), first waiting for a
@@ -39,24 +43,23 @@ class Checkpointer {
   // SQLITE_BUSY, and the writer must not go on growing the WAL meanwhile.
   void run_inline(sqlite3* conn, const char* schema);
 
+  // Waits for a background checkpoint in progress; later notifications are ignored.
   void stop();
 
  private:
-  void loop();
-
-  std::unique_ptr<sqlite::Connection> conn_;
+  ConnectionFactory open_;
+  std::unique_ptr<sqlite::Connection> conn_;  // guarded by run_mu_
   const int threshold_;
   std::mutex mu_;
   std::condition_variable cv_;
-  bool pending_ = false;  // guarded by mu_
+  bool pending_ = false;  // guarded by mu_: a background checkpoint is queued or running
   // WAL frames when the last checkpoint ran. Under a steady writer a checkpoint rarely catches
   // up completely (the writer appends while it copies), and every checkpoint syncs the WAL and
   // the database file: so the next background one waits until the WAL grew by half a threshold
   // (or started over), instead of running after every commit and flushing the disk each time.
   std::atomic<int> last_log_{0};
-  bool stop_ = false;     // guarded by mu_
-  std::mutex run_mu_;     // serialises use of conn_
-  std::thread thread_;
+  bool stop_ = false;  // guarded by mu_
+  std::mutex run_mu_;  // serialises use of conn_
 };
 
 }  // namespace quire::engine

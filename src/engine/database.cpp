@@ -1,5 +1,7 @@
 #include "engine/database.h"
 
+#include <filesystem>
+
 #include "engine/checkpointer.h"
 
 namespace quire::engine {
@@ -51,15 +53,17 @@ Database::~Database() {
 Expected<std::shared_ptr<Database>, sqlite::Error> Database::open(std::string path,
                                                                   DatabaseOptions options) {
   std::shared_ptr<Database> db(new Database(std::move(path), std::move(options)));
-  // The first connection creates the file and switches it to WAL; it becomes the checkpointer's.
-  auto first = db->open_connection();
+  // One connection now: it creates the file and switches it to WAL, and serves the first
+  // request. The checkpointer's and the write lane's open when they are first needed, so a
+  // database that is only read costs one connection and no thread.
+  auto first = db->open_pooled_connection();
   if (!first) return unexpected(first.error());
-  db->checkpointer_ =
-      std::make_unique<Checkpointer>(std::move(first.value()), db->options_.checkpoint_threshold_frames);
-  auto lane_conn = db->open_connection();
-  if (!lane_conn) return unexpected(lane_conn.error());
-  db->write_lane_ = std::make_unique<WriteLane>(std::move(lane_conn.value()), db->write_gate_,
-                                                db->options_.write_lane);
+  db->idle_.push_back(std::move(first.value()));
+  Database* self = db.get();
+  db->checkpointer_ = std::make_unique<Checkpointer>([self] { return self->open_connection(); },
+                                                     db->options_.checkpoint_threshold_frames);
+  db->write_lane_ = std::make_unique<WriteLane>([self] { return self->open_connection(); },
+                                                db->write_gate_, db->options_.write_lane);
   return db;
 }
 
@@ -120,8 +124,11 @@ void Database::close() {
     idle_.clear();
   }
   // With every idle connection closed, a TRUNCATE checkpoint folds the whole WAL into the
-  // database file and empties it, so the files on disk are a plain, complete database.
-  if (checkpointer_) {
+  // database file and empties it, so the files on disk are a plain, complete database. (Nothing
+  // to do for a WAL that is empty already: a database that was only read.)
+  std::error_code ec;
+  const auto wal_size = std::filesystem::file_size(path_ + "-wal", ec);
+  if (checkpointer_ && !ec && wal_size > 0) {
     (void)checkpointer_->run(SQLITE_CHECKPOINT_TRUNCATE);
   }
 }

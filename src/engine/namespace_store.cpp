@@ -1,10 +1,15 @@
 #include "engine/namespace_store.h"
 
-#include <boost/json.hpp>
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <boost/json.hpp>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -23,10 +28,13 @@ constexpr const char* kDefault = "default";
 constexpr const char* kDataFile = "data";
 constexpr const char* kConfigFile = "config.json";
 
-NamespaceError error(NamespaceError::Kind kind, std::string message) { return {kind, std::move(message)}; }
+NamespaceError error(NamespaceError::Kind kind, std::string message) {
+  return {kind, std::move(message)};
+}
 
 NamespaceError not_found(std::string_view name) {
-  return error(NamespaceError::Kind::kNotFound, "Namespace '" + std::string(name) + "' does not exist");
+  return error(NamespaceError::Kind::kNotFound,
+               "Namespace '" + std::string(name) + "' does not exist");
 }
 
 NamespaceError invalid_name(std::string_view name) {
@@ -39,11 +47,64 @@ NamespaceError invalid_name(std::string_view name) {
 std::string scratch_name(std::string_view purpose, std::string_view name) {
   static std::atomic<std::uint64_t> counter{0};
   thread_local std::mt19937_64 rng{std::random_device{}()};
-  return "." + std::string(purpose) + "-" + std::string(name) + "-" + std::to_string(counter++) + "-" +
-         std::to_string(rng() % 1000000);
+  return "." + std::string(purpose) + "-" + std::string(name) + "-" + std::to_string(counter++) +
+         "-" + std::to_string(rng() % 1000000);
 }
 
-Expected<void, NamespaceError> write_file_atomically(const fs::path& path, const std::string& text) {
+NamespaceError already_exists(std::string_view name) {
+  return error(NamespaceError::Kind::kExists,
+               "Namespace '" + std::string(name) + "' already exists");
+}
+
+Expected<void, NamespaceError> sync_path(const fs::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return unexpected(error(NamespaceError::Kind::kIo,
+                            "cannot open " + path.string() + ": " + std::strerror(errno)));
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0)
+    return unexpected(error(NamespaceError::Kind::kIo,
+                            "cannot sync " + path.string() + ": " + std::strerror(err)));
+  return {};
+}
+
+// Writes `bytes` to a new file and syncs it.
+Expected<void, NamespaceError> write_file_synced(const fs::path& path, std::string_view bytes) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return unexpected(error(NamespaceError::Kind::kIo,
+                            "cannot create " + path.string() + ": " + std::strerror(errno)));
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = errno;
+      ::close(fd);
+      return unexpected(error(NamespaceError::Kind::kIo,
+                              "cannot write " + path.string() + ": " + std::strerror(err)));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0)
+    return unexpected(error(NamespaceError::Kind::kIo,
+                            "cannot sync " + path.string() + ": " + std::strerror(err)));
+  return {};
+}
+
+// rename(2) that fails (EEXIST or ENOTEMPTY) instead of replacing an existing target.
+Expected<void, int> rename_no_replace(const fs::path& from, const std::string& to) {
+  if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return {};
+  return unexpected(errno);
+}
+
+Expected<void, NamespaceError> write_file_atomically(const fs::path& path,
+                                                     const std::string& text) {
   const fs::path tmp = path.string() + ".tmp";
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
@@ -53,7 +114,9 @@ Expected<void, NamespaceError> write_file_atomically(const fs::path& path, const
   }
   std::error_code ec;
   fs::rename(tmp, path, ec);
-  if (ec) return unexpected(error(NamespaceError::Kind::kIo, "cannot write " + path.string() + ": " + ec.message()));
+  if (ec)
+    return unexpected(
+        error(NamespaceError::Kind::kIo, "cannot write " + path.string() + ": " + ec.message()));
   return {};
 }
 
@@ -107,7 +170,8 @@ Expected<NamespaceConfig, std::string> namespace_config_from_json(std::string_vi
       c.block_reason = std::string(value.get_string());
     } else if (key == "jwt_key" && value.is_string()) {
       c.jwt_key = std::string(value.get_string());
-    } else if (key == "max_db_size" && (value.is_uint64() || (value.is_int64() && value.get_int64() >= 0))) {
+    } else if (key == "max_db_size" &&
+               (value.is_uint64() || (value.is_int64() && value.get_int64() >= 0))) {
       c.max_db_size = value.to_number<std::uint64_t>();
     } else if (key == "txn_timeout_s" && value.is_number() && value.to_number<double>() > 0) {
       c.txn_timeout_s = value.to_number<double>();
@@ -130,13 +194,15 @@ Expected<std::unique_ptr<NamespaceStore>, NamespaceError> NamespaceStore::open(O
   std::error_code ec;
   fs::create_directories(options.root, ec);
   if (ec) {
-    return unexpected(error(NamespaceError::Kind::kIo, "cannot create " + options.root + ": " + ec.message()));
+    return unexpected(
+        error(NamespaceError::Kind::kIo, "cannot create " + options.root + ": " + ec.message()));
   }
   std::unique_ptr<NamespaceStore> store(new NamespaceStore(std::move(options)));
   // Leftovers of creates and deletes a crash interrupted.
   for (const auto& entry : fs::directory_iterator(store->options_.root, ec)) {
     if (entry.path().filename().string().starts_with(".")) fs::remove_all(entry.path(), ec);
   }
+  if (auto e = store->make_empty_database(); !e) return unexpected(e.error());
   if (!store->exists(kDefault)) {
     if (auto r = store->create(kDefault, NamespaceConfig{}); !r) return unexpected(r.error());
   }
@@ -144,6 +210,35 @@ Expected<std::unique_ptr<NamespaceStore>, NamespaceError> NamespaceStore::open(O
 }
 
 NamespaceStore::~NamespaceStore() { close_all(); }
+
+Expected<void, NamespaceError> NamespaceStore::make_empty_database() {
+  const fs::path scratch = fs::path(options_.root) / scratch_name("template", "empty");
+  std::error_code ec;
+  fs::create_directories(scratch, ec);
+  if (ec)
+    return unexpected(error(NamespaceError::Kind::kIo,
+                            "cannot create " + scratch.string() + ": " + ec.message()));
+  const fs::path data = scratch / kDataFile;
+  {
+    auto conn = sqlite::Connection::open(data.string(), options_.database.open);
+    if (!conn) {
+      fs::remove_all(scratch, ec);
+      return unexpected(error(NamespaceError::Kind::kSqlite,
+                              "cannot create a database: " + conn.error().message));
+    }
+    (void)(*conn)->exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  }
+  std::ifstream in(data, std::ios::binary);
+  std::stringstream bytes;
+  bytes << in.rdbuf();
+  empty_database_ = bytes.str();
+  fs::remove_all(scratch, ec);
+  if (empty_database_.empty()) {
+    return unexpected(error(NamespaceError::Kind::kIo,
+                            "cannot read back an empty database from " + data.string()));
+  }
+  return {};
+}
 
 std::string NamespaceStore::dir_of(std::string_view name) const {
   return (fs::path(options_.root) / std::string(name)).string();
@@ -165,13 +260,17 @@ Expected<std::shared_ptr<Database>, NamespaceError> NamespaceStore::open_databas
   const NamespaceConfig* config = &config_value;
   DatabaseOptions options = options_.database;
   if (config->txn_timeout_s) {
-    options.transaction_timeout = std::chrono::milliseconds(static_cast<long long>(*config->txn_timeout_s * 1000));
+    options.transaction_timeout =
+        std::chrono::milliseconds(static_cast<long long>(*config->txn_timeout_s * 1000));
   }
   if (config->max_db_size) {
-    options.open.max_page_count = static_cast<std::int64_t>(std::max<std::uint64_t>(1, *config->max_db_size / 4096));
+    options.open.max_page_count =
+        static_cast<std::int64_t>(std::max<std::uint64_t>(1, *config->max_db_size / 4096));
   }
   auto db = Database::open((fs::path(dir_of(name)) / kDataFile).string(), options);
-  if (!db) return unexpected(error(NamespaceError::Kind::kSqlite, "cannot open namespace '" + name + "': " + db.error().message));
+  if (!db)
+    return unexpected(error(NamespaceError::Kind::kSqlite,
+                            "cannot open namespace '" + name + "': " + db.error().message));
   return db.value();
 }
 
@@ -230,51 +329,69 @@ void NamespaceStore::evict() {
   for (auto& db : closing) db->close();
 }
 
-Expected<void, NamespaceError> NamespaceStore::create(std::string_view name, const NamespaceConfig& config,
+Expected<void, NamespaceError> NamespaceStore::create(std::string_view name,
+                                                      const NamespaceConfig& config,
                                                       const std::optional<std::string>& dump_sql) {
   if (!valid_name(name)) return unexpected(invalid_name(name));
-  std::lock_guard create_lock(create_mu_);
-  if (exists(name)) {
-    return unexpected(error(NamespaceError::Kind::kExists, "Namespace '" + std::string(name) + "' already exists"));
-  }
-  // Build it in a scratch directory, then rename: a namespace exists completely or not at all.
+  if (exists(name)) return unexpected(already_exists(name));
+  // Built in a scratch directory, then renamed into place: a namespace exists completely or not
+  // at all, and two creates of one name race only at the rename, which refuses to replace.
+  // Creates of different names run in parallel.
   const fs::path scratch = fs::path(options_.root) / scratch_name("create", name);
   std::error_code ec;
   fs::create_directories(scratch, ec);
-  if (ec) return unexpected(error(NamespaceError::Kind::kIo, "cannot create " + scratch.string() + ": " + ec.message()));
+  if (ec)
+    return unexpected(error(NamespaceError::Kind::kIo,
+                            "cannot create " + scratch.string() + ": " + ec.message()));
   auto fail = [&](NamespaceError e) -> Expected<void, NamespaceError> {
     std::error_code ignored;
     fs::remove_all(scratch, ignored);
     return unexpected(std::move(e));
   };
-  if (auto w = write_file_atomically(scratch / kConfigFile, to_json(config)); !w) return fail(w.error());
-  {
-    sqlite::OpenOptions open = options_.database.open;
-    auto conn = sqlite::Connection::open((scratch / kDataFile).string(), open);
-    if (!conn) return fail(error(NamespaceError::Kind::kSqlite, "cannot create database: " + conn.error().message));
-    if (dump_sql) {
-      // The dump runs as written (sqlite3's .dump brings its own BEGIN ... COMMIT); the new
-      // namespace only appears if all of it succeeds, so nothing needs syncing before that.
-      (void)(*conn)->exec("PRAGMA synchronous=OFF");
-      if (auto r = execute_script(**conn, *dump_sql); !r) {
-        return fail(error(NamespaceError::Kind::kSqlite, "the dump failed: " + r.error().message));
-      }
-      if ((*conn)->in_transaction()) {
-        if (auto c = (*conn)->exec("COMMIT"); !c) return fail(error(NamespaceError::Kind::kSqlite, c.error().message));
-      }
-      (void)(*conn)->exec("PRAGMA synchronous=FULL");
+  if (auto w = write_file_synced(scratch / kConfigFile, to_json(config)); !w)
+    return fail(w.error());
+  const fs::path data = scratch / kDataFile;
+  if (!dump_sql) {
+    // An empty database is the same 4096 bytes every time: no SQLite needed.
+    if (auto w = write_file_synced(data, empty_database_); !w) return fail(w.error());
+  } else {
+    auto conn = sqlite::Connection::open(data.string(), options_.database.open);
+    if (!conn)
+      return fail(
+          error(NamespaceError::Kind::kSqlite, "cannot create database: " + conn.error().message));
+    // The dump runs as written (sqlite3's .dump brings its own BEGIN ... COMMIT). Nothing is
+    // synced until it all succeeded; then one fsync of the finished file.
+    (void)(*conn)->exec("PRAGMA synchronous=OFF");
+    if (auto r = execute_script(**conn, *dump_sql); !r) {
+      return fail(error(NamespaceError::Kind::kSqlite, "the dump failed: " + r.error().message));
     }
-    (void)(*conn)->exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    if ((*conn)->in_transaction()) {
+      if (auto c = (*conn)->exec("COMMIT"); !c)
+        return fail(error(NamespaceError::Kind::kSqlite, c.error().message));
+    }
+    if (auto c = (*conn)->exec("PRAGMA wal_checkpoint(TRUNCATE)"); !c) {
+      return fail(error(NamespaceError::Kind::kSqlite, c.error().message));
+    }
+    conn->reset();
+    if (auto w = sync_path(data); !w) return fail(w.error());
   }
-  fs::rename(scratch, dir_of(name), ec);
-  if (ec) return fail(error(NamespaceError::Kind::kIo, "cannot create namespace: " + ec.message()));
+  if (auto w = sync_path(scratch); !w) return fail(w.error());
+  if (auto r = rename_no_replace(scratch, dir_of(name)); !r) {
+    return fail(r.error() == EEXIST || r.error() == ENOTEMPTY
+                    ? already_exists(name)
+                    : error(NamespaceError::Kind::kIo,
+                            "cannot create namespace: " + std::string(std::strerror(r.error()))));
+  }
+  // The namespace is acknowledged only once its directory entry is on disk.
+  if (auto w = sync_path(options_.root); !w) return unexpected(w.error());
   return {};
 }
 
 Expected<void, NamespaceError> NamespaceStore::remove(std::string_view name) {
   if (!valid_name(name)) return unexpected(invalid_name(name));
   if (name == kDefault) {
-    return unexpected(error(NamespaceError::Kind::kProtected, "The default namespace cannot be deleted"));
+    return unexpected(
+        error(NamespaceError::Kind::kProtected, "The default namespace cannot be deleted"));
   }
   std::lock_guard create_lock(create_mu_);
   if (!exists(name)) return unexpected(not_found(name));
@@ -292,7 +409,8 @@ Expected<void, NamespaceError> NamespaceStore::remove(std::string_view name) {
   const fs::path grave = fs::path(options_.root) / scratch_name("deleted", name);
   std::error_code ec;
   fs::rename(dir_of(name), grave, ec);
-  if (ec) return unexpected(error(NamespaceError::Kind::kIo, "cannot delete namespace: " + ec.message()));
+  if (ec)
+    return unexpected(error(NamespaceError::Kind::kIo, "cannot delete namespace: " + ec.message()));
   if (db) db->close();
   db.reset();
   fs::remove_all(grave, ec);
@@ -306,10 +424,7 @@ Expected<void, NamespaceError> NamespaceStore::fork(std::string_view from, std::
   if (!source) return unexpected(source.error());
   auto config = read_config(dir_of(from));
   if (!config) return unexpected(config.error());
-  std::lock_guard create_lock(create_mu_);
-  if (exists(to)) {
-    return unexpected(error(NamespaceError::Kind::kExists, "Namespace '" + std::string(to) + "' already exists"));
-  }
+  if (exists(to)) return unexpected(already_exists(to));
   const fs::path scratch = fs::path(options_.root) / scratch_name("fork", to);
   std::error_code ec;
   fs::create_directories(scratch, ec);
@@ -318,13 +433,17 @@ Expected<void, NamespaceError> NamespaceStore::fork(std::string_view from, std::
     fs::remove_all(scratch, ignored);
     return unexpected(std::move(e));
   };
-  if (ec) return fail(error(NamespaceError::Kind::kIo, "cannot create " + scratch.string() + ": " + ec.message()));
-  if (auto w = write_file_atomically(scratch / kConfigFile, to_json(*config)); !w) return fail(w.error());
+  if (ec)
+    return fail(error(NamespaceError::Kind::kIo,
+                      "cannot create " + scratch.string() + ": " + ec.message()));
+  if (auto w = write_file_synced(scratch / kConfigFile, to_json(*config)); !w)
+    return fail(w.error());
   {
     // VACUUM INTO reads one snapshot of the source: its writers go on meanwhile.
     auto lease = (*source)->acquire();
     if (!lease) return fail(error(NamespaceError::Kind::kSqlite, lease.error().message));
-    (*lease)->set_access({.read_only = false, .allow_attach = true});  // VACUUM INTO attaches its target
+    (*lease)->set_access(
+        {.read_only = false, .allow_attach = true});  // VACUUM INTO attaches its target
     std::string target = (scratch / kDataFile).string();
     std::string quoted;
     for (char c : target) {
@@ -333,11 +452,19 @@ Expected<void, NamespaceError> NamespaceStore::fork(std::string_view from, std::
     }
     const std::string sql = "VACUUM INTO '" + quoted + "'";
     if (auto r = (*lease)->exec(sql.c_str()); !r) {
-      return fail(error(NamespaceError::Kind::kSqlite, "cannot copy the database: " + r.error().message));
+      return fail(
+          error(NamespaceError::Kind::kSqlite, "cannot copy the database: " + r.error().message));
     }
   }
-  fs::rename(scratch, dir_of(to), ec);
-  if (ec) return fail(error(NamespaceError::Kind::kIo, "cannot create namespace: " + ec.message()));
+  if (auto w = sync_path(scratch / kDataFile); !w) return fail(w.error());
+  if (auto w = sync_path(scratch); !w) return fail(w.error());
+  if (auto r = rename_no_replace(scratch, dir_of(to)); !r) {
+    return fail(r.error() == EEXIST || r.error() == ENOTEMPTY
+                    ? already_exists(to)
+                    : error(NamespaceError::Kind::kIo,
+                            "cannot create namespace: " + std::string(std::strerror(r.error()))));
+  }
+  if (auto w = sync_path(options_.root); !w) return unexpected(w.error());
   return {};
 }
 
@@ -381,7 +508,8 @@ Expected<std::shared_ptr<const NamespaceConfig>, NamespaceError> NamespaceStore:
   return std::make_shared<const NamespaceConfig>(std::move(config.value()));
 }
 
-Expected<void, NamespaceError> NamespaceStore::set_config(std::string_view name, const NamespaceConfig& config) {
+Expected<void, NamespaceError> NamespaceStore::set_config(std::string_view name,
+                                                          const NamespaceConfig& config) {
   if (!valid_name(name)) return unexpected(invalid_name(name));
   std::lock_guard create_lock(create_mu_);
   if (!exists(name)) return unexpected(not_found(name));

@@ -35,15 +35,15 @@ struct NamespaceConfig {
   bool block_reads = false;
   bool block_writes = false;
   std::optional<std::string> block_reason;
-  std::optional<std::uint64_t> max_db_size;    // bytes; writes past it fail with SQLITE_FULL
-  std::optional<double> txn_timeout_s;         // overrides --transaction-timeout
-  std::optional<std::string> jwt_key;          // replaces the global key for this namespace
+  std::optional<std::uint64_t> max_db_size;  // bytes; writes past it fail with SQLITE_FULL
+  std::optional<double> txn_timeout_s;       // overrides --transaction-timeout
+  std::optional<std::string> jwt_key;        // replaces the global key for this namespace
   bool allow_attach = false;
 };
 
 struct NamespaceInfo {
   std::string name;
-  std::uint64_t size_bytes = 0;  // database file plus WAL
+  std::uint64_t size_bytes = 0;                                      // database file plus WAL
   std::optional<std::chrono::system_clock::time_point> last_access;  // since the server started
   bool open = false;
 };
@@ -90,7 +90,8 @@ class NamespaceStore {
 
   Expected<NamespaceConfig, NamespaceError> config(std::string_view name);
   // The same, from memory while the namespace is open (per-request checks use this).
-  Expected<std::shared_ptr<const NamespaceConfig>, NamespaceError> cached_config(std::string_view name);
+  Expected<std::shared_ptr<const NamespaceConfig>, NamespaceError> cached_config(
+      std::string_view name);
   // Takes effect for limits checked per request at once; size and timeout limits when the
   // database next opens (it is closed now if idle).
   Expected<void, NamespaceError> set_config(std::string_view name, const NamespaceConfig& config);
@@ -103,6 +104,8 @@ class NamespaceStore {
 
  private:
   explicit NamespaceStore(Options options) : options_(std::move(options)) {}
+  // Builds empty_database_.
+  Expected<void, NamespaceError> make_empty_database();
   std::string dir_of(std::string_view name) const;
   Expected<std::shared_ptr<Database>, NamespaceError> open_database(const std::string& name,
                                                                     const NamespaceConfig& config);
@@ -122,7 +125,8 @@ class NamespaceStore {
   std::unordered_map<std::string, Open> open_;  // guarded by mu_
   std::list<std::string> lru_;                  // guarded by mu_; most recent at the front
   std::unordered_map<std::string, std::chrono::system_clock::time_point> seen_;  // guarded by mu_
-  std::mutex create_mu_;  // one create/remove/fork at a time
+  std::mutex create_mu_;  // one remove or set_config at a time (creates and forks run in parallel)
+  std::string empty_database_;  // the bytes of a new, empty database file (WAL mode)
 };
 
 // config.json <-> NamespaceConfig.

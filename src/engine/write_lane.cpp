@@ -2,6 +2,7 @@
 
 #include <cctype>
 
+#include "common/background_pool.h"
 #include "sqlite/error.h"
 
 namespace quire::engine {
@@ -33,25 +34,30 @@ bool groupable_statement(std::string_view sql) {
   while (i < sql.size() && std::isalpha(static_cast<unsigned char>(sql[i])) && kw.size() < 8) {
     kw += static_cast<char>(std::toupper(static_cast<unsigned char>(sql[i++])));
   }
-  return kw == "INSERT" || kw == "REPLACE" || kw == "UPDATE" || kw == "DELETE" ||
-         kw == "CREATE" || kw == "DROP" || kw == "ALTER" || kw == "WITH";
+  return kw == "INSERT" || kw == "REPLACE" || kw == "UPDATE" || kw == "DELETE" || kw == "CREATE" ||
+         kw == "DROP" || kw == "ALTER" || kw == "WITH";
 }
+
+WriteLane::WriteLane(ConnectionFactory open, WriteGate& gate, WriteLaneOptions options)
+    : open_(std::move(open)), gate_(gate), options_(options) {}
 
 WriteLane::WriteLane(std::unique_ptr<sqlite::Connection> conn, WriteGate& gate,
                      WriteLaneOptions options)
-    : conn_(std::move(conn)), gate_(gate), claim_(gate, *conn_), options_(options) {
-  thread_ = std::thread([this] { loop(); });
+    : gate_(gate), options_(options) {
+  conn_ = std::move(conn);
+  claim_ = std::make_unique<WriteClaim>(gate_, *conn_);
 }
 
-WriteLane::~WriteLane() { stop(); }
+WriteLane::~WriteLane() {
+  stop();
+  claim_.reset();  // before its connection
+  conn_.reset();
+}
 
 void WriteLane::stop() {
-  {
-    std::lock_guard lock(mu_);
-    stop_ = true;
-  }
-  cv_.notify_one();
-  if (thread_.joinable()) thread_.join();
+  std::unique_lock lock(mu_);
+  stop_ = true;
+  idle_cv_.wait(lock, [&] { return !draining_; });
 }
 
 std::future<Expected<void, WriteLane::Failure>> WriteLane::submit(Task task) {
@@ -60,34 +66,40 @@ std::future<Expected<void, WriteLane::Failure>> WriteLane::submit(Task task) {
   {
     std::lock_guard lock(mu_);
     if (stop_) {
-      item.done.set_value(unexpected(Failure{"SERVER_SHUTTING_DOWN", "The server is shutting down", 0}));
+      item.done.set_value(
+          unexpected(Failure{"SERVER_SHUTTING_DOWN", "The server is shutting down", 0}));
       return future;
     }
     if (queue_.size() >= options_.max_queue) {
-      item.done.set_value(unexpected(Failure{
-          "TRANSACTION_BUSY",
-          "The database's write queue is full (" + std::to_string(queue_.size()) +
-              " writes waiting); retry later",
-          0}));
+      item.done.set_value(
+          unexpected(Failure{"TRANSACTION_BUSY",
+                             "The database's write queue is full (" +
+                                 std::to_string(queue_.size()) + " writes waiting); retry later",
+                             0}));
       return future;
     }
     queue_.push_back(std::move(item));
+    if (draining_) return future;  // the running job takes it with the next group
+    draining_ = true;
   }
-  cv_.notify_one();
+  BackgroundPool::shared().post([this] { drain(); });
   return future;
 }
 
-void WriteLane::loop() {
+void WriteLane::drain() {
   std::deque<Item> group;
   while (true) {
     {
-      std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stop_ || !queue_.empty() || !group.empty(); });
-      if (queue_.empty() && group.empty() && stop_) return;
+      std::lock_guard lock(mu_);
       // Whatever arrived while the previous group committed forms the next group.
       while (!queue_.empty() && group.size() < options_.max_group) {
         group.push_back(std::move(queue_.front()));
         queue_.pop_front();
+      }
+      if (group.empty()) {
+        draining_ = false;
+        idle_cv_.notify_all();
+        return;
       }
     }
     run_group(group);
@@ -95,8 +107,19 @@ void WriteLane::loop() {
 }
 
 void WriteLane::run_group(std::deque<Item>& group) {
+  if (!conn_) {
+    auto opened = open_();
+    if (!opened) {
+      const Failure f = failure_of(opened.error());
+      for (auto& item : group) item.done.set_value(unexpected(f));
+      group.clear();
+      return;
+    }
+    conn_ = std::move(opened.value());
+    claim_ = std::make_unique<WriteClaim>(gate_, *conn_);
+  }
   sqlite::Connection& conn = *conn_;
-  if (auto gate = gate_.acquire(claim_); !gate) {
+  if (auto gate = gate_.acquire(*claim_); !gate) {
     const Failure f{gate.error().code, gate.error().message, 0};
     for (auto& item : group) item.done.set_value(unexpected(f));
     group.clear();
@@ -106,7 +129,7 @@ void WriteLane::run_group(std::deque<Item>& group) {
     WriteGate& gate;
     WriteClaim& claim;
     ~Release() { gate.release(claim); }
-  } release{gate_, claim_};
+  } release{gate_, *claim_};
   if (auto begun = conn.exec("BEGIN IMMEDIATE"); !begun) {
     const Failure f = failure_of(begun.error());
     for (auto& item : group) item.done.set_value(unexpected(f));

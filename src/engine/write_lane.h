@@ -13,7 +13,9 @@
 // again at the head of the next group, their first results discarded (nothing had been
 // acknowledged).
 //
-// Thread model: submit() from any thread; tasks run on the lane's own thread.
+// Thread model: submit() from any thread. The lane has no thread of its own: while tasks are
+// queued, one job on the shared BackgroundPool runs groups until the queue is empty, so an open
+// database nobody writes to costs no thread. Its connection is opened by the first group.
 #pragma once
 
 #include <atomic>
@@ -23,7 +25,6 @@
 #include <future>
 #include <memory>
 #include <mutex>
-#include <thread>
 
 #include "common/expected.h"
 #include "engine/write_gate.h"
@@ -53,15 +54,20 @@ class WriteLane {
     int rc = 0;
   };
 
+  using ConnectionFactory =
+      std::function<Expected<std::unique_ptr<sqlite::Connection>, sqlite::Error>()>;
+
   // Each group transaction first takes `gate` (so it queues fairly behind interactive writers
-  // instead of meeting SQLITE_BUSY); the gate must outlive the lane.
+  // instead of meeting SQLITE_BUSY); the gate must outlive the lane. `open` makes the lane's
+  // connection when the first group runs (and again after a failure to open).
+  WriteLane(ConnectionFactory open, WriteGate& gate, WriteLaneOptions options);
   WriteLane(std::unique_ptr<sqlite::Connection> conn, WriteGate& gate, WriteLaneOptions options);
   ~WriteLane();
 
   // Queues `task` and returns a future that is ready once its group committed (or failed).
   std::future<Expected<void, Failure>> submit(Task task);
 
-  // Finishes the queued tasks, then stops the thread.
+  // Finishes the queued tasks; later submits are refused.
   void stop();
 
   // Group transactions committed, and tasks acknowledged in them, since start.
@@ -73,20 +79,22 @@ class WriteLane {
     Task task;
     std::promise<Expected<void, Failure>> done;
   };
-  void loop();
+  void drain();
   void run_group(std::deque<Item>& group);
 
+  ConnectionFactory open_;
+  // Only the draining job touches these two.
   std::unique_ptr<sqlite::Connection> conn_;
+  std::unique_ptr<WriteClaim> claim_;  // never parked: held only while a group runs
   WriteGate& gate_;
-  WriteClaim claim_;  // never parked: the lane holds the gate only while it runs a group
   const WriteLaneOptions options_;
   std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable idle_cv_;
   std::deque<Item> queue_;  // guarded by mu_
+  bool draining_ = false;   // guarded by mu_: a job runs groups
   bool stop_ = false;       // guarded by mu_
   std::atomic<std::uint64_t> groups_{0};
   std::atomic<std::uint64_t> tasks_{0};
-  std::thread thread_;
 };
 
 // True for a statement that may join a group transaction: plain DML and DDL (INSERT, REPLACE,

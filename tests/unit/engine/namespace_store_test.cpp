@@ -2,8 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
+#include <thread>
+#include <vector>
 
+#include "common/background_pool.h"
 #include "engine/executor.h"
 
 namespace quire::engine {
@@ -79,12 +83,14 @@ TEST_F(NamespaceStoreTest, TenantsAreIsolated) {
 }
 
 TEST_F(NamespaceStoreTest, CreateFromADump) {
-  ASSERT_TRUE(store_->create("dumped", {}, std::string("CREATE TABLE t(x); INSERT INTO t VALUES (1), (2);")));
+  ASSERT_TRUE(store_->create("dumped", {},
+                             std::string("CREATE TABLE t(x); INSERT INTO t VALUES (1), (2);")));
   auto r = run("dumped", "SELECT count(*) FROM t");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->rows[0][0], Value(std::int64_t{2}));
   // A broken dump leaves nothing behind.
-  auto bad = store_->create("broken", {}, std::string("CREATE TABLE t(x); INSERT INTO nope VALUES (1);"));
+  auto bad =
+      store_->create("broken", {}, std::string("CREATE TABLE t(x); INSERT INTO nope VALUES (1);"));
   ASSERT_FALSE(bad);
   EXPECT_FALSE(store_->exists("broken"));
 }
@@ -187,6 +193,67 @@ TEST_F(NamespaceStoreTest, SurvivesARestart) {
   store_.reset();
   store_ = open_store(4);
   EXPECT_TRUE(run("kept", "SELECT * FROM t"));
+}
+
+TEST_F(NamespaceStoreTest, ConcurrentCreatesOfOneNameLetExactlyOneWin) {
+  for (int round = 0; round < 5; ++round) {
+    const std::string name = "race" + std::to_string(round);
+    std::atomic<int> won{0}, exists{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t) {
+      threads.emplace_back([&, t] {
+        auto r = t % 2 ? store_->create(name, {}) : store_->create(name, {}, "CREATE TABLE t(x);");
+        if (r) {
+          won.fetch_add(1);
+        } else if (r.error().kind == NamespaceError::Kind::kExists) {
+          exists.fetch_add(1);
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(won.load(), 1) << name;
+    EXPECT_EQ(exists.load(), 7) << name;
+    EXPECT_TRUE(run(name, "SELECT count(*) FROM sqlite_schema"));
+  }
+  // No scratch directories are left behind.
+  for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+    EXPECT_FALSE(entry.path().filename().string().starts_with(".")) << entry.path();
+  }
+}
+
+TEST_F(NamespaceStoreTest, ManyCreatesInParallelAllSucceedAndOpenAsWalDatabases) {
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 25; ++i) {
+        auto r = store_->create("p" + std::to_string(t) + "_" + std::to_string(i), {});
+        EXPECT_TRUE(r) << r.error().message;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(store_->list().size(), 101u);  // and default
+  auto mode = run("p3_24", "PRAGMA journal_mode");
+  ASSERT_TRUE(mode);
+  EXPECT_EQ(mode->rows[0][0], Value(std::string("wal")));
+  ASSERT_TRUE(run("p3_24", "CREATE TABLE t(x)"));
+  ASSERT_TRUE(run("p3_24", "INSERT INTO t VALUES (1)"));
+}
+
+TEST_F(NamespaceStoreTest, AnOpenDatabaseThatIsOnlyReadCostsOneConnectionAndNoThread) {
+  ASSERT_TRUE(store_->create("reader", {}, "CREATE TABLE t(x); INSERT INTO t VALUES (1);"));
+  const auto before = BackgroundPool::shared().threads();
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(run("reader", "SELECT x FROM t"));
+  EXPECT_EQ(BackgroundPool::shared().threads(), before);
+  // Writes start the lane on demand and still work.
+  auto db = store_->get("reader");
+  ASSERT_TRUE(db);
+  auto done = (*db)->write_lane().submit(
+      [](sqlite::Connection& conn) { (void)conn.exec("INSERT INTO t VALUES (2)"); });
+  EXPECT_TRUE(done.get());
+  auto count = run("reader", "SELECT count(*) FROM t");
+  ASSERT_TRUE(count);
+  EXPECT_EQ(count->rows[0][0], Value(std::int64_t{2}));
 }
 
 }  // namespace
