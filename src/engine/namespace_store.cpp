@@ -70,8 +70,9 @@ Expected<void, NamespaceError> sync_path(const fs::path& path) {
   return {};
 }
 
-// Writes `bytes` to a new file and syncs it.
-Expected<void, NamespaceError> write_file_synced(const fs::path& path, std::string_view bytes) {
+// Writes `bytes` to a new file, and syncs it if `sync`.
+Expected<void, NamespaceError> write_new_file(const fs::path& path, std::string_view bytes,
+                                              bool sync) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0)
     return unexpected(error(NamespaceError::Kind::kIo,
@@ -88,7 +89,7 @@ Expected<void, NamespaceError> write_file_synced(const fs::path& path, std::stri
     }
     done += static_cast<std::size_t>(n);
   }
-  const int rc = ::fsync(fd);
+  const int rc = sync ? ::fsync(fd) : 0;
   const int err = errno;
   ::close(fd);
   if (rc != 0)
@@ -97,10 +98,47 @@ Expected<void, NamespaceError> write_file_synced(const fs::path& path, std::stri
   return {};
 }
 
+Expected<void, NamespaceError> write_file_synced(const fs::path& path, std::string_view bytes) {
+  return write_new_file(path, bytes, true);
+}
+
 // rename(2) that fails (EEXIST or ENOTEMPTY) instead of replacing an existing target.
 Expected<void, int> rename_no_replace(const fs::path& from, const std::string& to) {
   if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return {};
   return unexpected(errno);
+}
+
+// The bytes of a database file in WAL mode holding what `dump_sql` creates: the script runs on
+// an in-memory database (as written: sqlite3's .dump brings its own BEGIN ... COMMIT), which is
+// then serialised and marked as a WAL database (file format bytes 18 and 19 = 2).
+Expected<std::string, NamespaceError> database_from_dump(const std::string& dump_sql,
+                                                         const sqlite::OpenOptions& open) {
+  auto conn = sqlite::Connection::open(":memory:", open);
+  if (!conn) {
+    return unexpected(
+        error(NamespaceError::Kind::kSqlite, "cannot create database: " + conn.error().message));
+  }
+  if (auto r = execute_script(**conn, dump_sql); !r) {
+    return unexpected(
+        error(NamespaceError::Kind::kSqlite, "the dump failed: " + r.error().message));
+  }
+  if ((*conn)->in_transaction()) {
+    if (auto c = (*conn)->exec("COMMIT"); !c) {
+      return unexpected(
+          error(NamespaceError::Kind::kSqlite, "the dump failed: " + c.error().message));
+    }
+  }
+  sqlite3_int64 size = 0;
+  unsigned char* bytes = sqlite3_serialize((*conn)->handle(), "main", &size, 0);
+  if (!bytes || size < 100) {
+    sqlite3_free(bytes);
+    return unexpected(error(NamespaceError::Kind::kSqlite, "cannot serialise the new database"));
+  }
+  std::string image(reinterpret_cast<const char*>(bytes), static_cast<std::size_t>(size));
+  sqlite3_free(bytes);
+  image[18] = 2;  // write version: WAL
+  image[19] = 2;  // read version: WAL
+  return image;
 }
 
 Expected<void, NamespaceError> write_file_atomically(const fs::path& path,
@@ -334,6 +372,12 @@ Expected<void, NamespaceError> NamespaceStore::create(std::string_view name,
                                                       const std::optional<std::string>& dump_sql) {
   if (!valid_name(name)) return unexpected(invalid_name(name));
   if (exists(name)) return unexpected(already_exists(name));
+  std::optional<std::string> image;
+  if (dump_sql) {
+    auto built = database_from_dump(*dump_sql, options_.database.open);
+    if (!built) return unexpected(built.error());
+    image = std::move(built.value());
+  }
   // Built in a scratch directory, then renamed into place: a namespace exists completely or not
   // at all, and two creates of one name race only at the rename, which refuses to replace.
   // Creates of different names run in parallel.
@@ -348,33 +392,16 @@ Expected<void, NamespaceError> NamespaceStore::create(std::string_view name,
     fs::remove_all(scratch, ignored);
     return unexpected(std::move(e));
   };
-  if (auto w = write_file_synced(scratch / kConfigFile, to_json(config)); !w)
-    return fail(w.error());
-  const fs::path data = scratch / kDataFile;
-  if (!dump_sql) {
-    // An empty database is the same 4096 bytes every time: no SQLite needed.
-    if (auto w = write_file_synced(data, empty_database_); !w) return fail(w.error());
-  } else {
-    auto conn = sqlite::Connection::open(data.string(), options_.database.open);
-    if (!conn)
-      return fail(
-          error(NamespaceError::Kind::kSqlite, "cannot create database: " + conn.error().message));
-    // The dump runs as written (sqlite3's .dump brings its own BEGIN ... COMMIT). Nothing is
-    // synced until it all succeeded; then one fsync of the finished file.
-    (void)(*conn)->exec("PRAGMA synchronous=OFF");
-    if (auto r = execute_script(**conn, *dump_sql); !r) {
-      return fail(error(NamespaceError::Kind::kSqlite, "the dump failed: " + r.error().message));
-    }
-    if ((*conn)->in_transaction()) {
-      if (auto c = (*conn)->exec("COMMIT"); !c)
-        return fail(error(NamespaceError::Kind::kSqlite, c.error().message));
-    }
-    if (auto c = (*conn)->exec("PRAGMA wal_checkpoint(TRUNCATE)"); !c) {
-      return fail(error(NamespaceError::Kind::kSqlite, c.error().message));
-    }
-    conn->reset();
-    if (auto w = sync_path(data); !w) return fail(w.error());
+  // A namespace without config.json has the defaults: one file fewer to write and sync.
+  if (to_json(config) != to_json(NamespaceConfig{})) {
+    if (auto w = write_file_synced(scratch / kConfigFile, to_json(config)); !w)
+      return fail(w.error());
   }
+  const fs::path data = scratch / kDataFile;
+  // An empty database is the same 4096 bytes every time; a dump is built in memory. Either way
+  // the file is written once and synced once (no -wal, -shm or journal on the way).
+  if (auto w = write_file_synced(data, dump_sql ? *image : empty_database_); !w)
+    return fail(w.error());
   if (auto w = sync_path(scratch); !w) return fail(w.error());
   if (auto r = rename_no_replace(scratch, dir_of(name)); !r) {
     return fail(r.error() == EEXIST || r.error() == ENOTEMPTY

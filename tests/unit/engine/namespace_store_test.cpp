@@ -88,6 +88,12 @@ TEST_F(NamespaceStoreTest, CreateFromADump) {
   auto r = run("dumped", "SELECT count(*) FROM t");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->rows[0][0], Value(std::int64_t{2}));
+  // Built in memory, stored as a WAL database with 4 KiB pages that SQLite finds intact.
+  EXPECT_EQ(run("dumped", "PRAGMA journal_mode")->rows[0][0], Value(std::string("wal")));
+  EXPECT_EQ(run("dumped", "PRAGMA page_size")->rows[0][0], Value(std::int64_t{4096}));
+  EXPECT_EQ(run("dumped", "PRAGMA integrity_check")->rows[0][0], Value(std::string("ok")));
+  ASSERT_TRUE(run("dumped", "INSERT INTO t VALUES (3)"));
+  EXPECT_EQ(run("dumped", "SELECT count(*) FROM t")->rows[0][0], Value(std::int64_t{3}));
   // A broken dump leaves nothing behind.
   auto bad =
       store_->create("broken", {}, std::string("CREATE TABLE t(x); INSERT INTO nope VALUES (1);"));
