@@ -56,15 +56,28 @@ class RouterHandler final : public HttpHandler {
   }
   Expected<std::shared_ptr<engine::Database>, Response> websocket_database(
       const Request& req) override {
-    return router_.database_for(req);
+    auto db = router_.database_for(req);
+    // With authentication on, a missing namespace is not revealed at the upgrade (the client
+    // has not shown its token yet): the upgrade succeeds without a database, and the hello
+    // answers as on HTTP (401/403 for a bad token, "does not exist" only for a valid one).
+    if (!db && db.error().result() == http::status::not_found && router_.authenticates()) {
+      return std::shared_ptr<engine::Database>();
+    }
+    return db;
   }
   WsAuthorizer websocket_authorizer(const Request& req) override {
     auto ns = router_.namespace_of(req);
-    return [this, ns = ns ? *ns : std::string("default")](std::optional<std::string_view> jwt) {
-      return router_.authorize(ns, jwt);
+    std::string name = ns ? *ns : std::string("default");
+    const bool missing = !router_.namespace_exists(name);
+    return [this, name, missing](std::optional<std::string_view> jwt)
+               -> Expected<sqlite::Connection::Access, hrana::Error> {
+      auto access = router_.authorize(name, jwt);
+      if (access && missing) {  // created since the upgrade: this connection has no database
+        return unexpected(hrana::Error{"Namespace '" + name + "' does not exist", "NAMESPACE_DOESNT_EXIST", {}});
+      }
+      return access;
     };
-  }
-  Response error(http::status status, std::string message, std::string code, unsigned version,
+  }  Response error(http::status status, std::string message, std::string code, unsigned version,
                  bool keep_alive) override {
     return Router::error(status, std::move(message), std::move(code), version, keep_alive);
   }

@@ -92,7 +92,26 @@ std::shared_ptr<const auth::KeySet> Router::keys_for(const engine::NamespaceConf
 Expected<sqlite::Connection::Access, hrana::Error> Router::authorize(
     const std::string& ns, std::optional<std::string_view> jwt) {
   auto config = namespaces_.cached_config(ns);
-  if (!config) return unexpected(hrana::Error{config.error().message, "NAMESPACE_DOESNT_EXIST", {}});
+  if (!config) {
+    hrana::Error missing{config.error().message, "NAMESPACE_DOESNT_EXIST", {}};
+    if (!config_.auth_keys) return unexpected(std::move(missing));
+    // Only a token valid for the global keys, with rights on that name, may learn that a
+    // namespace does not exist; anyone else is refused as on a namespace that exists.
+    if (!jwt || jwt->empty()) {
+      return unexpected(hrana::Error{"Authentication failed: no token (send Authorization: Bearer <jwt>)",
+                                     "AUTH_HEADER_NOT_FOUND", {}});
+    }
+    auto verified = auth::verify_jwt(*jwt, *config_.auth_keys, std::chrono::system_clock::now());
+    if (!verified) {
+      return unexpected(hrana::Error{"Authentication failed: " + verified.error().client_message(),
+                                     std::string(verified.error().code()), {}});
+    }
+    if (!verified->authorization.can_read(ns)) {
+      return unexpected(hrana::Error{"Forbidden: the token gives no access to namespace '" + ns + "'",
+                                     "AUTH_FORBIDDEN", {}});
+    }
+    return unexpected(std::move(missing));
+  }
   sqlite::Connection::Access access;
   access.allow_attach = (*config)->allow_attach;
   access.read_only = (*config)->block_writes;
@@ -145,24 +164,6 @@ Expected<Router::Target, Response> Router::target_for(const Request& req) {
                               std::string(token.error().code()), req.version(), req.keep_alive()));
     }  // without keys any header is accepted, as sqld does (a namespace key then sees no token)
   }
-  if (config_.auth_keys && !namespaces_.exists(*name)) {
-    // Only a token valid for the global keys may learn that a namespace does not exist.
-    if (!jwt) {
-      return unexpected(error(http::status::unauthorized, "Authentication failed: no token",
-                              "AUTH_HEADER_NOT_FOUND", req.version(), req.keep_alive()));
-    }
-    auto verified = auth::verify_jwt(*jwt, *config_.auth_keys, std::chrono::system_clock::now());
-    if (!verified) {
-      return unexpected(error(http::status::unauthorized, "Authentication failed: " + verified.error().client_message(),
-                              std::string(verified.error().code()), req.version(), req.keep_alive()));
-    }
-    if (!verified->authorization.can_read(*name)) {
-      return unexpected(error(http::status::forbidden, "Forbidden: the token gives no access to namespace '" + *name + "'",
-                              "AUTH_FORBIDDEN", req.version(), req.keep_alive()));
-    }
-  }
-  auto db = database_for(req);
-  if (!db) return unexpected(std::move(db.error()));
   auto access = authorize(*name, jwt);
   if (!access) {
     const auto status = access.error().code == "AUTH_FORBIDDEN" || access.error().code == "BLOCKED"
@@ -171,6 +172,8 @@ Expected<Router::Target, Response> Router::target_for(const Request& req) {
                                                                          : http::status::unauthorized;
     return unexpected(error(status, access.error().message, access.error().code, req.version(), req.keep_alive()));
   }
+  auto db = database_for(req);
+  if (!db) return unexpected(std::move(db.error()));
   return Target{std::move(*name), std::move(db.value()), *access};
 }
 

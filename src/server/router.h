@@ -64,6 +64,10 @@ class Router {
   Expected<sqlite::Connection::Access, hrana::Error> authorize(const std::string& ns,
                                                               std::optional<std::string_view> jwt);
 
+  // True when tokens are checked (a global key is configured).
+  bool authenticates() const { return config_.auth_keys != nullptr; }
+  bool namespace_exists(const std::string& ns) { return namespaces_.exists(ns); }
+
   // A response for a request that could not be read (too large, malformed).
   static Response error(http::status status, std::string message, std::string code,
                         unsigned version, bool keep_alive);

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 
 import { createClient } from '@libsql/client';
+import WebSocket from 'ws';
 
 import { useServer } from './server.mjs';
 
@@ -157,6 +158,38 @@ describe('JWT authentication', () => {
     assert.equal((await post('Basic dXNlcjpwYXNz')).status, 401);
     assert.equal((await post(`Bearer ${token({ a: 'rw', id: 'elsewhere' })}`)).status, 403);
     assert.equal((await post(`bearer ${rw()}`)).status, 200);
+  });
+  test('a missing namespace is revealed only to a valid token, over HTTP and WebSocket', async () => {
+    const post = (auth) => fetch(`${server.url}/v2/pipeline`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-namespace': 'nosuch', ...(auth ? { authorization: auth } : {}) },
+      body: JSON.stringify({ requests: [{ type: 'execute', stmt: { sql: 'SELECT 1' } }, { type: 'close' }] }),
+    });
+    assert.equal((await post()).status, 401);
+    assert.equal((await post(`Bearer ${token({ a: 'rw', exp: now() - 10 })}`)).status, 401);
+    assert.equal((await post(`Bearer ${token({ a: 'rw', id: 'elsewhere' })}`)).status, 403);
+    assert.equal((await post(`Bearer ${rw()}`)).status, 404);
+
+    // The upgrade itself says nothing; the hello answers as HTTP does.
+    const hello = (ns, jwt) => new Promise((resolve, reject) => {
+      const ws = new WebSocket(server.url.replace(/^http:/, 'ws:'), ['hrana2'], { headers: { 'x-namespace': ns } });
+      ws.on('open', () => ws.send(JSON.stringify({ type: 'hello', jwt })));
+      ws.on('message', (m) => { resolve(JSON.parse(m.toString())); ws.close(); });
+      ws.on('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
+      ws.on('error', reject);
+    });
+    for (const ns of ['nosuch', 'default']) {
+      const anonymous = await hello(ns, null);
+      assert.equal(anonymous.type, 'hello_error', ns);
+      assert.equal(anonymous.error.code, 'AUTH_HEADER_NOT_FOUND', ns);
+      const forged = await hello(ns, token({ a: 'rw' }, { key: other.privateKey }));
+      assert.equal(forged.type, 'hello_error', ns);
+      assert.match(forged.error.code, /^AUTH_/, ns);
+    }
+    const valid = await hello('nosuch', rw());
+    assert.equal(valid.type, 'hello_error');
+    assert.equal(valid.error.code, 'NAMESPACE_DOESNT_EXIST');
+    assert.equal((await hello('default', rw())).type, 'hello_ok');
   });
 });
 
