@@ -1,7 +1,9 @@
 #include "engine/executor.h"
 
-#include <chrono>
+#include <algorithm>
 #include <cctype>
+#include <chrono>
+#include <optional>
 
 #include "sqlite/error.h"
 
@@ -51,15 +53,16 @@ bool mentions_temp(std::string_view sql) {
         (sql[i + 3] | 0x20) != 'p') {
       continue;
     }
-    const bool start = i == 0 || !(std::isalnum(static_cast<unsigned char>(sql[i - 1])) || sql[i - 1] == '_');
+    const bool start =
+        i == 0 || !(std::isalnum(static_cast<unsigned char>(sql[i - 1])) || sql[i - 1] == '_');
     std::size_t end = i + 4;
     if (sql.substr(i, 9).size() == 9) {
       std::string word(sql.substr(i, 9));
       for (auto& c : word) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       if (word == "temporary") end = i + 9;
     }
-    const bool stop =
-        end == sql.size() || !(std::isalnum(static_cast<unsigned char>(sql[end])) || sql[end] == '_');
+    const bool stop = end == sql.size() ||
+                      !(std::isalnum(static_cast<unsigned char>(sql[end])) || sql[end] == '_');
     if (start && stop) return true;
   }
   return false;
@@ -74,7 +77,8 @@ TxnControl txn_control(std::string_view sql) {
   if (w[0] == "COMMIT" || w[0] == "END") return TxnControl::kCommit;
   if (w[0] != "ROLLBACK") return TxnControl::kOther;
   // ROLLBACK [TRANSACTION] TO <savepoint> does not end the transaction.
-  const bool to = (w.size() > 1 && w[1] == "TO") || (w.size() > 2 && w[1] == "TRANSACTION" && w[2] == "TO");
+  const bool to =
+      (w.size() > 1 && w[1] == "TO") || (w.size() > 2 && w[1] == "TRANSACTION" && w[2] == "TO");
   return to ? TxnControl::kOther : TxnControl::kRollback;
 }
 
@@ -91,7 +95,7 @@ ExecError timeout_error() {
 // the timeout), so no statement meant for the lost transaction runs in autocommit mode. Returns
 // the outcome to report instead of running the statement, if any.
 std::optional<Expected<StmtResult, ExecError>> check_aborted(sqlite::Connection& conn,
-                                                              std::string_view sql) {
+                                                             std::string_view sql) {
   sqlite::WriteAccess* access = conn.write_access();
   if (!access || !access->aborted()) return std::nullopt;
   switch (txn_control(sql)) {
@@ -101,7 +105,8 @@ std::optional<Expected<StmtResult, ExecError>> check_aborted(sqlite::Connection&
     case TxnControl::kCommit:
       access->clear_aborted();
       return Expected<StmtResult, ExecError>(unexpected(timeout_error()));
-    case TxnControl::kOther: break;
+    case TxnControl::kOther:
+      break;
   }
   return Expected<StmtResult, ExecError>(unexpected(timeout_error()));
 }
@@ -136,8 +141,10 @@ ExecError prepare_error(const sqlite::Error& e) {
 
 Value column_value(sqlite3_stmt* stmt, int i) {
   switch (sqlite3_column_type(stmt, i)) {
-    case SQLITE_INTEGER: return static_cast<std::int64_t>(sqlite3_column_int64(stmt, i));
-    case SQLITE_FLOAT: return sqlite3_column_double(stmt, i);
+    case SQLITE_INTEGER:
+      return static_cast<std::int64_t>(sqlite3_column_int64(stmt, i));
+    case SQLITE_FLOAT:
+      return sqlite3_column_double(stmt, i);
     case SQLITE_TEXT: {
       auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt, i));
       return std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt, i)));
@@ -146,7 +153,8 @@ Value column_value(sqlite3_stmt* stmt, int i) {
       auto* p = static_cast<const std::uint8_t*>(sqlite3_column_blob(stmt, i));
       return Blob(p, p + sqlite3_column_bytes(stmt, i));
     }
-    default: return std::monostate{};
+    default:
+      return std::monostate{};
   }
 }
 
@@ -159,9 +167,12 @@ std::size_t value_size(const Value& v) {
 
 int bind_value(sqlite3_stmt* stmt, int index, const Value& v) {
   switch (v.index()) {
-    case 0: return sqlite3_bind_null(stmt, index);
-    case 1: return sqlite3_bind_int64(stmt, index, std::get<1>(v));
-    case 2: return sqlite3_bind_double(stmt, index, std::get<2>(v));
+    case 0:
+      return sqlite3_bind_null(stmt, index);
+    case 1:
+      return sqlite3_bind_int64(stmt, index, std::get<1>(v));
+    case 2:
+      return sqlite3_bind_double(stmt, index, std::get<2>(v));
     case 3: {
       const auto& s = std::get<3>(v);
       return sqlite3_bind_text64(stmt, index, s.data(), s.size(), SQLITE_STATIC, SQLITE_UTF8);
@@ -178,8 +189,8 @@ Expected<void, ExecError> bind_args(sqlite3_stmt* stmt, const Query& q) {
   const int count = sqlite3_bind_parameter_count(stmt);
   if (q.args.size() > static_cast<std::size_t>(count)) {
     return unexpected(ExecError{"ARGS_INVALID",
-                                "The statement has " + std::to_string(count) +
-                                    " parameters but " + std::to_string(q.args.size()) +
+                                "The statement has " + std::to_string(count) + " parameters but " +
+                                    std::to_string(q.args.size()) +
                                     " positional arguments were given",
                                 {}});
   }
@@ -190,8 +201,8 @@ Expected<void, ExecError> bind_args(sqlite3_stmt* stmt, const Query& q) {
   }
   for (const auto& arg : q.named_args) {
     int index = 0;
-    if (!arg.name.empty() && (arg.name[0] == ':' || arg.name[0] == '@' || arg.name[0] == '$' ||
-                              arg.name[0] == '?')) {
+    if (!arg.name.empty() &&
+        (arg.name[0] == ':' || arg.name[0] == '@' || arg.name[0] == '$' || arg.name[0] == '?')) {
       index = sqlite3_bind_parameter_index(stmt, arg.name.c_str());
     } else {
       for (char prefix : {':', '@', '$'}) {
@@ -201,8 +212,8 @@ Expected<void, ExecError> bind_args(sqlite3_stmt* stmt, const Query& q) {
       }
     }
     if (index == 0) {
-      return unexpected(ExecError{
-          "ARGS_INVALID", "The statement has no parameter named '" + arg.name + "'", {}});
+      return unexpected(
+          ExecError{"ARGS_INVALID", "The statement has no parameter named '" + arg.name + "'", {}});
     }
     if (int rc = bind_value(stmt, index, arg.value); rc != SQLITE_OK) {
       return unexpected(ExecError{"ARGS_INVALID", sqlite3_errstr(rc), {}});
@@ -234,6 +245,78 @@ ExecError no_statement() {
   return {"SQL_NO_STATEMENT", "The SQL text is empty: it contains no statement", {}};
 }
 
+// Reads one SQL token of ATTACH's simple form: a '...' string, a "..." / [...] / `...` quoted
+// identifier, or a bare word. Empty optional on anything else.
+std::optional<std::string> attach_token(std::string_view sql, std::size_t& i) {
+  while (i < sql.size() && std::isspace(static_cast<unsigned char>(sql[i]))) ++i;
+  if (i >= sql.size()) return std::nullopt;
+  const char open = sql[i];
+  const char close = open == '[' ? ']' : open;
+  if (open == '\'' || open == '"' || open == '`' || open == '[') {
+    std::string out;
+    for (++i; i < sql.size(); ++i) {
+      if (sql[i] == close) {
+        if (close != ']' && i + 1 < sql.size() && sql[i + 1] == close) {
+          out += close;
+          ++i;
+          continue;
+        }
+        ++i;
+        return out;
+      }
+      out += sql[i];
+    }
+    return std::nullopt;
+  }
+  std::string out;
+  while (i < sql.size() &&
+         (std::isalnum(static_cast<unsigned char>(sql[i])) || sql[i] == '_' || sql[i] == '-')) {
+    out += sql[i++];
+  }
+  if (out.empty()) return std::nullopt;
+  return out;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::toupper(static_cast<unsigned char>(x)) ==
+                  std::toupper(static_cast<unsigned char>(y));
+         });
+}
+
+std::string quoted(std::string_view text, char q) {
+  std::string out(1, q);
+  for (char c : text) {
+    out += c;
+    if (c == q) out += q;
+  }
+  out += q;
+  return out;
+}
+
+// `ATTACH [DATABASE] <namespace> AS <alias>`, rewritten to attach that namespace's database
+// read-only, if the connection's access resolves the name (see Connection::Access::attach).
+Expected<std::string, ExecError> rewrite_attach(sqlite::Connection& conn, std::string_view sql) {
+  auto refuse = [](std::string message) {
+    return unexpected(ExecError{"SQLITE_AUTH", std::move(message), "SQLITE_AUTH"});
+  };
+  std::size_t i = 0;
+  auto word = attach_token(sql, i);  // ATTACH
+  auto target = attach_token(sql, i);
+  if (target && iequals(*target, "DATABASE")) target = attach_token(sql, i);
+  auto as = attach_token(sql, i);
+  auto alias = attach_token(sql, i);
+  while (i < sql.size() && (std::isspace(static_cast<unsigned char>(sql[i])) || sql[i] == ';')) ++i;
+  if (!word || !target || !as || !iequals(*as, "AS") || !alias || alias->empty() ||
+      i != sql.size()) {
+    return refuse("ATTACH takes a namespace name and an alias: ATTACH 'namespace' AS alias");
+  }
+  auto uri = (*conn.access().attach)(*target);
+  if (!uri) return refuse("ATTACH refused: " + uri.error());
+  conn.approve_attach(*uri);
+  return "ATTACH DATABASE " + quoted(*uri, '\'') + " AS " + quoted(*alias, '"');
+}
+
 }  // namespace
 
 void note_session_state(sqlite::Connection& conn, std::string_view keyword, std::string_view sql) {
@@ -262,7 +345,14 @@ Expected<StmtResult, ExecError> execute(sqlite::Connection& conn, const Query& q
                                         ResponseBudget& budget) {
   if (auto aborted = check_aborted(conn, query.sql)) return std::move(*aborted);
   const auto started = std::chrono::steady_clock::now();
-  auto prepared = conn.prepare_cached(query.sql);
+  std::string attach_sql;
+  if (conn.access().attach && !conn.access().allow_attach && first_keyword(query.sql) == "ATTACH") {
+    auto rewritten = rewrite_attach(conn, query.sql);
+    if (!rewritten) return unexpected(rewritten.error());
+    attach_sql = std::move(rewritten.value());
+  }
+  auto prepared =
+      conn.prepare_cached(attach_sql.empty() ? query.sql : std::string_view(attach_sql));
   if (!prepared) return unexpected(prepare_error(prepared.error()));
   sqlite::CachedStatement& cached = **prepared;
   if (!cached.stmt) return unexpected(no_statement());
@@ -327,8 +417,8 @@ Expected<StmtResult, ExecError> execute(sqlite::Connection& conn, const Query& q
   if (kw == "INSERT" || kw == "REPLACE" || (rowid_after != rowid_before && kw == "WITH")) {
     result.last_insert_rowid = rowid_after;
   }
-  result.rows_read =
-      rows_seen + static_cast<std::uint64_t>(sqlite3_stmt_status(stmt, SQLITE_STMTSTATUS_FULLSCAN_STEP, 1));
+  result.rows_read = rows_seen + static_cast<std::uint64_t>(
+                                     sqlite3_stmt_status(stmt, SQLITE_STMTSTATUS_FULLSCAN_STEP, 1));
   result.query_duration_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   return result;
@@ -340,7 +430,8 @@ Expected<DescribeResult, ExecError> describe(sqlite::Connection& conn, std::stri
   sqlite::CachedStatement& cached = **prepared;
   if (!cached.stmt) return unexpected(no_statement());
   if (cached.has_tail) {
-    return unexpected(ExecError{"SQL_MANY_STATEMENTS", "The SQL text contains more than one statement", {}});
+    return unexpected(
+        ExecError{"SQL_MANY_STATEMENTS", "The SQL text contains more than one statement", {}});
   }
   sqlite3_stmt* stmt = cached.stmt.get();
   DescribeResult r;
@@ -359,7 +450,8 @@ Expected<DescribeResult, ExecError> describe(sqlite::Connection& conn, std::stri
 Expected<void, ExecError> execute_script(sqlite::Connection& conn, std::string_view sql) {
   // A script may do anything; judge it as a whole, conservatively.
   if (has_session_effect(sql) || sql.find("PRAGMA") != std::string_view::npos ||
-      sql.find("pragma") != std::string_view::npos || sql.find("ATTACH") != std::string_view::npos ||
+      sql.find("pragma") != std::string_view::npos ||
+      sql.find("ATTACH") != std::string_view::npos ||
       sql.find("attach") != std::string_view::npos) {
     conn.mark_session_state();
   }
@@ -371,7 +463,8 @@ Expected<void, ExecError> execute_script(sqlite::Connection& conn, std::string_v
     auto stmt = conn.prepare(sql, &tail);
     if (!stmt) return unexpected(prepare_error(stmt.error()));
     if (*stmt) {
-      const std::string_view text(sql.data(), tail ? static_cast<std::size_t>(tail - sql.data()) : sql.size());
+      const std::string_view text(sql.data(),
+                                  tail ? static_cast<std::size_t>(tail - sql.data()) : sql.size());
       const auto total_before = sqlite3_total_changes64(conn.handle());
       if (auto ok = before_write(conn, stmt->get(), text); !ok) return unexpected(ok.error());
       int rc;

@@ -282,6 +282,10 @@ std::string NamespaceStore::dir_of(std::string_view name) const {
   return (fs::path(options_.root) / std::string(name)).string();
 }
 
+std::string NamespaceStore::database_path(std::string_view name) const {
+  return (fs::path(dir_of(name)) / kDataFile).string();
+}
+
 bool NamespaceStore::exists(std::string_view name) {
   if (!valid_name(name)) return false;
   std::error_code ec;
@@ -469,8 +473,9 @@ Expected<void, NamespaceError> NamespaceStore::fork(std::string_view from, std::
     // VACUUM INTO reads one snapshot of the source: its writers go on meanwhile.
     auto lease = (*source)->acquire();
     if (!lease) return fail(error(NamespaceError::Kind::kSqlite, lease.error().message));
-    (*lease)->set_access(
-        {.read_only = false, .allow_attach = true});  // VACUUM INTO attaches its target
+    (*lease)->set_access({.read_only = false,
+                          .allow_attach = true,
+                          .attach = nullptr});  // VACUUM INTO attaches its target
     std::string target = (scratch / kDataFile).string();
     std::string quoted;
     for (char c : target) {

@@ -97,6 +97,8 @@ class NamespaceStore {
   Expected<void, NamespaceError> set_config(std::string_view name, const NamespaceConfig& config);
 
   bool exists(std::string_view name);
+  // The database file of a namespace (valid names only).
+  std::string database_path(std::string_view name) const;
   std::size_t open_count();
 
   // Closes every open database (shutdown).

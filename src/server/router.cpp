@@ -1,11 +1,10 @@
 #include "server/router.h"
 
+#include <spdlog/spdlog.h>
+
 #include "auth/bearer.h"
 #include "auth/jwt.h"
 #include "common/base64.h"
-
-#include <spdlog/spdlog.h>
-
 #include "protocol/hrana/codec.h"
 #include "protocol/legacy.h"
 
@@ -22,17 +21,17 @@ std::string_view trim(std::string_view s) {
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i])))
+      return false;
   }
   return true;
 }
 
-
 constexpr const char* kJsonType = "application/json";
 constexpr const char* kProtobufType = "application/x-protobuf";
 
-Response make(const Request& req, http::status status, const char* content_type,
-              std::string body) {
+Response make(const Request& req, http::status status, const char* content_type, std::string body) {
   Response res(status, req.version());
   res.set(http::field::server, "quire/" QUIRE_VERSION);
   res.set(http::field::content_type, content_type);
@@ -65,7 +64,8 @@ Expected<std::string, std::string> Router::namespace_of(const Request& req) cons
   if (auto it = req.find("x-namespace"); it != req.end()) return std::string(trim(it->value()));
   if (!config_.namespace_domain.empty()) {
     std::string_view host = req[http::field::host];
-    if (auto colon = host.rfind(':'); colon != std::string_view::npos && host.find(']') == std::string_view::npos) {
+    if (auto colon = host.rfind(':');
+        colon != std::string_view::npos && host.find(']') == std::string_view::npos) {
       host = host.substr(0, colon);
     }
     const std::string suffix = "." + config_.namespace_domain;
@@ -84,9 +84,43 @@ std::shared_ptr<const auth::KeySet> Router::keys_for(const engine::NamespaceConf
   if (!cached) {
     auto parsed = auth::KeySet::parse(*config.jwt_key);
     // A namespace key that does not parse lets no token in (never falls back to "no auth").
-    cached = std::make_shared<const auth::KeySet>(parsed ? std::move(parsed.value()) : auth::KeySet());
+    cached =
+        std::make_shared<const auth::KeySet>(parsed ? std::move(parsed.value()) : auth::KeySet());
   }
   return cached;
+}
+
+std::shared_ptr<const sqlite::Connection::Access::AttachResolver> Router::attach_resolver(
+    std::optional<auth::Authorization> authz) {
+  // Another namespace may be attached, read-only, when it allows it (its allow_attach) and the
+  // token has the ATTACH right on it (roa/rwa); without authentication the first suffices.
+  return std::make_shared<const sqlite::Connection::Access::AttachResolver>(
+      [this,
+       authz = std::move(authz)](std::string_view name) -> Expected<std::string, std::string> {
+        const std::string ns(name);
+        if (!engine::NamespaceStore::valid_name(ns))
+          return unexpected("'" + ns.substr(0, 80) + "' is not a namespace name");
+        if (authz && !authz->can_attach(ns)) {
+          return unexpected("the token gives no ATTACH right on namespace '" + ns + "'");
+        }
+        auto config = namespaces_.cached_config(ns);
+        if (!config) return unexpected("namespace '" + ns + "' does not exist");
+        if (!(*config)->allow_attach)
+          return unexpected("namespace '" + ns +
+                            "' does not allow ATTACH (its allow_attach is off)");
+        std::string uri = "file:";
+        for (char c : namespaces_.database_path(ns)) {
+          if (c == '?' || c == '#' || c == '%') {
+            static constexpr char kHex[] = "0123456789ABCDEF";
+            uri += '%';
+            uri += kHex[(static_cast<unsigned char>(c) >> 4) & 0xF];
+            uri += kHex[static_cast<unsigned char>(c) & 0xF];
+          } else {
+            uri += c;
+          }
+        }
+        return uri + "?mode=ro";
+      });
 }
 
 Expected<sqlite::Connection::Access, hrana::Error> Router::authorize(
@@ -98,59 +132,67 @@ Expected<sqlite::Connection::Access, hrana::Error> Router::authorize(
     // Only a token valid for the global keys, with rights on that name, may learn that a
     // namespace does not exist; anyone else is refused as on a namespace that exists.
     if (!jwt || jwt->empty()) {
-      return unexpected(hrana::Error{"Authentication failed: no token (send Authorization: Bearer <jwt>)",
-                                     "AUTH_HEADER_NOT_FOUND", {}});
+      return unexpected(
+          hrana::Error{"Authentication failed: no token (send Authorization: Bearer <jwt>)",
+                       "AUTH_HEADER_NOT_FOUND",
+                       {}});
     }
     auto verified = auth::verify_jwt(*jwt, *config_.auth_keys, std::chrono::system_clock::now());
     if (!verified) {
       return unexpected(hrana::Error{"Authentication failed: " + verified.error().client_message(),
-                                     std::string(verified.error().code()), {}});
+                                     std::string(verified.error().code()),
+                                     {}});
     }
     if (!verified->authorization.can_read(ns)) {
-      return unexpected(hrana::Error{"Forbidden: the token gives no access to namespace '" + ns + "'",
-                                     "AUTH_FORBIDDEN", {}});
+      return unexpected(hrana::Error{
+          "Forbidden: the token gives no access to namespace '" + ns + "'", "AUTH_FORBIDDEN", {}});
     }
     return unexpected(std::move(missing));
   }
   sqlite::Connection::Access access;
-  access.allow_attach = (*config)->allow_attach;
   access.read_only = (*config)->block_writes;
   auto keys = keys_for(**config);
   auto blocked = [&]() -> std::optional<hrana::Error> {
     if (!(*config)->block_reads) return std::nullopt;
-    return hrana::Error{"The namespace is blocked" +
-                            ((*config)->block_reason ? ": " + *(*config)->block_reason : std::string()),
-                        "BLOCKED", {}};
+    return hrana::Error{
+        "The namespace is blocked" +
+            ((*config)->block_reason ? ": " + *(*config)->block_reason : std::string()),
+        "BLOCKED",
+        {}};
   };
   if (!keys) {  // no authentication configured: full access, unless the namespace is blocked
     if (auto b = blocked()) return unexpected(std::move(*b));
+    access.attach = attach_resolver(std::nullopt);
     return access;
   }
   if (!jwt || jwt->empty()) {
-    return unexpected(hrana::Error{"Authentication failed: no token (send Authorization: Bearer <jwt>)",
-                                   "AUTH_HEADER_NOT_FOUND", {}});
+    return unexpected(
+        hrana::Error{"Authentication failed: no token (send Authorization: Bearer <jwt>)",
+                     "AUTH_HEADER_NOT_FOUND",
+                     {}});
   }
   auto verified = auth::verify_jwt(*jwt, *keys, std::chrono::system_clock::now());
   if (!verified) {
     return unexpected(hrana::Error{"Authentication failed: " + verified.error().client_message(),
-                                   std::string(verified.error().code()), {}});
+                                   std::string(verified.error().code()),
+                                   {}});
   }
   const auto& authz = verified->authorization;
   if (!authz.can_read(ns)) {
-    return unexpected(hrana::Error{"Forbidden: the token gives no access to namespace '" + ns + "'",
-                                   "AUTH_FORBIDDEN", {}});
+    return unexpected(hrana::Error{
+        "Forbidden: the token gives no access to namespace '" + ns + "'", "AUTH_FORBIDDEN", {}});
   }
   if (auto b = blocked()) return unexpected(std::move(*b));
   access.read_only = access.read_only || !authz.can_write(ns);
-  access.allow_attach = access.allow_attach && authz.can_attach(ns);
+  access.attach = attach_resolver(authz);
   return access;
 }
 
 Expected<Router::Target, Response> Router::target_for(const Request& req) {
   auto name = namespace_of(req);
   if (!name) {
-    return unexpected(error(http::status::bad_request, name.error(), "NAMESPACE_INVALID", req.version(),
-                            req.keep_alive()));
+    return unexpected(error(http::status::bad_request, name.error(), "NAMESPACE_INVALID",
+                            req.version(), req.keep_alive()));
   }
   // Authenticate before looking the namespace up, so that a client without rights cannot
   // learn which namespaces exist (a bad token on a missing namespace is a 401 like any other).
@@ -160,7 +202,8 @@ Expected<Router::Target, Response> Router::target_for(const Request& req) {
     if (token) {
       jwt = *token;
     } else if (config_.auth_keys) {
-      return unexpected(error(http::status::unauthorized, "Authentication failed: " + token.error().client_message(),
+      return unexpected(error(http::status::unauthorized,
+                              "Authentication failed: " + token.error().client_message(),
                               std::string(token.error().code()), req.version(), req.keep_alive()));
     }  // without keys any header is accepted, as sqld does (a namespace key then sees no token)
   }
@@ -168,9 +211,11 @@ Expected<Router::Target, Response> Router::target_for(const Request& req) {
   if (!access) {
     const auto status = access.error().code == "AUTH_FORBIDDEN" || access.error().code == "BLOCKED"
                             ? http::status::forbidden
-                        : access.error().code == "NAMESPACE_DOESNT_EXIST" ? http::status::not_found
-                                                                         : http::status::unauthorized;
-    return unexpected(error(status, access.error().message, access.error().code, req.version(), req.keep_alive()));
+                        : access.error().code == "NAMESPACE_DOESNT_EXIST"
+                            ? http::status::not_found
+                            : http::status::unauthorized;
+    return unexpected(error(status, access.error().message, access.error().code, req.version(),
+                            req.keep_alive()));
   }
   auto db = database_for(req);
   if (!db) return unexpected(std::move(db.error()));
@@ -179,8 +224,9 @@ Expected<Router::Target, Response> Router::target_for(const Request& req) {
 
 Expected<std::shared_ptr<engine::Database>, Response> Router::database_for(const Request& req) {
   auto name = namespace_of(req);
-  if (!name) return unexpected(error(http::status::bad_request, name.error(), "NAMESPACE_INVALID",
-                                     req.version(), req.keep_alive()));
+  if (!name)
+    return unexpected(error(http::status::bad_request, name.error(), "NAMESPACE_INVALID",
+                            req.version(), req.keep_alive()));
   auto db = namespaces_.get(*name);
   if (!db) {
     using K = engine::NamespaceError::Kind;
@@ -196,8 +242,8 @@ Expected<std::shared_ptr<engine::Database>, Response> Router::database_for(const
   return std::move(db.value());
 }
 
-Response Router::error(http::status status, std::string message, std::string code,
-                       unsigned version, bool keep_alive) {
+Response Router::error(http::status status, std::string message, std::string code, unsigned version,
+                       bool keep_alive) {
   Request req;
   req.version(version);
   req.keep_alive(keep_alive);
@@ -241,21 +287,31 @@ Router::Routed Router::handle(const Request& req, const std::string& client) {
   } else if (method == http::verb::get || method == http::verb::head) {
     if (path == "/health") return text(req, http::status::ok, {});
     if (path == "/version") return text(req, http::status::ok, "quire " QUIRE_VERSION);
-    if (path == "/v2") return text(req, http::status::ok, "Hello, this is HTTP API v2 (Hrana over HTTP)");
+    if (path == "/v2")
+      return text(req, http::status::ok, "Hello, this is HTTP API v2 (Hrana over HTTP)");
     if (path == "/v3" || path == "/v3-protobuf") {
       return text(req, http::status::ok, "Hello, this is HTTP API v3 (Hrana over HTTP)");
     }
   }
-  static const char* const kKnown[] = {"/v2/pipeline", "/v3/pipeline", "/v3-protobuf/pipeline",
-                                       "/v3/cursor", "/v3-protobuf/cursor", "/", "/health",
-                                       "/version", "/v2", "/v3", "/v3-protobuf"};
+  static const char* const kKnown[] = {"/v2/pipeline",
+                                       "/v3/pipeline",
+                                       "/v3-protobuf/pipeline",
+                                       "/v3/cursor",
+                                       "/v3-protobuf/cursor",
+                                       "/",
+                                       "/health",
+                                       "/version",
+                                       "/v2",
+                                       "/v3",
+                                       "/v3-protobuf"};
   for (const char* known : kKnown) {
     if (path == known) {
-      Response res = make(req, http::status::method_not_allowed, kJsonType,
-                          hrana::json::encode_error(hrana::Error{
-                              "Method " + std::string(req.method_string()) + " is not allowed on " +
-                                  std::string(path),
-                              "HTTP_METHOD_NOT_ALLOWED", {}}));
+      Response res =
+          make(req, http::status::method_not_allowed, kJsonType,
+               hrana::json::encode_error(hrana::Error{"Method " + std::string(req.method_string()) +
+                                                          " is not allowed on " + std::string(path),
+                                                      "HTTP_METHOD_NOT_ALLOWED",
+                                                      {}}));
       res.set(http::field::allow, std::string(path).find("pipeline") != std::string::npos ||
                                           std::string(path).find("cursor") != std::string::npos ||
                                           path == "/"
@@ -265,10 +321,10 @@ Router::Routed Router::handle(const Request& req, const std::string& client) {
     }
   }
   return make(req, http::status::not_found, kJsonType,
-              hrana::json::encode_error(
-                  hrana::Error{"No route for " + std::string(req.method_string()) + " " +
-                                   std::string(path),
-                               "HTTP_NOT_FOUND", {}}));
+              hrana::json::encode_error(hrana::Error{
+                  "No route for " + std::string(req.method_string()) + " " + std::string(path),
+                  "HTTP_NOT_FOUND",
+                  {}}));
 }
 
 Router::Routed Router::pipeline(const Request& req, hrana::Version version, Encoding enc,
@@ -312,7 +368,8 @@ Router::Routed Router::pipeline(const Request& req, hrana::Version version, Enco
     entry = std::get<Entry>(std::move(checkout));
     if (&entry->stream.database() != db->get()) {
       streams_.drop(entry);
-      return text(req, http::status::bad_request, "The baton belongs to a stream of another namespace");
+      return text(req, http::status::bad_request,
+                  "The baton belongs to a stream of another namespace");
     }
   }
   entry->stream.set_access(target->access);
@@ -332,7 +389,8 @@ Router::Routed Router::pipeline(const Request& req, hrana::Version version, Enco
   return Deferred([this, &req, body, entry, enc] { return run_pipeline(req, *body, entry, enc); });
 }
 
-bool Router::grouped_write(const hrana::PipelineRequest& body, hrana::StreamRegistry::Entry& entry) {
+bool Router::grouped_write(const hrana::PipelineRequest& body,
+                           hrana::StreamRegistry::Entry& entry) {
   // [execute] or [execute, close]: what @libsql/client's execute() sends.
   const auto& r = body.requests;
   if (r.empty() || r.size() > 2) return false;
@@ -345,20 +403,23 @@ Response Router::run_pipeline_grouped(const Request& req, hrana::PipelineRequest
                                       const Entry& entry, Encoding enc) {
   hrana::PipelineResponse out;
   std::optional<std::string> protocol_error;
-  auto done = entry->stream.database().write_lane().submit([&](sqlite::Connection& conn) {
-    // May run twice (see WriteLane): start from scratch each time.
-    out.results.clear();
-    protocol_error.reset();
-    engine::ResponseBudget budget{config_.limits.max_response_bytes};
-    for (const auto& r : body.requests) {
-      auto result = entry->stream.run_on(conn, r, entry->sqls, budget);
-      if (!result) {
-        protocol_error = result.error().message;
-        return;
-      }
-      out.results.push_back(std::move(result.value()));
-    }
-  }).get();
+  auto done = entry->stream.database()
+                  .write_lane()
+                  .submit([&](sqlite::Connection& conn) {
+                    // May run twice (see WriteLane): start from scratch each time.
+                    out.results.clear();
+                    protocol_error.reset();
+                    engine::ResponseBudget budget{config_.limits.max_response_bytes};
+                    for (const auto& r : body.requests) {
+                      auto result = entry->stream.run_on(conn, r, entry->sqls, budget);
+                      if (!result) {
+                        protocol_error = result.error().message;
+                        return;
+                      }
+                      out.results.push_back(std::move(result.value()));
+                    }
+                  })
+                  .get();
   if (!done) {
     // The group never committed: the write did not happen.
     for (auto& result : out.results) {
@@ -380,8 +441,8 @@ Response Router::run_pipeline_grouped(const Request& req, hrana::PipelineRequest
   return finish_pipeline(req, out, entry, enc);
 }
 
-Response Router::run_pipeline(const Request& req, hrana::PipelineRequest& body,
-                              const Entry& entry, Encoding enc) {
+Response Router::run_pipeline(const Request& req, hrana::PipelineRequest& body, const Entry& entry,
+                              Encoding enc) {
   hrana::PipelineResponse out;
   out.results.reserve(body.requests.size());
   engine::ResponseBudget budget{config_.limits.max_response_bytes};
@@ -410,7 +471,8 @@ Response Router::finish_pipeline(const Request& req, hrana::PipelineResponse& ou
     out.baton = streams_.check_in(entry);
   }
   if (enc == Encoding::kProtobuf) {
-    return make(req, http::status::ok, kProtobufType, hrana::protobuf::encode_pipeline_response(out));
+    return make(req, http::status::ok, kProtobufType,
+                hrana::protobuf::encode_pipeline_response(out));
   }
   return make(req, http::status::ok, kJsonType, hrana::json::encode_pipeline_response(out));
 }
@@ -433,11 +495,13 @@ Router::Routed Router::cursor(const Request& req, Encoding enc, const std::strin
   if (auto* pe = std::get_if<hrana::ProtocolError>(&checkout)) {
     return text(req, http::status::bad_request, pe->message);
   }
-  if (auto* e = std::get_if<hrana::Error>(&checkout)) return hrana_error(req, enc, status_of(*e), *e);
+  if (auto* e = std::get_if<hrana::Error>(&checkout))
+    return hrana_error(req, enc, status_of(*e), *e);
   auto entry = std::get<Entry>(std::move(checkout));
   if (&entry->stream.database() != db->get()) {
     streams_.drop(entry);
-    return text(req, http::status::bad_request, "The baton belongs to a stream of another namespace");
+    return text(req, http::status::bad_request,
+                "The baton belongs to a stream of another namespace");
   }
   entry->stream.set_access(target->access);
   if (entry->stream.may_block(body->batch, entry->sqls)) {

@@ -15,6 +15,7 @@
 #include <string>
 #include <variant>
 
+#include "auth/authorization.h"
 #include "engine/database.h"
 #include "engine/namespace_store.h"
 #include "protocol/hrana/stream_registry.h"
@@ -73,6 +74,9 @@ class Router {
                         unsigned version, bool keep_alive);
 
  private:
+  // Resolves `ATTACH 'ns' AS alias` for a client holding `authz` (nullopt: no authentication).
+  std::shared_ptr<const sqlite::Connection::Access::AttachResolver> attach_resolver(
+      std::optional<auth::Authorization> authz);
   enum class Encoding { kJson, kProtobuf };
   using Entry = std::shared_ptr<hrana::StreamRegistry::Entry>;
   Routed pipeline(const Request& req, hrana::Version version, Encoding enc,

@@ -54,7 +54,8 @@ Expected<std::unique_ptr<Connection>, Error> Connection::open(const std::string&
   sqlite3_busy_timeout(raw, options.busy_timeout_ms);
   // The server owns checkpointing: SQLite must never checkpoint on its own.
   sqlite3_wal_autocheckpoint(raw, 0);
-  if (int r = install_random_functions(raw); r != SQLITE_OK) return unexpected(Error{r, sqlite3_errstr(r)});
+  if (int r = install_random_functions(raw); r != SQLITE_OK)
+    return unexpected(Error{r, sqlite3_errstr(r)});
   sqlite3_set_authorizer(raw, &Connection::authorize, conn.get());
   // changes() as the connection's user sees it (see Connection::changes).
   int frc = sqlite3_create_function_v2(
@@ -84,12 +85,19 @@ Expected<std::unique_ptr<Connection>, Error> Connection::open(const std::string&
   return conn;
 }
 
-int Connection::authorize(void* self, int action, const char*, const char*, const char*, const char*) {
-  const Access& access = static_cast<Connection*>(self)->access_;
+int Connection::authorize(void* self, int action, const char* arg1, const char*, const char*,
+                          const char*) {
+  const auto* conn = static_cast<Connection*>(self);
+  const Access& access = conn->access_;
   switch (action) {
     case SQLITE_ATTACH:
+      if (access.allow_attach) return SQLITE_OK;
+      for (const auto& approved : conn->approved_attach_) {
+        if (arg1 && approved == arg1) return SQLITE_OK;
+      }
+      return SQLITE_DENY;
     case SQLITE_DETACH:
-      return access.allow_attach ? SQLITE_OK : SQLITE_DENY;
+      return access.allow_attach || access.attach ? SQLITE_OK : SQLITE_DENY;
     case SQLITE_INSERT:
     case SQLITE_UPDATE:
     case SQLITE_DELETE:

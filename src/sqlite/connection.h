@@ -9,11 +9,13 @@
 
 #include <cstdint>
 #include <list>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "common/expected.h"
 #include "sqlite/statement.h"
@@ -121,13 +123,23 @@ class Connection {
   // What the current user of the connection may do: set per request from its token. A
   // read-only user's statements are refused by SQLite's authorizer when they are prepared and,
   // for statements prepared earlier (the statement cache), by the executor when they would
-  // write (sqlite3_stmt_readonly). ATTACH and DETACH are refused unless allowed.
+  // write (sqlite3_stmt_readonly). ATTACH is refused unless `allow_attach` (any file: for the
+  // server's own use, e.g. VACUUM INTO) or the file is one `attach` resolved (a namespace,
+  // read-only: see engine::execute).
   struct Access {
     bool read_only = false;
     bool allow_attach = false;
+    // Namespace name -> the URI to attach (read-only), or why it may not be attached.
+    using AttachResolver = std::function<Expected<std::string, std::string>(std::string_view name)>;
+    std::shared_ptr<const AttachResolver> attach;
   };
   const Access& access() const { return access_; }
-  void set_access(Access access) { access_ = access; }
+  void set_access(Access access) {
+    access_ = std::move(access);
+    approved_attach_.clear();
+  }
+  // Lets the authorizer accept ATTACH of exactly this filename (until the access changes).
+  void approve_attach(std::string filename) { approved_attach_.push_back(std::move(filename)); }
   void set_changes(std::int64_t n) { changes_ = n; }
   void clear_changes() { changes_.reset(); }
 
@@ -146,6 +158,7 @@ class Connection {
   std::unique_ptr<WriteAccess> write_access_;
   std::optional<std::int64_t> changes_;
   Access access_;
+  std::vector<std::string> approved_attach_;
   // LRU: most recently used at the front.
   std::list<std::pair<std::string, CachedStatement>> lru_;
   std::unordered_map<std::string_view, decltype(lru_)::iterator> index_;

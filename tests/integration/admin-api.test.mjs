@@ -461,6 +461,41 @@ describe('admin API', () => {
       assert.deepEqual(r.json[1].results.rows, [[2]], r.text);
     });
 
+    test('ATTACH of another namespace: by name, read-only, only when that namespace allows it', async () => {
+      const pipeline = async (ns, ...stmts) => {
+        const resp = await fetch(`${server.url}/v2/pipeline`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-namespace': ns },
+          body: JSON.stringify({ requests: [...stmts.map((sql) => ({ type: 'execute', stmt: { sql } })), { type: 'close' }] }),
+        });
+        assert.equal(resp.status, 200);
+        return (await resp.json()).results;
+      };
+      for (const [name, allow] of [['shared', true], ['secret', false], ['reader', false]]) {
+        assert.equal((await admin('POST', `/v1/namespaces/${name}/create`, { body: { allow_attach: allow } })).status, 200);
+      }
+      await pipeline('shared', 'CREATE TABLE prices(item TEXT, cents INTEGER)', "INSERT INTO prices VALUES ('tea', 250)");
+      await pipeline('secret', 'CREATE TABLE keys(k TEXT)', "INSERT INTO keys VALUES ('hunter2')");
+
+      let r = await pipeline('reader', "ATTACH 'shared' AS s", 'SELECT item, cents FROM s.prices', "INSERT INTO s.prices VALUES ('x', 1)", 'DETACH s');
+      assert.equal(r[0].type, 'ok', JSON.stringify(r[0]));
+      assert.deepEqual(r[1].response.result.rows.map((row) => row.map((v) => v.value)), [['tea', '250']]);
+      assert.equal(r[2].type, 'error', 'the attached namespace is read-only');
+      assert.match(r[2].error.message, /readonly|read-only/i);
+      assert.equal(r[3].type, 'ok', JSON.stringify(r[3]));
+      // Every other form is refused: a namespace that does not allow it, a missing one, paths,
+      // URIs, expressions.
+      for (const stmt of ["ATTACH 'secret' AS x", 'ATTACH DATABASE "nosuch" AS x', "ATTACH '../secret/data' AS x",
+        "ATTACH '/etc/passwd' AS x", "ATTACH 'file:/tmp/quire-attach-probe?mode=rwc' AS x", "ATTACH 'sha' || 'red' AS x",
+        "ATTACH ':memory:' AS x"]) {
+        r = await pipeline('reader', stmt);
+        assert.equal(r[0].type, 'error', stmt);
+        assert.match(r[0].error.message, /ATTACH|not authorized/i, stmt);
+      }
+      r = await pipeline('shared', 'SELECT count(*) FROM prices');
+      assert.deepEqual(r[0].response.result.rows[0].map((v) => v.value), ['1']);
+    });
+
     test('after DELETE, the namespace\'s queries fail', async () => {
       assert.equal((await admin('POST', '/v1/namespaces/shortlived/create', { body: {} })).status, 200);
       const t = tenantClient(server, { 'x-namespace': 'shortlived' });
