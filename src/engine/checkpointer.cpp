@@ -4,8 +4,9 @@
 
 namespace quire::engine {
 
-Checkpointer::Checkpointer(ConnectionFactory open, int threshold_frames)
-    : open_(std::move(open)), threshold_(threshold_frames) {}
+Checkpointer::Checkpointer(ConnectionFactory open, int threshold_frames,
+                           std::function<void()> before)
+    : open_(std::move(open)), before_(std::move(before)), threshold_(threshold_frames) {}
 
 Checkpointer::~Checkpointer() { stop(); }
 
@@ -41,6 +42,7 @@ Expected<void, sqlite::Error> Checkpointer::run(int mode) {
     if (!opened) return unexpected(opened.error());
     conn_ = std::move(opened.value());
   }
+  if (before_) before_();
   int log = 0, done = 0;
   int rc = sqlite3_wal_checkpoint_v2(conn_->handle(), nullptr, mode, &log, &done);
   if (log >= 0) last_log_.store(log, std::memory_order_relaxed);

@@ -1,8 +1,11 @@
 #include "engine/database.h"
 
+#include <spdlog/spdlog.h>
+
 #include <filesystem>
 
 #include "engine/checkpointer.h"
+#include "engine/log_capture.h"
 
 namespace quire::engine {
 
@@ -53,6 +56,14 @@ Database::~Database() {
 Expected<std::shared_ptr<Database>, sqlite::Error> Database::open(std::string path,
                                                                   DatabaseOptions options) {
   std::shared_ptr<Database> db(new Database(std::move(path), std::move(options)));
+  if (!db->options_.log_dir.empty()) {
+    // Before any connection: the log must first catch up with what the WAL committed.
+    LogCapture::Options capture_options;
+    capture_options.sync_each_commit = db->options_.open.synchronous_full;
+    auto capture = LogCapture::open(db->path_, db->options_.log_dir, capture_options);
+    if (!capture) return unexpected(sqlite::Error{SQLITE_IOERR, capture.error()});
+    db->capture_ = std::move(capture.value());
+  }
   // One connection now: it creates the file and switches it to WAL, and serves the first
   // request. The checkpointer's and the write lane's open when they are first needed, so a
   // database that is only read costs one connection and no thread.
@@ -61,7 +72,13 @@ Expected<std::shared_ptr<Database>, sqlite::Error> Database::open(std::string pa
   db->idle_.push_back(std::move(first.value()));
   Database* self = db.get();
   db->checkpointer_ = std::make_unique<Checkpointer>([self] { return self->open_connection(); },
-                                                     db->options_.checkpoint_threshold_frames);
+                                                     db->options_.checkpoint_threshold_frames,
+                                                     [self] {
+                                                       // Nothing a checkpoint copies may be missing
+                                                       // from the log.
+                                                       if (self->capture_)
+                                                         (void)self->capture_->capture();
+                                                     });
   db->write_lane_ = std::make_unique<WriteLane>([self] { return self->open_connection(); },
                                                 db->write_gate_, db->options_.write_lane);
   return db;
@@ -71,11 +88,22 @@ Expected<std::unique_ptr<sqlite::Connection>, sqlite::Error> Database::open_conn
   auto conn = sqlite::Connection::open(path_, options_.open);
   if (!conn) return unexpected(conn.error());
   sqlite3_wal_hook((*conn)->handle(), &Database::on_wal_commit, this);
+  // Closing the last connection must not checkpoint: every checkpoint goes through the
+  // server, after the log took the frames.
+  sqlite3_db_config((*conn)->handle(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
   return conn;
 }
 
 int Database::on_wal_commit(void* self, sqlite3* conn, const char* name, int frames) {
   auto* db = static_cast<Database*>(self);
+  if (db->capture_) {
+    if (auto captured = db->capture_->capture(static_cast<std::uint32_t>(frames)); !captured) {
+      // The commit happened but is not in the log: the client must not hear it succeeded. The
+      // next capture (the next commit, a checkpoint, a restart) appends it.
+      spdlog::error("{}: {}", db->path_, captured.error());
+      return SQLITE_IOERR;
+    }
+  }
   if (frames >= 4 * db->options_.checkpoint_threshold_frames && db->checkpointer_) {
     // The background checkpointer is not keeping up: the writer checkpoints now, between its
     // transactions (after any background checkpoint in progress).
@@ -113,6 +141,8 @@ void Database::give_back(std::unique_ptr<sqlite::Connection> conn) {
 }
 
 Expected<void, sqlite::Error> Database::checkpoint(int mode) { return checkpointer_->run(mode); }
+
+log::ReplicationLog* Database::replication_log() { return capture_ ? &capture_->log() : nullptr; }
 
 void Database::close() {
   if (closed_.exchange(true)) return;

@@ -5,8 +5,9 @@
 #pragma once
 
 #include <atomic>
-#include <cstdint>
 #include <condition_variable>
+#include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -18,9 +19,14 @@
 #include "engine/write_lane.h"
 #include "sqlite/connection.h"
 
+namespace quire::log {
+class ReplicationLog;
+}
+
 namespace quire::engine {
 
 class Checkpointer;
+class LogCapture;
 
 struct DatabaseOptions {
   sqlite::OpenOptions open;
@@ -32,6 +38,8 @@ struct DatabaseOptions {
   // A transaction holding the write lock between requests is rolled back once another writer
   // has waited this long (see WriteGate).
   std::chrono::milliseconds transaction_timeout{5000};
+  // Where the database's replication log lives (created if missing); empty: no log.
+  std::filesystem::path log_dir;
 };
 
 class Database;
@@ -101,6 +109,10 @@ class Database : public std::enable_shared_from_this<Database> {
 
   DatabaseStats& stats() { return stats_; }
 
+  // The replication log every commit is appended to before it is acknowledged; null when the
+  // database runs without one (DatabaseOptions::log_dir empty).
+  log::ReplicationLog* replication_log();
+
   // Runs a checkpoint now. mode is a SQLITE_CHECKPOINT_* constant.
   Expected<void, sqlite::Error> checkpoint(int mode);
 
@@ -123,6 +135,7 @@ class Database : public std::enable_shared_from_this<Database> {
   DatabaseStats stats_;
   std::mutex mu_;
   std::vector<std::unique_ptr<sqlite::Connection>> idle_;  // guarded by mu_
+  std::unique_ptr<LogCapture> capture_;  // before the connections: their WAL hook uses it
   std::unique_ptr<Checkpointer> checkpointer_;
   std::unique_ptr<WriteLane> write_lane_;
   std::atomic<bool> closed_{false};

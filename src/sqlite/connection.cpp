@@ -56,7 +56,6 @@ Expected<std::unique_ptr<Connection>, Error> Connection::open(const std::string&
   sqlite3_wal_autocheckpoint(raw, 0);
   if (int r = install_random_functions(raw); r != SQLITE_OK)
     return unexpected(Error{r, sqlite3_errstr(r)});
-  sqlite3_set_authorizer(raw, &Connection::authorize, conn.get());
   // changes() as the connection's user sees it (see Connection::changes).
   int frc = sqlite3_create_function_v2(
       raw, "changes", 0, SQLITE_UTF8 | SQLITE_INNOCUOUS, conn.get(),
@@ -82,10 +81,12 @@ Expected<std::unique_ptr<Connection>, Error> Connection::open(const std::string&
     pragmas += "PRAGMA max_page_count=" + std::to_string(options.max_page_count) + ";";
   }
   if (auto r = conn->exec(pragmas.c_str()); !r) return unexpected(r.error());
+  // After the server's own PRAGMAs: from here on the authorizer judges every statement.
+  sqlite3_set_authorizer(raw, &Connection::authorize, conn.get());
   return conn;
 }
 
-int Connection::authorize(void* self, int action, const char* arg1, const char*, const char*,
+int Connection::authorize(void* self, int action, const char* arg1, const char* arg2, const char*,
                           const char*) {
   const auto* conn = static_cast<Connection*>(self);
   const Access& access = conn->access_;
@@ -123,6 +124,14 @@ int Connection::authorize(void* self, int action, const char* arg1, const char*,
     case SQLITE_CREATE_VTABLE:
     case SQLITE_DROP_VTABLE:
     case SQLITE_PRAGMA:
+      // The WAL and the server's own hook are what the replication log is built on: changing the
+      // journal mode would commit outside the WAL, and wal_autocheckpoint replaces the hook.
+      if (arg1 && arg2 &&
+          (sqlite3_stricmp(arg1, "journal_mode") == 0 ||
+           sqlite3_stricmp(arg1, "locking_mode") == 0 ||
+           sqlite3_stricmp(arg1, "wal_autocheckpoint") == 0)) {
+        return SQLITE_DENY;
+      }
       // A read-only user may read the schema through pragma functions in SELECTs
       // (pragma_table_info...), which SQLite reports as SQLITE_READ, not SQLITE_PRAGMA.
       return access.read_only ? SQLITE_DENY : SQLITE_OK;

@@ -1,0 +1,94 @@
+#include "engine/log_capture.h"
+
+#include <chrono>
+
+#include "log/snapshot.h"
+
+namespace quire::engine {
+
+namespace {
+
+std::int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string describe(const log::LogError& e) { return "replication log: " + e.message; }
+
+}  // namespace
+
+LogCapture::LogCapture(std::filesystem::path wal_path, std::unique_ptr<log::ReplicationLog> log,
+                       const Options& options)
+    : options_(options), reader_(std::move(wal_path)), log_(std::move(log)) {}
+
+Expected<std::unique_ptr<LogCapture>, std::string> LogCapture::open(
+    const std::string& db_path, const std::filesystem::path& log_dir, const Options& options) {
+  const std::filesystem::path wal_path = db_path + "-wal";
+  auto opened = log::ReplicationLog::open(log_dir, options.log);
+  if (!opened && opened.error().code == log::LogErrc::kNotFound) {
+    // A database without a log: fold its WAL into the file, then the file is the base image.
+    {
+      auto conn = sqlite::Connection::open(db_path, {});
+      if (!conn) return unexpected("cannot open " + db_path + ": " + conn.error().message);
+      if (auto r = (*conn)->exec("PRAGMA wal_checkpoint(TRUNCATE)"); !r) {
+        return unexpected("cannot checkpoint " + db_path + ": " + r.error().message);
+      }
+    }
+    auto base = log::FilePageSource::open(db_path);
+    if (!base) return unexpected(describe(base.error()));
+    opened = log::ReplicationLog::create(log_dir, options.log, &base.value(), now_us());
+    if (opened) {
+      if (auto s = (*opened)->sync(); !s) return unexpected(describe(s.error()));
+    }
+  }
+  if (!opened) return unexpected(describe(opened.error()));
+  std::unique_ptr<LogCapture> capture(new LogCapture(wal_path, std::move(opened.value()), options));
+
+  // The recovery rule: the log must hold every transaction committed in the WAL.
+  std::lock_guard lock(capture->mu_);
+  const auto last = capture->log_->last_wal_position();
+  auto batch = capture->reader_.read_committed(last.value_or(log::WalPosition{}));
+  if (!batch) return unexpected("recovering " + db_path + ": " + describe(batch.error()));
+  if (batch->state == log::WalState::kBehindCursor) {
+    return unexpected("recovering " + db_path + ": the replication log (WAL frame " +
+                      std::to_string(last ? last->frame : 0) +
+                      ") is ahead of the database's WAL (committed up to frame " +
+                      std::to_string(batch->end.frame) +
+                      "): the WAL lost synced-in-log transactions (power loss at "
+                      "synchronous=NORMAL?); restore the database from its log or a backup");
+  }
+  if (auto r = capture->append_batch(*batch); !r) return unexpected(r.error());
+  if (!batch->transactions.empty()) {
+    if (auto s = capture->log_->sync(); !s) return unexpected(describe(s.error()));
+  }
+  return capture;
+}
+
+Expected<void, std::string> LogCapture::append_batch(log::WalBatch& batch) {
+  for (auto& txn : batch.transactions) {
+    txn.commit_time_us = now_us();
+    auto appended = log_->append(txn);
+    if (!appended) return unexpected(describe(appended.error()));
+    cursor_ = *txn.wal;
+  }
+  if (batch.transactions.empty()) cursor_ = batch.end;
+  return {};
+}
+
+Expected<void, std::string> LogCapture::capture(std::uint32_t max_frame) {
+  std::lock_guard lock(mu_);
+  auto batch = reader_.read_committed(cursor_, max_frame);
+  if (!batch) return unexpected(describe(batch.error()));
+  if (batch->transactions.empty()) {
+    if (batch->state != log::WalState::kBehindCursor) cursor_ = batch->end;
+    return {};
+  }
+  if (auto r = append_batch(*batch); !r) return r;
+  if (options_.sync_each_commit) {
+    if (auto s = log_->sync(); !s) return unexpected(describe(s.error()));
+  }
+  return {};
+}
+
+}  // namespace quire::engine

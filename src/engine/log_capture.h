@@ -1,0 +1,67 @@
+// Keeps one database's replication log in step with its WAL: every committed transaction is
+// read back out of the -wal file (specs/wal-capture-notes.md, mechanism A) and appended to the
+// log, numbered, before the commit is acknowledged.
+//
+// Where it is called:
+//   * open(), before the server opens any connection to the database: creates the log (its first
+//     transaction is the database file as it is then, the base image) or opens it and runs the
+//     recovery rule: committed WAL transactions the log lacks (a crash between a commit and its
+//     capture) are appended; a log ahead of the WAL (impossible after a process crash; only
+//     after losing an unsynced WAL to power loss) is refused with an error naming both.
+//   * capture(n) from the WAL hook of every commit, on the committing thread, before the
+//     statement returns (so before the client hears of it). The write gate guarantees that no
+//     other writer can restart the WAL between a commit and its capture.
+//   * capture() before every checkpoint the server runs (insurance: the WAL frames a checkpoint
+//     backfills are then always in the log already).
+//
+// Durability: with synchronous=FULL the log is synced before each capture returns (a commit the
+// client heard of survives power loss in the log too); with NORMAL it is written, not synced,
+// exactly like SQLite's WAL at NORMAL (a process crash loses nothing: the page cache survives).
+//
+// Thread model: every member is thread-safe (one mutex).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "common/expected.h"
+#include "log/log.h"
+#include "log/wal_reader.h"
+#include "sqlite/connection.h"
+
+namespace quire::engine {
+
+class LogCapture {
+ public:
+  struct Options {
+    bool sync_each_commit = false;  // synchronous=FULL
+    log::LogOptions log;
+  };
+
+  // `db_path` must exist as a database file in WAL mode, with no connection of the server open.
+  static Expected<std::unique_ptr<LogCapture>, std::string> open(
+      const std::string& db_path, const std::filesystem::path& log_dir, const Options& options);
+
+  // Appends the committed transactions not yet in the log, reading no WAL frame past
+  // `max_frame` when it is non-zero (the WAL hook's frame count).
+  Expected<void, std::string> capture(std::uint32_t max_frame = 0);
+
+  log::ReplicationLog& log() { return *log_; }
+
+ private:
+  LogCapture(std::filesystem::path wal_path, std::unique_ptr<log::ReplicationLog> log,
+             const Options& options);
+  // Requires mu_.
+  Expected<void, std::string> append_batch(log::WalBatch& batch);
+
+  const Options options_;
+  std::mutex mu_;
+  log::WalReader reader_;    // guarded by mu_
+  log::WalPosition cursor_;  // guarded by mu_
+  std::unique_ptr<log::ReplicationLog> log_;
+};
+
+}  // namespace quire::engine

@@ -1,0 +1,748 @@
+#include "log/log.h"
+
+#include <fcntl.h>
+#include <sys/random.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <unordered_set>
+
+#include "log/file.h"
+#include "log/materialize.h"
+#include "log/snapshot_writer.h"
+
+namespace quire::log {
+
+namespace detail {
+
+// One segment file. `file` is opened read-write; positioned I/O makes it shareable.
+struct Segment {
+  SegmentHeader header;
+  File file;
+  // Guarded by LogState::mu. Committed records are [header.first_frame, end_frame).
+  Frame end_frame = 0;
+  std::uint32_t last_checksum = 0;  // checksum of record end_frame-1 (chain_seed if none)
+};
+
+struct LogState {
+  mutable std::mutex mu;
+  mutable std::condition_variable cv;
+  // Everything below is guarded by mu.
+  std::vector<std::shared_ptr<Segment>> segments;  // oldest first; back() is the active one
+  Frame last_frame = 0;
+  PrevCommit last_commit;               // the last transaction's commit
+  std::vector<SnapshotInfo> snapshots;  // oldest first
+
+  Frame first_available() const { return segments.front()->header.first_frame; }
+  // The segment holding `frame` (first <= frame < end), or nullptr.
+  std::shared_ptr<Segment> find(Frame frame) const {
+    for (const auto& s : segments) {
+      if (s->header.first_frame <= frame && frame < s->end_frame) return s;
+    }
+    return nullptr;
+  }
+};
+
+}  // namespace detail
+
+using detail::LogState;
+using detail::Segment;
+
+namespace {
+
+constexpr std::size_t kRecordsPerRead = 64;
+
+std::filesystem::path segment_path(const std::filesystem::path& dir, Frame first) {
+  char name[64];
+  std::snprintf(name, sizeof name, "segment-%020llu.qlog", static_cast<unsigned long long>(first));
+  return dir / name;
+}
+
+// Parses "<prefix><20 digits><suffix>"; nullopt for any other name.
+std::optional<Frame> parse_name(const std::string& name, std::string_view prefix,
+                                std::string_view suffix) {
+  if (name.size() != prefix.size() + 20 + suffix.size()) return std::nullopt;
+  if (name.compare(0, prefix.size(), prefix) != 0) return std::nullopt;
+  if (name.compare(prefix.size() + 20, suffix.size(), suffix) != 0) return std::nullopt;
+  Frame v = 0;
+  for (std::size_t i = prefix.size(); i < prefix.size() + 20; ++i) {
+    if (name[i] < '0' || name[i] > '9') return std::nullopt;
+    v = v * 10 + static_cast<Frame>(name[i] - '0');
+  }
+  return v;
+}
+
+LogError corrupt(const std::filesystem::path& path, const std::string& what) {
+  return log_error(LogErrc::kCorrupt, path.string() + ": " + what);
+}
+
+Expected<LogId, LogError> new_log_id() {
+  LogId id;
+  std::size_t done = 0;
+  while (done < id.size()) {
+    ssize_t n = ::getrandom(id.data() + done, id.size() - done, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return unexpected(log_error(LogErrc::kIo, "getrandom failed", errno));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  id[6] = static_cast<std::uint8_t>((id[6] & 0x0f) | 0x40);  // UUID version 4
+  id[8] = static_cast<std::uint8_t>((id[8] & 0x3f) | 0x80);  // RFC 4122 variant
+  return id;
+}
+
+Expected<RecordHeader, LogError> read_record_header(const Segment& s, Frame frame) {
+  std::uint8_t raw[kRecordHeaderSize];
+  auto got = s.file.read_at(raw, sizeof raw,
+                            static_cast<off_t>(segment_record_offset(s.header.first_frame, frame)));
+  if (!got) return unexpected(std::move(got).error());
+  if (*got != sizeof raw) return unexpected(corrupt(s.file.path(), "short record"));
+  return decode_record_header(raw);
+}
+
+// Writes a complete segment file crash-safely: <name>.tmp with the header (and, for a new log,
+// the base image), fdatasync, rename, directory fsync. Returns it opened read-write.
+Expected<File, LogError> create_segment(const std::filesystem::path& dir, const SegmentHeader& h,
+                                        const PageSource* base, std::int64_t base_time_us) {
+  const std::filesystem::path final_path = segment_path(dir, h.first_frame);
+  std::filesystem::path tmp_path = final_path;
+  tmp_path += ".tmp";
+  auto tmp = File::open(tmp_path, O_RDWR | O_CREAT | O_TRUNC);
+  if (!tmp) return unexpected(std::move(tmp).error());
+  std::vector<std::uint8_t> buf(kSegmentHeaderSize);
+  encode_segment_header(h, buf.data());
+  if (auto ok = tmp->write_at(buf.data(), buf.size(), 0); !ok) return unexpected(ok.error());
+  if (base != nullptr && base->page_count() > 0) {
+    assert(h.first_frame == 1);
+    const std::uint32_t n = base->page_count();
+    std::vector<std::byte> page(kPageSize);
+    buf.assign(kRecordsPerRead * kRecordSize, 0);
+    std::uint32_t prev = h.chain_seed;
+    std::size_t in_buf = 0;
+    off_t offset = kSegmentHeaderSize;
+    for (std::uint32_t p = 1; p <= n; ++p) {
+      if (auto ok = base->read_page(p, page); !ok) return unexpected(ok.error());
+      RecordHeader r;
+      r.frame_no = p;
+      r.txn_first_frame = 1;
+      r.pgno = p;
+      if (p == n) {
+        r.db_size = n;
+        r.commit_time_us = base_time_us;
+      }
+      std::uint8_t* out = buf.data() + in_buf * kRecordSize;
+      std::memcpy(out + kRecordHeaderSize, page.data(), kPageSize);
+      prev = encode_record(r, page.data(), prev, out);
+      if (++in_buf == kRecordsPerRead || p == n) {
+        if (auto ok = tmp->write_at(buf.data(), in_buf * kRecordSize, offset); !ok) {
+          return unexpected(ok.error());
+        }
+        offset += static_cast<off_t>(in_buf * kRecordSize);
+        in_buf = 0;
+      }
+    }
+  }
+  if (auto ok = tmp->datasync(); !ok) return unexpected(ok.error());
+  if (auto ok = rename_file(tmp_path, final_path); !ok) return unexpected(ok.error());
+  if (auto ok = sync_directory(dir); !ok) return unexpected(ok.error());
+  return File::open(final_path, O_RDWR);
+}
+
+// What a scan of a segment's records found.
+struct ScanResult {
+  Frame end_frame = 0;              // one past the last record of the last valid commit
+  std::uint32_t last_checksum = 0;  // that record's checksum
+  std::optional<RecordHeader> last_commit;
+  std::uint64_t valid_bytes = 0;  // file length up to end_frame
+  bool clean = true;              // nothing (complete or partial) follows the last commit
+};
+
+// Scans every record of `s` from its start. The valid prefix ends at the last commit record
+// whose chain verifies. Damage after it is a torn tail unless a later record still verifies
+// against its predecessor and belongs to a later transaction: then it is kCorrupt.
+Expected<ScanResult, LogError> scan_segment(const Segment& s) {
+  auto size = s.file.size();
+  if (!size) return unexpected(std::move(size).error());
+  const std::uint64_t file_size = static_cast<std::uint64_t>(*size);
+  if (file_size < kSegmentHeaderSize) return unexpected(corrupt(s.file.path(), "short header"));
+  const std::uint64_t complete = (file_size - kSegmentHeaderSize) / kRecordSize;
+  const Frame first = s.header.first_frame;
+
+  ScanResult r;
+  r.end_frame = first;
+  r.last_checksum = s.header.chain_seed;
+  r.valid_bytes = kSegmentHeaderSize;
+  std::uint32_t prev = s.header.chain_seed;
+  Frame txn_start = first;
+  std::optional<std::uint64_t> bad;  // index of the first record that fails
+  std::vector<std::uint8_t> buf(kRecordsPerRead * kRecordSize);
+  for (std::uint64_t i = 0; i < complete && !bad; i += kRecordsPerRead) {
+    const std::uint64_t n = std::min<std::uint64_t>(kRecordsPerRead, complete - i);
+    auto got = s.file.read_at(buf.data(), n * kRecordSize,
+                              static_cast<off_t>(kSegmentHeaderSize + i * kRecordSize));
+    if (!got) return unexpected(std::move(got).error());
+    if (*got != n * kRecordSize) return unexpected(corrupt(s.file.path(), "file shrank"));
+    for (std::uint64_t k = 0; k < n; ++k) {
+      const std::uint8_t* rec = buf.data() + k * kRecordSize;
+      const RecordHeader h = decode_record_header(rec);
+      const Frame frame = first + i + k;
+      if (h.frame_no != frame || h.txn_first_frame != txn_start || h.pgno == 0 ||
+          record_checksum(rec, prev) != h.checksum) {
+        bad = i + k;
+        break;
+      }
+      prev = h.checksum;
+      if (h.db_size != 0) {
+        r.end_frame = frame + 1;
+        r.last_checksum = prev;
+        r.last_commit = h;
+        r.valid_bytes = kSegmentHeaderSize + (i + k + 1) * kRecordSize;
+        txn_start = frame + 1;
+      }
+    }
+  }
+  r.clean = r.valid_bytes == file_size;
+  if (!bad) return r;
+
+  // Is the damage confined to the last transaction? Look for a later record that verifies
+  // against its predecessor's stored checksum and starts a later transaction.
+  std::vector<std::uint8_t> a(kRecordSize), b(kRecordSize);
+  for (std::uint64_t j = *bad + 1; j < complete; ++j) {
+    auto got_a = s.file.read_at(a.data(), kRecordSize,
+                                static_cast<off_t>(kSegmentHeaderSize + (j - 1) * kRecordSize));
+    auto got_b = s.file.read_at(b.data(), kRecordSize,
+                                static_cast<off_t>(kSegmentHeaderSize + j * kRecordSize));
+    if (!got_a) return unexpected(std::move(got_a).error());
+    if (!got_b) return unexpected(std::move(got_b).error());
+    const RecordHeader ha = decode_record_header(a.data());
+    const RecordHeader hb = decode_record_header(b.data());
+    if (hb.frame_no == first + j && hb.txn_first_frame > txn_start &&
+        record_checksum(b.data(), ha.checksum) == hb.checksum) {
+      return unexpected(corrupt(s.file.path(), "record of frame " + std::to_string(first + *bad) +
+                                                   " is damaged and later transactions follow"));
+    }
+  }
+  return r;
+}
+
+Expected<void, LogError> check_appendable(const Transaction& txn) {
+  auto bad = [](const std::string& what) {
+    return unexpected(log_error(LogErrc::kInvalidArgument, "append: " + what));
+  };
+  if (txn.pgnos.empty()) return bad("a transaction needs at least one page");
+  if (txn.pages.size() != txn.pgnos.size() * kPageSize) return bad("page data size mismatch");
+  if (txn.db_size == 0) return bad("db_size must be >= 1");
+  std::unordered_set<std::uint32_t> seen;
+  for (std::uint32_t p : txn.pgnos) {
+    if (p == 0) return bad("page number 0");
+    if (!seen.insert(p).second) return bad("page " + std::to_string(p) + " appears twice");
+  }
+  return {};
+}
+
+}  // namespace
+
+// ---- ReplicationLog ---------------------------------------------------------------------------
+
+ReplicationLog::ReplicationLog(std::filesystem::path dir, LogOptions options, LogId id,
+                               std::shared_ptr<LogState> state)
+    : dir_(std::move(dir)), options_(options), log_id_(id), state_(std::move(state)) {}
+
+ReplicationLog::~ReplicationLog() = default;
+
+Expected<std::unique_ptr<ReplicationLog>, LogError> ReplicationLog::create(
+    const std::filesystem::path& dir, const LogOptions& options, const PageSource* base,
+    std::int64_t base_time_us) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec)
+    return unexpected(log_error(LogErrc::kIo, "create " + dir.string() + ": " + ec.message()));
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (parse_name(entry.path().filename().string(), "segment-", ".qlog")) {
+      return unexpected(log_error(LogErrc::kExists, dir.string() + " already holds a log"));
+    }
+  }
+  if (ec) return unexpected(log_error(LogErrc::kIo, "list " + dir.string() + ": " + ec.message()));
+  auto id = new_log_id();
+  if (!id) return unexpected(std::move(id).error());
+  SegmentHeader h;
+  h.log_id = *id;
+  h.first_frame = 1;
+  auto seg = create_segment(dir, h, base, base_time_us);
+  if (!seg) return unexpected(std::move(seg).error());
+  return open(dir, options);
+}
+
+Expected<std::unique_ptr<ReplicationLog>, LogError> ReplicationLog::open(
+    const std::filesystem::path& dir, const LogOptions& options) {
+  std::error_code ec;
+  std::vector<std::pair<Frame, std::filesystem::path>> seg_files, snap_files;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.ends_with(".tmp")) {
+      std::filesystem::remove(entry.path(), ec);  // an unfinished segment or snapshot
+      ec.clear();
+    } else if (auto f = parse_name(name, "segment-", ".qlog")) {
+      seg_files.emplace_back(*f, entry.path());
+    } else if (auto f = parse_name(name, "snapshot-", ".qsnap")) {
+      snap_files.emplace_back(*f, entry.path());
+    }
+  }
+  if (ec) {
+    return unexpected(
+        log_error(ec == std::errc::no_such_file_or_directory ? LogErrc::kNotFound : LogErrc::kIo,
+                  "list " + dir.string() + ": " + ec.message()));
+  }
+  if (seg_files.empty()) {
+    return unexpected(log_error(LogErrc::kNotFound, dir.string() + " holds no replication log"));
+  }
+  std::sort(seg_files.begin(), seg_files.end());
+  std::sort(snap_files.begin(), snap_files.end());
+
+  auto state = std::make_shared<LogState>();
+  LogId id{};
+  for (std::size_t i = 0; i < seg_files.size(); ++i) {
+    const auto& path = seg_files[i].second;
+    auto f = File::open(path, O_RDWR);
+    if (!f) return unexpected(std::move(f).error());
+    std::uint8_t raw[kSegmentHeaderSize];
+    auto got = f->read_at(raw, sizeof raw, 0);
+    if (!got) return unexpected(std::move(got).error());
+    std::string why = "short header";
+    std::optional<SegmentHeader> h;
+    if (*got == sizeof raw) h = decode_segment_header(raw, why);
+    if (!h) return unexpected(corrupt(path, "bad segment header: " + why));
+    if (h->first_frame != seg_files[i].first) {
+      return unexpected(corrupt(path, "header says first frame " + std::to_string(h->first_frame)));
+    }
+    if (i == 0) {
+      id = h->log_id;
+    } else if (h->log_id != id) {
+      return unexpected(
+          log_error(LogErrc::kIncompatible,
+                    path.string() + ": segment of another log " + format_log_id(h->log_id)));
+    }
+    auto seg = std::make_shared<Segment>();
+    seg->header = *h;
+    seg->file = std::move(f.value());
+    seg->end_frame = h->first_frame;
+    seg->last_checksum = h->chain_seed;
+    if (i > 0) {
+      const Segment& prev = *state->segments.back();
+      if (h->first_frame != prev.end_frame || h->chain_seed != prev.last_checksum) {
+        return unexpected(corrupt(path, "does not continue " + prev.file.path().string() +
+                                            " (a segment is missing or damaged)"));
+      }
+    }
+    const bool sealed = i + 1 < seg_files.size();
+    if (sealed && !options.verify_sealed_segments) {
+      // Trust the sealed body (verified when read); check its shape and its last record.
+      auto size = seg->file.size();
+      if (!size) return unexpected(std::move(size).error());
+      const std::uint64_t body = static_cast<std::uint64_t>(*size) - kSegmentHeaderSize;
+      if (static_cast<std::uint64_t>(*size) < kSegmentHeaderSize + kRecordSize ||
+          body % kRecordSize != 0) {
+        return unexpected(corrupt(path, "sealed segment is not a whole number of records"));
+      }
+      const Frame last = h->first_frame + body / kRecordSize - 1;
+      std::vector<std::uint8_t> rec(kRecordSize);
+      auto r = seg->file.read_at(rec.data(), kRecordSize,
+                                 static_cast<off_t>(segment_record_offset(h->first_frame, last)));
+      if (!r) return unexpected(std::move(r).error());
+      std::uint32_t seed = h->chain_seed;
+      if (last > h->first_frame) {
+        auto before = read_record_header(*seg, last - 1);
+        if (!before) return unexpected(std::move(before).error());
+        seed = before->checksum;
+      }
+      const RecordHeader lh = decode_record_header(rec.data());
+      if (lh.frame_no != last || lh.db_size == 0 ||
+          record_checksum(rec.data(), seed) != lh.checksum) {
+        return unexpected(corrupt(path, "sealed segment does not end with a valid commit"));
+      }
+      seg->end_frame = last + 1;
+      seg->last_checksum = lh.checksum;
+      state->last_commit = PrevCommit{lh.db_size, lh.commit_time_us, lh.wal};
+    } else {
+      auto scan = scan_segment(*seg);
+      if (!scan) return unexpected(std::move(scan).error());
+      if (sealed && !scan->clean) {
+        return unexpected(corrupt(path, "sealed segment has damaged records after frame " +
+                                            std::to_string(scan->end_frame - 1)));
+      }
+      if (!scan->clean) {
+        // A torn tail: the last append did not complete. Cut it off.
+        if (auto ok = seg->file.truncate(static_cast<off_t>(scan->valid_bytes)); !ok) {
+          return unexpected(ok.error());
+        }
+        if (auto ok = seg->file.datasync(); !ok) return unexpected(ok.error());
+      }
+      seg->end_frame = scan->end_frame;
+      seg->last_checksum = scan->last_checksum;
+      if (scan->last_commit) {
+        const RecordHeader& lc = *scan->last_commit;
+        state->last_commit = PrevCommit{lc.db_size, lc.commit_time_us, lc.wal};
+      } else if (sealed) {
+        return unexpected(corrupt(path, "sealed segment holds no transaction"));
+      } else {
+        state->last_commit = h->prev;
+      }
+    }
+    state->segments.push_back(std::move(seg));
+  }
+  state->last_frame = state->segments.back()->end_frame - 1;
+
+  for (const auto& [frame, path] : snap_files) {
+    auto snap = SnapshotFile::open(path, &id);
+    if (!snap) return unexpected(std::move(snap).error());
+    if (snap->info().frame != frame) return unexpected(corrupt(path, "name and header disagree"));
+    state->snapshots.push_back(snap->info());
+  }
+  const Frame first = state->first_available();
+  if (first > 1) {
+    const bool covered =
+        std::any_of(state->snapshots.begin(), state->snapshots.end(), [&](const SnapshotInfo& s) {
+          return s.frame + 1 >= first && s.frame <= state->last_frame;
+        });
+    if (!covered) {
+      return unexpected(corrupt(dir, "log starts at frame " + std::to_string(first) +
+                                         " and no snapshot covers the frames before it"));
+    }
+  }
+  return std::unique_ptr<ReplicationLog>(new ReplicationLog(dir, options, id, std::move(state)));
+}
+
+Frame ReplicationLog::last_frame() const {
+  std::lock_guard lock(state_->mu);
+  return state_->last_frame;
+}
+
+Frame ReplicationLog::first_available_frame() const {
+  std::lock_guard lock(state_->mu);
+  return state_->first_available();
+}
+
+std::optional<WalPosition> ReplicationLog::last_wal_position() const {
+  std::lock_guard lock(state_->mu);
+  return state_->last_commit.wal;
+}
+
+std::int64_t ReplicationLog::last_commit_time_us() const {
+  std::lock_guard lock(state_->mu);
+  return state_->last_commit.commit_time_us;
+}
+
+std::uint32_t ReplicationLog::db_size() const {
+  std::lock_guard lock(state_->mu);
+  return state_->last_commit.db_size;
+}
+
+Expected<void, LogError> ReplicationLog::roll_over() {
+  std::shared_ptr<Segment> old;
+  SegmentHeader h;
+  {
+    std::lock_guard lock(state_->mu);
+    old = state_->segments.back();
+    h.log_id = log_id_;
+    h.first_frame = state_->last_frame + 1;
+    h.chain_seed = old->last_checksum;
+    h.prev = state_->last_commit;
+  }
+  // The sealed segment must be durable before a later one exists, or a power loss could leave
+  // a hole that open() would rightly call corruption.
+  if (auto ok = old->file.datasync(); !ok) return ok;
+  auto f = create_segment(dir_, h, nullptr, 0);
+  if (!f) return unexpected(std::move(f).error());
+  auto seg = std::make_shared<Segment>();
+  seg->header = h;
+  seg->file = std::move(f.value());
+  seg->end_frame = h.first_frame;
+  seg->last_checksum = h.chain_seed;
+  std::lock_guard lock(state_->mu);
+  state_->segments.push_back(std::move(seg));
+  return {};
+}
+
+Expected<Frame, LogError> ReplicationLog::append(const Transaction& txn) {
+  if (auto ok = check_appendable(txn); !ok) return unexpected(ok.error());
+  std::lock_guard write_lock(write_mu_);
+  if (broken_) {
+    return unexpected(log_error(LogErrc::kBroken, dir_.string() + ": an earlier write failed"));
+  }
+  const std::size_t n = txn.page_count();
+  {
+    std::shared_ptr<Segment> active;
+    {
+      std::lock_guard lock(state_->mu);
+      active = state_->segments.back();
+    }
+    const std::uint64_t records = active->end_frame - active->header.first_frame;
+    if (records > 0 && kSegmentHeaderSize + (records + n) * kRecordSize > options_.segment_bytes) {
+      if (auto ok = roll_over(); !ok) return unexpected(ok.error());
+    }
+  }
+  std::shared_ptr<Segment> active;
+  Frame start;
+  std::uint32_t prev;
+  std::int64_t time;
+  {
+    std::lock_guard lock(state_->mu);
+    active = state_->segments.back();
+    start = state_->last_frame + 1;
+    prev = active->last_checksum;
+    time = std::max(txn.commit_time_us, state_->last_commit.commit_time_us);
+  }
+  std::vector<std::uint8_t> buf(n * kRecordSize);
+  for (std::size_t i = 0; i < n; ++i) {
+    RecordHeader r;
+    r.frame_no = start + i;
+    r.txn_first_frame = start;
+    r.pgno = txn.pgnos[i];
+    if (i + 1 == n) {
+      r.db_size = txn.db_size;
+      r.commit_time_us = time;
+      r.wal = txn.wal;
+    }
+    std::uint8_t* out = buf.data() + i * kRecordSize;
+    std::memcpy(out + kRecordHeaderSize, txn.page(i).data(), kPageSize);
+    prev = encode_record(r, txn.page(i).data(), prev, out);
+  }
+  const auto offset = static_cast<off_t>(segment_record_offset(active->header.first_frame, start));
+  if (auto ok = active->file.write_at(buf.data(), buf.size(), offset); !ok) {
+    if (!active->file.truncate(offset)) broken_ = true;
+    return unexpected(ok.error());
+  }
+  const Frame last = start + n - 1;
+  {
+    std::lock_guard lock(state_->mu);
+    active->end_frame = last + 1;
+    active->last_checksum = prev;
+    state_->last_frame = last;
+    state_->last_commit = PrevCommit{txn.db_size, time, txn.wal};
+  }
+  state_->cv.notify_all();
+  return last;
+}
+
+Expected<void, LogError> ReplicationLog::sync() {
+  std::lock_guard write_lock(write_mu_);
+  std::shared_ptr<Segment> active;
+  {
+    std::lock_guard lock(state_->mu);
+    active = state_->segments.back();
+  }
+  return active->file.datasync();
+}
+
+bool ReplicationLog::wait_for(Frame frame, std::chrono::steady_clock::time_point deadline) const {
+  std::unique_lock lock(state_->mu);
+  return state_->cv.wait_until(lock, deadline, [&] { return state_->last_frame >= frame; });
+}
+
+Expected<LogReader, LogError> ReplicationLog::read_from(Frame frame) const {
+  std::shared_ptr<Segment> seg;
+  {
+    std::lock_guard lock(state_->mu);
+    if (frame < state_->first_available()) {
+      std::string msg = "NEED_SNAPSHOT: frame " + std::to_string(frame) +
+                        " was compacted; the log starts at frame " +
+                        std::to_string(state_->first_available());
+      return unexpected(log_error(LogErrc::kNeedSnapshot, std::move(msg)));
+    }
+    if (frame > state_->last_frame + 1) {
+      return unexpected(log_error(LogErrc::kInvalidArgument,
+                                  "frame " + std::to_string(frame) + " is beyond the log's end " +
+                                      std::to_string(state_->last_frame)));
+    }
+    seg = state_->find(frame);
+    if (!seg) seg = state_->segments.back();  // frame == last_frame + 1
+    if (frame == seg->header.first_frame) {
+      return LogReader(state_, frame, seg->header.chain_seed, seg);
+    }
+  }
+  auto before = read_record_header(*seg, frame - 1);
+  if (!before) return unexpected(std::move(before).error());
+  if (before->db_size == 0) {
+    return unexpected(log_error(LogErrc::kInvalidArgument, "frame " + std::to_string(frame) +
+                                                               " does not start a transaction"));
+  }
+  return LogReader(state_, frame, before->checksum, seg);
+}
+
+std::optional<SnapshotInfo> ReplicationLog::latest_snapshot() const {
+  std::lock_guard lock(state_->mu);
+  if (state_->snapshots.empty()) return std::nullopt;
+  return state_->snapshots.back();
+}
+
+std::vector<SnapshotInfo> ReplicationLog::snapshots() const {
+  std::lock_guard lock(state_->mu);
+  return state_->snapshots;
+}
+
+namespace {
+void publish_snapshot(LogState& state, const SnapshotInfo& info) {
+  std::lock_guard lock(state.mu);
+  auto& v = state.snapshots;
+  v.erase(std::remove_if(v.begin(), v.end(), [&](const auto& s) { return s.frame == info.frame; }),
+          v.end());
+  v.insert(std::upper_bound(v.begin(), v.end(), info,
+                            [](const auto& a, const auto& b) { return a.frame < b.frame; }),
+           info);
+}
+}  // namespace
+
+Expected<SnapshotInfo, LogError> ReplicationLog::snapshot() {
+  std::lock_guard snapshot_lock(snapshot_mu_);
+  const Frame frame = last_frame();
+  if (frame == 0)
+    return unexpected(log_error(LogErrc::kInvalidArgument, "snapshot of an empty log"));
+  if (auto latest = latest_snapshot(); latest && latest->frame == frame) return *latest;
+  auto tmp = begin_snapshot_file(dir_, frame);
+  if (!tmp) return unexpected(std::move(tmp).error());
+  MaterializeTarget target;
+  target.frame = frame;
+  auto image = materialize_into(*this, *tmp, kSnapshotHeaderSize, target);
+  if (!image) return unexpected(std::move(image).error());
+  assert(image->frame == frame);
+  auto info = finish_snapshot_file(std::move(tmp.value()), dir_, log_id_, frame,
+                                   image->commit_time_us, image->db_size);
+  if (!info) return unexpected(std::move(info).error());
+  publish_snapshot(*state_, *info);
+  return info;
+}
+
+Expected<SnapshotInfo, LogError> ReplicationLog::snapshot_from(const PageSource& pages,
+                                                               Frame frame) {
+  std::lock_guard snapshot_lock(snapshot_mu_);
+  std::shared_ptr<Segment> seg;
+  {
+    std::lock_guard lock(state_->mu);
+    seg = state_->find(frame);
+  }
+  if (!seg) {
+    return unexpected(log_error(LogErrc::kInvalidArgument,
+                                "frame " + std::to_string(frame) + " is not a retained frame"));
+  }
+  auto h = read_record_header(*seg, frame);
+  if (!h) return unexpected(std::move(h).error());
+  if (h->db_size == 0 || h->db_size != pages.page_count()) {
+    return unexpected(
+        log_error(LogErrc::kInvalidArgument, "frame " + std::to_string(frame) +
+                                                 " is not a commit of a database of " +
+                                                 std::to_string(pages.page_count()) + " pages"));
+  }
+  auto info = write_snapshot_file(dir_, log_id_, frame, h->commit_time_us, pages);
+  if (!info) return unexpected(std::move(info).error());
+  publish_snapshot(*state_, *info);
+  return info;
+}
+
+Expected<CompactResult, LogError> ReplicationLog::compact() {
+  std::lock_guard write_lock(write_mu_);
+  CompactResult result;
+  std::vector<std::filesystem::path> doomed;  // oldest first, segments before snapshots
+  {
+    std::lock_guard lock(state_->mu);
+    if (!state_->snapshots.empty()) {
+      const Frame s = state_->snapshots.back().frame;
+      auto& segs = state_->segments;
+      while (segs.size() > 1 && segs.front()->end_frame - 1 <= s) {
+        doomed.push_back(segs.front()->file.path());
+        segs.erase(segs.begin());
+        ++result.segments_deleted;
+      }
+      auto& snaps = state_->snapshots;
+      while (snaps.size() > 1) {
+        doomed.push_back(snaps.front().path);
+        snaps.erase(snaps.begin());
+        ++result.snapshots_deleted;
+      }
+    }
+    result.first_available = state_->first_available();
+  }
+  if (doomed.empty()) return result;
+  for (const auto& path : doomed) {
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      return unexpected(io_error("unlink", path, errno));
+    }
+  }
+  if (auto ok = sync_directory(dir_); !ok) return unexpected(ok.error());
+  return result;
+}
+
+// ---- LogReader --------------------------------------------------------------------------------
+
+LogReader::LogReader(std::shared_ptr<LogState> state, Frame next, std::uint32_t prev_checksum,
+                     std::shared_ptr<Segment> segment)
+    : state_(std::move(state)),
+      next_frame_(next),
+      prev_checksum_(prev_checksum),
+      segment_(std::move(segment)) {}
+LogReader::LogReader(LogReader&&) noexcept = default;
+LogReader& LogReader::operator=(LogReader&&) noexcept = default;
+LogReader::~LogReader() = default;
+
+Expected<std::optional<LoggedTransaction>, LogError> LogReader::next() {
+  Frame end;
+  {
+    std::lock_guard lock(state_->mu);
+    if (next_frame_ >= segment_->end_frame) {
+      if (next_frame_ > state_->last_frame) return std::optional<LoggedTransaction>();
+      auto seg = state_->find(next_frame_);
+      if (!seg) {
+        return unexpected(log_error(LogErrc::kNeedSnapshot,
+                                    "NEED_SNAPSHOT: frame " + std::to_string(next_frame_) +
+                                        " was compacted while the reader was behind"));
+      }
+      // Segments begin at transaction boundaries, and the reader is at one.
+      if (seg->header.first_frame != next_frame_ || seg->header.chain_seed != prev_checksum_) {
+        return unexpected(corrupt(seg->file.path(), "does not continue the previous segment"));
+      }
+      segment_ = std::move(seg);
+      buf_count_ = 0;
+    }
+    end = segment_->end_frame;
+  }
+
+  const Frame first = segment_->header.first_frame;
+  LoggedTransaction out;
+  out.first_frame = next_frame_;
+  std::uint32_t prev = prev_checksum_;
+  for (Frame f = next_frame_; f < end; ++f) {
+    if (f < buf_first_ || f >= buf_first_ + buf_count_) {
+      const std::size_t n = static_cast<std::size_t>(std::min<Frame>(kRecordsPerRead, end - f));
+      buf_.resize(n * kRecordSize);
+      auto got = segment_->file.read_at(buf_.data(), buf_.size(),
+                                        static_cast<off_t>(segment_record_offset(first, f)));
+      if (!got) return unexpected(std::move(got).error());
+      if (*got != buf_.size()) return unexpected(corrupt(segment_->file.path(), "short read"));
+      buf_first_ = f;
+      buf_count_ = n;
+    }
+    const std::uint8_t* rec = buf_.data() + (f - buf_first_) * kRecordSize;
+    const RecordHeader h = decode_record_header(rec);
+    if (h.frame_no != f || h.txn_first_frame != out.first_frame || h.pgno == 0 ||
+        record_checksum(rec, prev) != h.checksum) {
+      return unexpected(corrupt(segment_->file.path(),
+                                "record of frame " + std::to_string(f) + " fails verification"));
+    }
+    prev = h.checksum;
+    out.txn.add_page(h.pgno,
+                     {reinterpret_cast<const std::byte*>(rec + kRecordHeaderSize), kPageSize});
+    if (h.db_size != 0) {
+      out.txn.db_size = h.db_size;
+      out.txn.commit_time_us = h.commit_time_us;
+      out.txn.wal = h.wal;
+      next_frame_ = f + 1;
+      prev_checksum_ = prev;
+      return std::optional<LoggedTransaction>(std::move(out));
+    }
+  }
+  return unexpected(corrupt(segment_->file.path(), "committed range ends inside a transaction"));
+}
+
+}  // namespace quire::log

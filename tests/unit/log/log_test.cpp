@@ -1,0 +1,460 @@
+#include "log/log.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <random>
+#include <thread>
+
+#include "log/crc32c.h"
+#include "log/materialize.h"
+#include "log_test_util.h"
+
+namespace quire::log {
+namespace {
+
+using namespace quire::log::testing;
+
+class ReplicationLogTest : public ::testing::Test {
+ protected:
+  void SetUp() override { dir_ = scratch_dir("log"); }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::unique_ptr<ReplicationLog> create(const LogOptions& options = {}) {
+    auto log = ReplicationLog::create(dir_ / "log", options);
+    EXPECT_TRUE(log) << (log ? "" : log.error().message);
+    return log ? std::move(log.value()) : nullptr;
+  }
+  std::unique_ptr<ReplicationLog> reopen(const LogOptions& options = {}) {
+    auto log = ReplicationLog::open(dir_ / "log", options);
+    EXPECT_TRUE(log) << (log ? "" : log.error().message);
+    return log ? std::move(log.value()) : nullptr;
+  }
+  Frame append(ReplicationLog& log, const std::vector<std::uint32_t>& pgnos, std::uint32_t db_size,
+               std::int64_t time = 0) {
+    auto f = log.append(make_txn(pgnos, db_size, log.last_frame() + 1, time));
+    EXPECT_TRUE(f) << (f ? "" : f.error().message);
+    return f ? *f : 0;
+  }
+  std::filesystem::path dir_;
+};
+
+TEST(Crc32cTest, MatchesKnownVectorInBothImplementations) {
+  const char* s = "123456789";
+  EXPECT_EQ(crc32c(0, s, 9), 0xE3069283u);
+  EXPECT_EQ(crc32c_portable(0, s, 9), 0xE3069283u);
+  std::vector<std::uint8_t> data(10000);
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<std::uint8_t>(i * 31 + 7);
+  for (std::size_t n : {0, 1, 7, 8, 9, 63, 4096, 10000}) {
+    EXPECT_EQ(crc32c(0, data.data(), n), crc32c_portable(0, data.data(), n)) << n;
+  }
+  EXPECT_EQ(crc32c(crc32c(0, data.data(), 100), data.data() + 100, 900),
+            crc32c(0, data.data(), 1000));
+}
+
+TEST_F(ReplicationLogTest, NewLogIsEmptyWithARandomUuid) {
+  auto log = create();
+  ASSERT_TRUE(log);
+  EXPECT_EQ(log->last_frame(), 0u);
+  EXPECT_EQ(log->first_available_frame(), 1u);
+  EXPECT_FALSE(log->last_wal_position());
+  EXPECT_EQ(log->log_id()[6] >> 4, 4);
+  EXPECT_EQ(format_log_id(log->log_id()).size(), 36u);
+  auto reader = log->read_from(1);
+  ASSERT_TRUE(reader);
+  auto t = reader->next();
+  ASSERT_TRUE(t);
+  EXPECT_FALSE(*t);
+}
+
+TEST_F(ReplicationLogTest, CreateRefusesADirectoryThatHoldsALog) {
+  ASSERT_TRUE(create());
+  auto again = ReplicationLog::create(dir_ / "log");
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, LogErrc::kExists);
+  auto missing = ReplicationLog::open(dir_ / "nothing");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, LogErrc::kNotFound);
+}
+
+TEST_F(ReplicationLogTest, FrameNumbersStartAtOneAndNeverResetAcrossReopen) {
+  auto log = create();
+  EXPECT_EQ(append(*log, {1, 2, 3}, 3), 3u);
+  EXPECT_EQ(append(*log, {2}, 3), 4u);
+  const LogId id = log->log_id();
+  log.reset();
+  log = reopen();
+  EXPECT_EQ(log->last_frame(), 4u);
+  EXPECT_EQ(log->log_id(), id);
+  EXPECT_EQ(append(*log, {4, 1}, 4), 6u);
+  log.reset();
+  log = reopen();
+  auto all = read_all(*log);
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].first_frame, 1u);
+  EXPECT_EQ(all[1].first_frame, 4u);
+  EXPECT_EQ(all[2].first_frame, 5u);
+  EXPECT_EQ(all[2].txn.db_size, 4u);
+  EXPECT_TRUE(page_matches(all[2].txn.page(0), 5, 4));
+}
+
+TEST_F(ReplicationLogTest, StoresCommitTimeAndWalPositionAndKeepsTimesMonotonic) {
+  auto log = create();
+  Transaction t = make_txn({1}, 1, 1, 1000);
+  t.wal = WalPosition{7, 8, 3, 0xdead, 0xbeef};
+  ASSERT_TRUE(log->append(t));
+  ASSERT_TRUE(log->append(make_txn({1}, 1, 2, 500)));  // clock stepped back
+  EXPECT_EQ(log->last_commit_time_us(), 1000);
+  EXPECT_FALSE(log->last_wal_position());
+  t.commit_time_us = 2000;
+  ASSERT_TRUE(log->append(t));
+  log.reset();
+  log = reopen();
+  ASSERT_TRUE(log->last_wal_position());
+  EXPECT_EQ(*log->last_wal_position(), (WalPosition{7, 8, 3, 0xdead, 0xbeef}));
+  auto all = read_all(*log);
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[1].txn.commit_time_us, 1000);
+  EXPECT_EQ(all[2].txn.commit_time_us, 2000);
+}
+
+TEST_F(ReplicationLogTest, AppendRejectsMalformedTransactions) {
+  auto log = create();
+  EXPECT_EQ(log->append(Transaction{}).error().code, LogErrc::kInvalidArgument);
+  EXPECT_EQ(log->append(make_txn({1}, 0, 1)).error().code, LogErrc::kInvalidArgument);
+  EXPECT_EQ(log->append(make_txn({0}, 1, 1)).error().code, LogErrc::kInvalidArgument);
+  EXPECT_EQ(log->append(make_txn({2, 2}, 2, 1)).error().code, LogErrc::kInvalidArgument);
+  EXPECT_EQ(log->last_frame(), 0u);
+}
+
+TEST_F(ReplicationLogTest, ReadingFromInsideATransactionOrBeyondTheEndIsRejected) {
+  auto log = create();
+  append(*log, {1, 2, 3}, 3);
+  EXPECT_EQ(log->read_from(2).error().code, LogErrc::kInvalidArgument);
+  EXPECT_EQ(log->read_from(5).error().code, LogErrc::kInvalidArgument);
+  EXPECT_TRUE(log->read_from(4));
+}
+
+TEST_F(ReplicationLogTest, BaseImageBecomesTheFirstTransaction) {
+  std::vector<std::byte> page(kPageSize);
+  {
+    std::ofstream db(dir_ / "db", std::ios::binary);
+    for (std::uint32_t p = 1; p <= 3; ++p) {
+      fill_page(page.data(), 99, p);
+      db.write(reinterpret_cast<const char*>(page.data()), kPageSize);
+    }
+  }
+  auto base = FilePageSource::open(dir_ / "db");
+  ASSERT_TRUE(base);
+  auto log = ReplicationLog::create(dir_ / "log", {}, &*base, 42);
+  ASSERT_TRUE(log);
+  EXPECT_EQ((*log)->last_frame(), 3u);
+  EXPECT_EQ((*log)->db_size(), 3u);
+  EXPECT_EQ((*log)->last_commit_time_us(), 42);
+  auto out = materialize(**log, dir_ / "copy");
+  ASSERT_TRUE(out);
+  EXPECT_EQ(read_bytes(dir_ / "copy"), read_bytes(dir_ / "db"));
+}
+
+// kill -9 in the middle of the single pwrite of the last transaction leaves any prefix of it.
+TEST_F(ReplicationLogTest, TornTailAtEveryByteOffsetRecoversToThePreviousTransaction) {
+  auto log = create();
+  append(*log, {1, 2}, 2);
+  append(*log, {3}, 3);
+  const auto seg = files_with(dir_ / "log", ".qlog").at(0);
+  const auto good = std::filesystem::file_size(seg);
+  append(*log, {1, 4}, 4);  // the transaction that gets torn
+  log.reset();
+  const std::string full = read_bytes(seg);
+  ASSERT_EQ(full.size(), good + 2 * kRecordSize);
+  for (std::size_t cut = good; cut < full.size(); ++cut) {
+    {
+      std::ofstream out(seg, std::ios::binary | std::ios::trunc);
+      out.write(full.data(), static_cast<std::streamsize>(cut));
+    }
+    auto reopened = ReplicationLog::open(dir_ / "log");
+    ASSERT_TRUE(reopened) << cut << ": " << reopened.error().message;
+    ASSERT_EQ((*reopened)->last_frame(), 3u) << cut;
+    ASSERT_EQ(std::filesystem::file_size(seg), good) << cut;
+  }
+  // And the log goes on from there.
+  log = reopen();
+  EXPECT_EQ(append(*log, {5}, 5), 4u);
+  EXPECT_EQ(read_all(*log).size(), 3u);
+}
+
+TEST_F(ReplicationLogTest, DamagedBytesInTheLastTransactionAreATornTail) {
+  auto log = create();
+  append(*log, {1}, 1);
+  const auto seg = files_with(dir_ / "log", ".qlog").at(0);
+  const auto good = std::filesystem::file_size(seg);
+  append(*log, {1, 2, 3}, 3);
+  log.reset();
+  const std::string full = read_bytes(seg);
+  // Lost sectors anywhere in the last transaction (power loss), including its commit record.
+  for (std::size_t at = good; at < full.size(); at += 509) {
+    std::string bad = full;
+    bad[at] = static_cast<char>(bad[at] ^ 0x40);
+    {
+      std::ofstream out(seg, std::ios::binary | std::ios::trunc);
+      out.write(bad.data(), static_cast<std::streamsize>(bad.size()));
+    }
+    auto reopened = ReplicationLog::open(dir_ / "log");
+    ASSERT_TRUE(reopened) << at << ": " << reopened.error().message;
+    ASSERT_EQ((*reopened)->last_frame(), 1u) << at;
+  }
+}
+
+TEST_F(ReplicationLogTest, CorruptRecordInTheMiddleIsReportedNotSkipped) {
+  auto log = create();
+  append(*log, {1}, 1);
+  append(*log, {1, 2}, 2);  // frames 2-3: damaged below
+  append(*log, {3}, 3);
+  append(*log, {1, 4}, 4);
+  log.reset();
+  const auto seg = files_with(dir_ / "log", ".qlog").at(0);
+  for (Frame frame : {2, 3}) {  // a non-commit record, then a commit record
+    std::string bytes = read_bytes(seg);
+    const std::string saved = bytes;
+    bytes[segment_record_offset(1, frame) + 100] ^= 1;
+    {
+      std::ofstream out(seg, std::ios::binary | std::ios::trunc);
+      out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    }
+    auto reopened = ReplicationLog::open(dir_ / "log");
+    ASSERT_FALSE(reopened) << frame;
+    EXPECT_EQ(reopened.error().code, LogErrc::kCorrupt);
+    EXPECT_EQ(read_bytes(seg), bytes) << "open must not truncate a corrupt log";
+    std::ofstream out(seg, std::ios::binary | std::ios::trunc);
+    out.write(saved.data(), static_cast<std::streamsize>(saved.size()));
+  }
+  EXPECT_TRUE(reopen());
+}
+
+TEST_F(ReplicationLogTest, SegmentsRollOverAtTheConfiguredSize) {
+  LogOptions options;
+  options.segment_bytes = kSegmentHeaderSize + 5 * kRecordSize;
+  auto log = create(options);
+  for (int i = 0; i < 10; ++i) append(*log, {1, 2}, 2);  // 2 transactions per segment
+  append(*log, {1, 2, 3, 4, 5, 6, 7}, 7);                // larger than a segment: one of its own
+  append(*log, {1}, 7);
+  EXPECT_EQ(files_with(dir_ / "log", ".qlog").size(), 7u);
+  EXPECT_EQ(log->last_frame(), 28u);
+  log.reset();
+  log = reopen(options);
+  auto all = read_all(*log);
+  ASSERT_EQ(all.size(), 12u);
+  Frame next = 1;
+  for (const auto& t : all) {
+    EXPECT_EQ(t.first_frame, next);
+    next = t.last_frame() + 1;
+  }
+  // Reading can start at any transaction, including a segment's first.
+  EXPECT_EQ(read_all(*log, 5).size(), 10u);
+  EXPECT_EQ(read_all(*log, 21).size(), 2u);
+  LogOptions verify = options;
+  verify.verify_sealed_segments = true;
+  log.reset();
+  EXPECT_TRUE(reopen(verify));
+}
+
+TEST_F(ReplicationLogTest, CorruptSealedSegmentIsReportedWhenReadAndByAVerifyingOpen) {
+  LogOptions options;
+  options.segment_bytes = kSegmentHeaderSize + 4 * kRecordSize;
+  auto log = create(options);
+  for (int i = 0; i < 6; ++i) append(*log, {1, 2}, 2);
+  log.reset();
+  const auto seg = files_with(dir_ / "log", ".qlog").at(0);
+  std::string bytes = read_bytes(seg);
+  bytes[segment_record_offset(1, 1) + 2000] ^= 1;
+  {
+    std::ofstream out(seg, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  }
+  log = reopen(options);
+  ASSERT_TRUE(log);
+  auto reader = log->read_from(1);
+  ASSERT_TRUE(reader);
+  auto t = reader->next();
+  ASSERT_FALSE(t);
+  EXPECT_EQ(t.error().code, LogErrc::kCorrupt);
+  LogOptions verify = options;
+  verify.verify_sealed_segments = true;
+  log.reset();
+  auto strict = ReplicationLog::open(dir_ / "log", verify);
+  ASSERT_FALSE(strict);
+  EXPECT_EQ(strict.error().code, LogErrc::kCorrupt);
+}
+
+TEST_F(ReplicationLogTest, MissingMiddleSegmentIsCorruption) {
+  LogOptions options;
+  options.segment_bytes = kSegmentHeaderSize + 2 * kRecordSize;
+  auto log = create(options);
+  for (int i = 0; i < 6; ++i) append(*log, {1, 2}, 2);
+  log.reset();
+  std::filesystem::remove(files_with(dir_ / "log", ".qlog").at(2));
+  auto reopened = ReplicationLog::open(dir_ / "log", options);
+  ASSERT_FALSE(reopened);
+  EXPECT_EQ(reopened.error().code, LogErrc::kCorrupt);
+}
+
+TEST_F(ReplicationLogTest, ReaderRunsConcurrentlyWithAppendsAndSeesWholeTransactions) {
+  LogOptions options;
+  options.segment_bytes = 256 * 1024;  // also crosses rollovers while reading
+  auto log = create(options);
+  constexpr int kTransactions = 1500;
+  std::atomic<bool> failed{false};
+  std::thread reader_thread([&] {
+    auto reader = log->read_from(1);
+    if (!reader) {
+      failed = true;
+      return;
+    }
+    Frame expect = 1;
+    int seen = 0;
+    while (seen < kTransactions && !failed) {
+      auto t = reader->next();
+      if (!t) {
+        ADD_FAILURE() << t.error().message;
+        failed = true;
+        break;
+      }
+      if (!*t) {
+        log->wait_for(expect, std::chrono::steady_clock::now() + std::chrono::milliseconds(50));
+        continue;
+      }
+      const LoggedTransaction& lt = **t;
+      if (lt.first_frame != expect || lt.txn.db_size == 0) failed = true;
+      for (std::size_t i = 0; i < lt.txn.page_count(); ++i) {
+        if (!page_matches(lt.txn.page(i), lt.first_frame, lt.txn.pgnos[i])) failed = true;
+      }
+      expect = lt.last_frame() + 1;
+      ++seen;
+    }
+  });
+  std::mt19937 rng(7);
+  for (int i = 0; i < kTransactions && !failed; ++i) {
+    const std::uint32_t n = 1 + rng() % 6;
+    std::vector<std::uint32_t> pgnos;
+    for (std::uint32_t p = 1; p <= n; ++p) pgnos.push_back(p);
+    append(*log, pgnos, n);
+  }
+  reader_thread.join();
+  EXPECT_FALSE(failed);
+}
+
+TEST_F(ReplicationLogTest, SnapshotCompactionAndNeedSnapshot) {
+  LogOptions options;
+  options.segment_bytes = kSegmentHeaderSize + 4 * kRecordSize;
+  auto log = create(options);
+  std::int64_t t = 100;
+  for (std::uint32_t i = 1; i <= 8; ++i) append(*log, {1, i + 1}, i + 1, t++);  // frames 1..16
+  auto snap = log->snapshot();
+  ASSERT_TRUE(snap) << snap.error().message;
+  EXPECT_EQ(snap->frame, 16u);
+  EXPECT_EQ(snap->db_size, 9u);
+  append(*log, {3}, 9, t++);  // frame 17
+  const auto before = files_with(dir_ / "log", ".qlog").size();
+  auto c = log->compact();
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->segments_deleted, before - 1);
+  EXPECT_EQ(log->first_available_frame(), 17u);
+  auto old = log->read_from(1);
+  ASSERT_FALSE(old);
+  EXPECT_EQ(old.error().code, LogErrc::kNeedSnapshot);
+  EXPECT_EQ(read_all(*log, 17).size(), 1u);
+
+  // The snapshot plus the log rebuild the same database as the full history did.
+  auto full = materialize(*log, dir_ / "after-compaction");
+  ASSERT_TRUE(full) << full.error().message;
+  EXPECT_EQ(full->frame, 17u);
+  auto snapshot_file = SnapshotFile::open(snap->path, &log->log_id());
+  ASSERT_TRUE(snapshot_file);
+  EXPECT_TRUE(snapshot_file->verify());
+  std::vector<std::byte> page(kPageSize);
+  ASSERT_TRUE(snapshot_file->read_page(9, page));
+  EXPECT_TRUE(page_matches(page, 15, 9));  // written by the transaction at frames 15-16
+
+  // A target before the snapshot can no longer be built.
+  MaterializeTarget early;
+  early.frame = 4;
+  auto gone = materialize(*log, dir_ / "early", early);
+  ASSERT_FALSE(gone);
+  EXPECT_EQ(gone.error().code, LogErrc::kNeedSnapshot);
+
+  // All of it survives reopen, and frame numbers continue.
+  const auto wal = log->last_wal_position();
+  log.reset();
+  log = reopen(options);
+  EXPECT_EQ(log->first_available_frame(), 17u);
+  EXPECT_EQ(log->last_frame(), 17u);
+  EXPECT_EQ(log->last_wal_position(), wal);
+  ASSERT_TRUE(log->latest_snapshot());
+  EXPECT_EQ(log->latest_snapshot()->frame, 16u);
+  EXPECT_EQ(append(*log, {1}, 9, t++), 18u);
+  auto again = materialize(*log, dir_ / "reopened");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->frame, 18u);
+}
+
+TEST_F(ReplicationLogTest, CompactionAfterRolloverWithEmptyActiveSegmentKeepsLastTransaction) {
+  LogOptions options;
+  options.segment_bytes = kSegmentHeaderSize + 2 * kRecordSize;
+  auto log = create(options);
+  Transaction t = make_txn({1, 2}, 2, 1, 10);
+  t.wal = WalPosition{1, 2, 9, 3, 4};
+  ASSERT_TRUE(log->append(t));
+  ASSERT_TRUE(log->snapshot());
+  ASSERT_TRUE(log->compact());
+  EXPECT_EQ(log->first_available_frame(), 1u);  // the active segment is never deleted
+  log.reset();
+  // Simulate a crash right after a rollover: an empty active segment after the last one.
+  log = reopen(options);
+  ASSERT_TRUE(log->append(make_txn({1, 2}, 2, 3, 11)));  // rolls over, then fills segment 2
+  ASSERT_TRUE(log->snapshot());
+  ASSERT_TRUE(log->compact());
+  EXPECT_EQ(log->first_available_frame(), 3u);
+  EXPECT_EQ(log->last_frame(), 4u);
+}
+
+TEST_F(ReplicationLogTest, SnapshotFromACallerImageIsCheckedAgainstTheCommit) {
+  auto log = create();
+  append(*log, {1, 2}, 2);
+  ASSERT_TRUE(materialize(*log, dir_ / "db"));
+  auto pages = FilePageSource::open(dir_ / "db");
+  ASSERT_TRUE(pages);
+  EXPECT_EQ(log->snapshot_from(*pages, 1).error().code, LogErrc::kInvalidArgument);
+  auto snap = log->snapshot_from(*pages, 2);
+  ASSERT_TRUE(snap) << snap.error().message;
+  EXPECT_EQ(snap->db_size, 2u);
+}
+
+TEST_F(ReplicationLogTest, MaterializeUpToAFrameOrATime) {
+  auto log = create();
+  append(*log, {1, 2, 3}, 3, 1000);  // 1-3
+  append(*log, {2}, 3, 2000);        // 4
+  append(*log, {4}, 4, 3000);        // 5
+  append(*log, {1}, 2, 4000);        // 6: shrinks the database
+  MaterializeTarget at4;
+  at4.frame = 4;
+  auto r = materialize(*log, dir_ / "a", at4);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->frame, 4u);
+  std::string a = read_bytes(dir_ / "a");
+  ASSERT_EQ(a.size(), 3 * kPageSize);
+  EXPECT_TRUE(
+      page_matches({reinterpret_cast<const std::byte*>(a.data()) + kPageSize, kPageSize}, 4, 2));
+  MaterializeTarget by_time;
+  by_time.time_us = 3500;
+  r = materialize(*log, dir_ / "b", by_time);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->frame, 5u);
+  EXPECT_EQ(std::filesystem::file_size(dir_ / "b"), 4 * kPageSize);
+  r = materialize(*log, dir_ / "c");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->frame, 6u);
+  EXPECT_EQ(std::filesystem::file_size(dir_ / "c"), 2 * kPageSize);
+}
+
+}  // namespace
+}  // namespace quire::log
