@@ -188,6 +188,9 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--cache-size", config.database.open.cache_size_kib,
                         "Page cache per connection, KiB")
       ->capture_default_str();
+  bool no_replication_log = false;
+  serve_cmd->add_flag("--no-replication-log", no_replication_log,
+                      "Write no replication log (no replicas, no backups; for measuring its cost)");
   serve_cmd->add_option("--checkpoint-threshold", config.database.checkpoint_threshold_frames,
                         "WAL frames after which the server checkpoints (PASSIVE)")
       ->capture_default_str();
@@ -272,6 +275,7 @@ int main(int argc, char** argv) {
     config.idle_connection_timeout = std::chrono::seconds(idle_connection_timeout_s);
     config.request_read_timeout = std::chrono::seconds(request_read_timeout_s);
     config.database.open.synchronous_full = synchronous == "full" || synchronous == "FULL";
+    config.replication_log = !no_replication_log;
     if (auth_jwt_key_file.empty()) {
       if (const char* env = std::getenv("SQLD_AUTH_JWT_KEY_FILE"); env && *env) auth_jwt_key_file = env;
     }

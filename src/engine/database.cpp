@@ -60,6 +60,8 @@ Expected<std::shared_ptr<Database>, sqlite::Error> Database::open(std::string pa
     // Before any connection: the log must first catch up with what the WAL committed.
     LogCapture::Options capture_options;
     capture_options.sync_each_commit = db->options_.open.synchronous_full;
+    capture_options.log.segment_bytes = db->options_.log_segment_bytes;
+    capture_options.snapshot_every_frames = db->options_.log_snapshot_every_frames;
     auto capture = LogCapture::open(db->path_, db->options_.log_dir, capture_options);
     if (!capture) return unexpected(sqlite::Error{SQLITE_IOERR, capture.error()});
     db->capture_ = std::move(capture.value());

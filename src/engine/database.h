@@ -40,6 +40,8 @@ struct DatabaseOptions {
   std::chrono::milliseconds transaction_timeout{5000};
   // Where the database's replication log lives (created if missing); empty: no log.
   std::filesystem::path log_dir;
+  std::uint64_t log_segment_bytes = 64ull << 20;
+  std::uint64_t log_snapshot_every_frames = 16384;  // see LogCapture::Options
 };
 
 class Database;

@@ -1,7 +1,10 @@
 #include "engine/log_capture.h"
 
+#include <spdlog/spdlog.h>
+
 #include <chrono>
 
+#include "common/background_pool.h"
 #include "log/snapshot.h"
 
 namespace quire::engine {
@@ -47,6 +50,8 @@ Expected<std::unique_ptr<LogCapture>, std::string> LogCapture::open(
 
   // The recovery rule: the log must hold every transaction committed in the WAL.
   std::lock_guard lock(capture->mu_);
+  const auto latest = capture->log_->latest_snapshot();
+  capture->snapshot_base_ = latest ? latest->frame : capture->log_->first_available_frame();
   const auto last = capture->log_->last_wal_position();
   auto batch = capture->reader_.read_committed(last.value_or(log::WalPosition{}));
   if (!batch) return unexpected("recovering " + db_path + ": " + describe(batch.error()));
@@ -88,7 +93,37 @@ Expected<void, std::string> LogCapture::capture(std::uint32_t max_frame) {
   if (options_.sync_each_commit) {
     if (auto s = log_->sync(); !s) return unexpected(describe(s.error()));
   }
+  maybe_snapshot();
   return {};
+}
+
+void LogCapture::maybe_snapshot() {
+  if (snapshotting_ || options_.snapshot_every_frames == 0) return;
+  const log::Frame last = log_->last_frame();
+  if (last < snapshot_base_ + options_.snapshot_every_frames) return;
+  snapshotting_ = true;
+  BackgroundPool::shared().post([this, last] {
+    // Built from the log itself (newest snapshot + later frames): no SQLite lock is taken.
+    auto snap = log_->snapshot();
+    if (snap) {
+      if (auto compacted = log_->compact(); !compacted) {
+        spdlog::warn("{}: compacting the replication log: {}", log_->dir().string(),
+                     compacted.error().message);
+      }
+    } else {
+      spdlog::warn("{}: snapshot of the replication log: {}", log_->dir().string(),
+                   snap.error().message);
+    }
+    std::lock_guard lock(mu_);
+    snapshot_base_ = snap ? snap->frame : last;  // after a failure, retry one interval later
+    snapshotting_ = false;
+    snapshot_done_.notify_all();
+  });
+}
+
+LogCapture::~LogCapture() {
+  std::unique_lock lock(mu_);
+  snapshot_done_.wait(lock, [&] { return !snapshotting_; });
 }
 
 }  // namespace quire::engine

@@ -21,6 +21,7 @@
 // Thread model: every member is thread-safe (one mutex).
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -39,7 +40,12 @@ class LogCapture {
   struct Options {
     bool sync_each_commit = false;  // synchronous=FULL
     log::LogOptions log;
+    // Once this many frames were appended since the newest snapshot, a background job writes a
+    // new snapshot and deletes the segments it covers, so the log stays near the size of the
+    // database plus a segment or two (0: never).
+    std::uint64_t snapshot_every_frames = 16384;  // 64 MiB of pages
   };
+  ~LogCapture();  // waits for a snapshot in progress
 
   // `db_path` must exist as a database file in WAL mode, with no connection of the server open.
   static Expected<std::unique_ptr<LogCapture>, std::string> open(
@@ -56,12 +62,17 @@ class LogCapture {
              const Options& options);
   // Requires mu_.
   Expected<void, std::string> append_batch(log::WalBatch& batch);
+  // Requires mu_. Starts a snapshot-and-compact job when one is due.
+  void maybe_snapshot();
 
   const Options options_;
   std::mutex mu_;
   log::WalReader reader_;    // guarded by mu_
   log::WalPosition cursor_;  // guarded by mu_
   std::unique_ptr<log::ReplicationLog> log_;
+  log::Frame snapshot_base_ = 0;  // guarded by mu_: frame of the newest snapshot (or start)
+  bool snapshotting_ = false;     // guarded by mu_
+  std::condition_variable snapshot_done_;
 };
 
 }  // namespace quire::engine

@@ -301,7 +301,7 @@ Expected<std::shared_ptr<Database>, NamespaceError> NamespaceStore::open_databas
     const std::string& name, const NamespaceConfig& config_value) {
   const NamespaceConfig* config = &config_value;
   DatabaseOptions options = options_.database;
-  options.log_dir = fs::path(dir_of(name)) / "log";
+  if (options_.replication_log) options.log_dir = fs::path(dir_of(name)) / "log";
   if (config->txn_timeout_s) {
     options.transaction_timeout =
         std::chrono::milliseconds(static_cast<long long>(*config->txn_timeout_s * 1000));

@@ -60,6 +60,9 @@ class NamespaceStore {
     std::string root;  // holds one directory per namespace
     DatabaseOptions database;
     std::size_t max_open = 256;
+    // Each database keeps a replication log in <namespace>/log (replicas, backups, point-in-time
+    // restore read it). Off: none is written (benchmarks of its cost; data without replication).
+    bool replication_log = true;
   };
 
   // Opens the store, creating the root and the `default` namespace if they are missing.

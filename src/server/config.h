@@ -27,6 +27,7 @@ struct Config {
   std::string namespace_domain;
   // Databases kept open at once; the least recently used idle one closes past this.
   std::size_t max_open_databases = 256;
+  bool replication_log = true;
   engine::DatabaseOptions database;
   // Public keys that verify client JWTs (--auth-jwt-key-file, SQLD_AUTH_JWT_KEY). Null: no
   // authentication (every request has full access), allowed only on a loopback address unless

@@ -60,6 +60,7 @@ Expected<void, std::string> Server::start() {
   options.root = (fs::path(config_.data_dir) / "dbs").string();
   options.database = config_.database;
   options.max_open = config_.max_open_databases;
+  options.replication_log = config_.replication_log;
   auto namespaces = engine::NamespaceStore::open(std::move(options));
   if (!namespaces) return unexpected("cannot open the data directory: " + namespaces.error().message);
   namespaces_ = std::move(namespaces.value());
