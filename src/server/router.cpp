@@ -7,6 +7,7 @@
 #include "common/base64.h"
 #include "protocol/hrana/codec.h"
 #include "protocol/legacy.h"
+#include "server/replication_router.h"
 
 namespace quire::server {
 
@@ -53,7 +54,12 @@ http::status status_of(const hrana::Error& e) {
 
 Router::Router(const Config& config, engine::NamespaceStore& namespaces,
                hrana::StreamRegistry& streams)
-    : config_(config), namespaces_(namespaces), streams_(streams) {}
+    : config_(config),
+      namespaces_(namespaces),
+      streams_(streams),
+      replication_(std::make_unique<ReplicationRouter>(config, namespaces, *this)) {}
+
+Router::~Router() = default;
 
 Expected<std::string, std::string> Router::namespace_of(const Request& req) const {
   if (auto it = req.find("x-namespace-bin"); it != req.end()) {
@@ -61,6 +67,10 @@ Expected<std::string, std::string> Router::namespace_of(const Request& req) cons
     if (!bytes) return unexpected(std::string("The x-namespace-bin header is not valid base64"));
     return std::string(bytes->begin(), bytes->end());
   }
+  return namespace_of_host(req);
+}
+
+std::string Router::namespace_of_host(const Request& req) const {
   if (auto it = req.find("x-namespace"); it != req.end()) return std::string(trim(it->value()));
   if (!config_.namespace_domain.empty()) {
     std::string_view host = req[http::field::host];
@@ -268,6 +278,7 @@ Router::Routed Router::handle(const Request& req, const std::string& client) {
   const std::string_view path = target.substr(0, target.find('?'));
   const auto method = req.method();
 
+  if (ReplicationRouter::serves(path)) return replication_->handle(req, path);
   if (method == http::verb::options) {
     Response res = make(req, http::status::no_content, "text/plain", {});
     res.set(http::field::access_control_allow_methods, "GET, POST, OPTIONS");

@@ -27,9 +27,12 @@ namespace http = boost::beast::http;
 using Request = http::request<http::string_body>;
 using Response = http::response<http::string_body>;
 
+class ReplicationRouter;
+
 class Router {
  public:
   Router(const Config& config, engine::NamespaceStore& namespaces, hrana::StreamRegistry& streams);
+  ~Router();
 
   // Work that may wait for a database's write lock. It must run on the blocking pool, never on
   // an I/O thread; `req` must outlive it.
@@ -44,6 +47,10 @@ class Router {
   // `x-namespace`, else the first label of the Host when the host is under --namespace-domain,
   // else `default`. An error message for a header that cannot be a namespace.
   Expected<std::string, std::string> namespace_of(const Request& req) const;
+  // The same without `x-namespace-bin`: `x-namespace`, else the Host under --namespace-domain,
+  // else `default`. (libSQL's replication client fills x-namespace-bin from the URL by itself;
+  // see ReplicationRouter.)
+  std::string namespace_of_host(const Request& req) const;
 
   // The database a request addresses, or the response for a bad or unknown namespace (400/404;
   // never an implicit create).
@@ -106,6 +113,8 @@ class Router {
   std::mutex keys_mu_;
   std::unordered_map<std::string, std::shared_ptr<const auth::KeySet>> namespace_keys_;  // by jwt_key text
   hrana::StreamRegistry& streams_;
+  // libSQL's replication protocol (embedded replicas): /info, wal_log.*, proxy.*.
+  std::unique_ptr<ReplicationRouter> replication_;
 };
 
 }  // namespace quire::server

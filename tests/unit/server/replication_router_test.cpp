@@ -1,0 +1,207 @@
+#include "server/replication_router.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "common/base64.h"
+#include "protocol/replication/codec.h"
+#include "protocol/replication/frame.h"
+#include "protocol/replication/grpc_web.h"
+#include "server/router.h"
+
+namespace quire::server {
+namespace {
+
+using replication::GrpcStatus;
+
+// What a gRPC-Web answer said: its data messages and its trailer status.
+struct Answer {
+  std::vector<std::string> messages;
+  int status = -1;
+  std::string message;
+};
+
+class ReplicationRouterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("quire-replication-router-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    engine::NamespaceStore::Options options;
+    options.root = dir_.string();
+    auto store = engine::NamespaceStore::open(options);
+    ASSERT_TRUE(store);
+    store_ = std::move(store.value());
+    ASSERT_TRUE(store_->create("acme", {}));
+    config_.namespace_domain = "db.example.com";
+    streams_ = std::make_unique<hrana::StreamRegistry>(config_.limits);
+    router_ = std::make_unique<Router>(config_, *store_, *streams_);
+  }
+  void TearDown() override {
+    router_.reset();
+    streams_.reset();
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  static Request rpc(const std::string& method, std::string_view message,
+                     std::initializer_list<std::pair<std::string, std::string>> headers) {
+    Request req{http::verb::post, "/" + method, 11};
+    req.set(http::field::host, "127.0.0.1:8080");
+    for (const auto& [k, v] : headers) req.set(k, v);
+    std::string body;
+    replication::append_grpc_web_data_frame(body, message);
+    req.body() = body;
+    req.prepare_payload();
+    return req;
+  }
+
+  Response run(const Request& req) {
+    auto routed = router_->handle(req, "127.0.0.1");
+    if (auto* deferred = std::get_if<Router::Deferred>(&routed)) return (*deferred)();
+    return std::get<Response>(std::move(routed));
+  }
+
+  static Answer answer(const Response& res) {
+    EXPECT_EQ(res.result(), http::status::ok);
+    Answer a;
+    auto frames = replication::split_grpc_web_frames(res.body(), 1u << 30);
+    EXPECT_TRUE(frames);
+    if (!frames) return a;
+    for (const auto& f : *frames) {
+      if (!f.trailers) {
+        a.messages.emplace_back(f.payload);
+        continue;
+      }
+      auto t = replication::parse_grpc_web_trailers(f.payload);
+      EXPECT_TRUE(t);
+      if (t) {
+        a.status = t->status;
+        a.message = t->message;
+      }
+    }
+    return a;
+  }
+
+  static std::string bin(std::string_view ns) { return base64::encode(ns); }
+
+  replication::HelloResponse hello(std::initializer_list<std::pair<std::string, std::string>> h) {
+    auto a =
+        answer(run(rpc("wal_log.ReplicationLog/Hello", replication::encode_hello_request({1}), h)));
+    EXPECT_EQ(a.status, 0) << a.message;
+    EXPECT_EQ(a.messages.size(), 1u);
+    if (a.messages.empty()) return {};
+    auto decoded = replication::decode_hello_response(a.messages[0]);
+    EXPECT_TRUE(decoded);
+    return decoded ? *decoded : replication::HelloResponse{};
+  }
+
+  std::filesystem::path dir_;
+  Config config_;
+  std::unique_ptr<engine::NamespaceStore> store_;
+  std::unique_ptr<hrana::StreamRegistry> streams_;
+  std::unique_ptr<Router> router_;
+};
+
+TEST_F(ReplicationRouterTest, InfoIsNotFoundSoClientsStayOnThisProtocol) {
+  Request req{http::verb::get, "/info", 11};
+  EXPECT_EQ(run(req).result(), http::status::not_found);
+}
+
+TEST_F(ReplicationRouterTest, NamespaceBinDerivedFromTheHostIsRoutedLikeHrana) {
+  const auto dflt = hello({});
+  const auto derived = hello({{"x-namespace-bin", bin("127")}});  // client on 127.0.0.1
+  const auto acme = hello({{"x-namespace-bin", bin("acme")}});
+  EXPECT_EQ(derived.log_id, dflt.log_id);
+  EXPECT_NE(acme.log_id, dflt.log_id);
+  EXPECT_EQ(acme.session_token, dflt.session_token);
+  // A client on acme.db.example.com derives "acme": routed by --namespace-domain, to acme.
+  auto by_host =
+      answer(run(rpc("wal_log.ReplicationLog/Hello", replication::encode_hello_request({1}),
+                     {{"host", "acme.db.example.com"}, {"x-namespace-bin", bin("acme")}})));
+  ASSERT_EQ(by_host.status, 0);
+  EXPECT_EQ(replication::decode_hello_response(by_host.messages.at(0))->log_id, acme.log_id);
+}
+
+TEST_F(ReplicationRouterTest, NamedNamespaceThatDoesNotExistIsFatalForTheClient) {
+  auto a = answer(run(rpc("wal_log.ReplicationLog/Hello", replication::encode_hello_request({1}),
+                          {{"x-namespace-bin", bin("nosuch")}})));
+  EXPECT_EQ(a.status, static_cast<int>(GrpcStatus::kFailedPrecondition));
+  EXPECT_EQ(a.message, replication::kNamespaceDoesntExistMessage);
+  auto p = answer(
+      run(rpc("proxy.Proxy/Describe", replication::encode_describe_request({"c", "SELECT 1"}),
+              {{"x-namespace-bin", bin("nosuch")}})));
+  EXPECT_EQ(p.status, static_cast<int>(GrpcStatus::kNotFound));
+}
+
+TEST_F(ReplicationRouterTest, LogCallsWithoutThisServersSessionTokenGetNoHello) {
+  const std::string offset = replication::encode_log_offset({});
+  auto none = answer(run(rpc("wal_log.ReplicationLog/BatchLogEntries", offset, {})));
+  EXPECT_EQ(none.status, static_cast<int>(GrpcStatus::kFailedPrecondition));
+  EXPECT_EQ(none.message, replication::kNoHelloMessage);
+  auto stale = answer(run(rpc("wal_log.ReplicationLog/Snapshot", offset,
+                              {{"x-session-token", "00000000-0000-4000-8000-000000000000"}})));
+  EXPECT_EQ(stale.message, replication::kNoHelloMessage);
+  const auto h = hello({});
+  auto ok = answer(run(rpc("wal_log.ReplicationLog/BatchLogEntries", offset,
+                           {{"x-session-token", h.session_token}})));
+  EXPECT_EQ(ok.status, 0) << ok.message;
+}
+
+TEST_F(ReplicationRouterTest, BatchEndsOnACommitFrameAndIsEmptyWhenCaughtUp) {
+  const auto h = hello({});
+  ASSERT_TRUE(h.current_replication_index);
+  auto a =
+      answer(run(rpc("wal_log.ReplicationLog/BatchLogEntries", replication::encode_log_offset({}),
+                     {{"x-session-token", h.session_token}})));
+  ASSERT_EQ(a.status, 0) << a.message;
+  auto frames = replication::decode_frames(a.messages.at(0));
+  ASSERT_TRUE(frames);
+  ASSERT_FALSE(frames->frames.empty());
+  auto first = replication::decode_frame_data(frames->frames.front().data);
+  auto last = replication::decode_frame_data(frames->frames.back().data);
+  ASSERT_TRUE(first && last);
+  EXPECT_EQ(first->header.frame_no, 0u);
+  EXPECT_EQ(last->header.frame_no, *h.current_replication_index);
+  EXPECT_TRUE(last->header.is_commit());
+
+  auto caught_up = answer(
+      run(rpc("wal_log.ReplicationLog/BatchLogEntries",
+              replication::encode_log_offset({*h.current_replication_index + 1, std::nullopt}),
+              {{"x-session-token", h.session_token}})));
+  ASSERT_EQ(caught_up.status, 0);
+  ASSERT_EQ(caught_up.messages.size(), 1u);
+  EXPECT_TRUE(caught_up.messages[0].empty());
+}
+
+TEST_F(ReplicationRouterTest, ExecuteKeepsATransactionPerClientUntilItEnds) {
+  auto exec = [&](const std::string& client, const std::string& sql) {
+    replication::ProgramReq p;
+    p.client_id = client;
+    p.pgm.steps.push_back(replication::Step{std::nullopt, replication::Query{sql, {}, false}});
+    auto a = answer(run(rpc("proxy.Proxy/Execute", replication::encode_program_req(p), {})));
+    EXPECT_EQ(a.status, 0) << a.message;
+    auto r = replication::decode_execute_results(a.messages.at(0));
+    EXPECT_TRUE(r);
+    return *r;
+  };
+  EXPECT_EQ(exec("a", "CREATE TABLE t (x)").state, replication::TxnState::kInit);
+  EXPECT_EQ(exec("a", "BEGIN").state, replication::TxnState::kTxn);
+  EXPECT_EQ(exec("a", "INSERT INTO t VALUES (1)").state, replication::TxnState::kTxn);
+  auto other = exec("b", "SELECT count(*) FROM t");  // another client: not inside a's transaction
+  EXPECT_EQ(other.state, replication::TxnState::kInit);
+  auto& rows = std::get<replication::ResultRows>(other.results.at(0).result);
+  EXPECT_EQ(rows.rows.at(0).values.at(0), Value(std::int64_t{0}));
+  EXPECT_EQ(exec("a", "COMMIT").state, replication::TxnState::kInit);
+  auto after = exec("b", "SELECT count(*) FROM t");
+  EXPECT_EQ(std::get<replication::ResultRows>(after.results.at(0).result).rows.at(0).values.at(0),
+            Value(std::int64_t{1}));
+  auto failed = exec("a", "INSERT INTO nosuch VALUES (1)");
+  auto& error = std::get<replication::ProxyError>(failed.results.at(0).result);
+  EXPECT_EQ(error.extended_code, 1);  // SQLITE_ERROR
+}
+
+}  // namespace
+}  // namespace quire::server
