@@ -16,6 +16,7 @@ PG_SETTING = {"normal": "synchronous_commit=off", "full": "synchronous_commit=on
 # (label, selector) in table order; a selector matches on result fields.
 PEERS = [
     ("quire", {"peer": "quire", "variant": "autocommit"}),
+    ("quire --no-replication-log", {"peer": "quire-nolog", "variant": "autocommit"}),
     ("quire, BEGIN IMMEDIATE", {"peer": "quire", "variant": "immediate"}),
     ("quire, BEGIN CONCURRENT", {"peer": "quire", "variant": "concurrent"}),
     ("PostgreSQL 15 (pgbench)", {"peer": "postgresql"}),
@@ -27,6 +28,7 @@ IMMEDIATE = {"peer": "quire", "variant": "immediate"}
 CONCURRENT = {"peer": "quire", "variant": "concurrent"}
 PG = {"peer": "postgresql"}
 SQLITE = {"peer": "sqlite"}
+NOLOG = {"peer": "quire-nolog", "variant": "autocommit"}
 
 
 def matches(result, selector):
@@ -121,6 +123,8 @@ def ratio_rows(results, scenarios):
                               QUIRE, PG, durability, goal))
                 specs.append((scenario, f"{d}: quire / in-process SQLite", QUIRE, SQLITE,
                               durability, None))
+                specs.append((scenario, f"{d}: quire with the replication log / without",
+                              QUIRE, NOLOG, durability, 0.9))
             else:
                 goal = 2 if scenario == "txn-distinct" else None
                 specs.append((scenario, f"{d}: quire CONCURRENT / quire IMMEDIATE", CONCURRENT,
