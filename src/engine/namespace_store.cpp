@@ -16,6 +16,8 @@
 #include <sstream>
 
 #include "engine/executor.h"
+#include "log/log.h"
+#include "log/snapshot.h"
 
 namespace quire::engine {
 
@@ -139,6 +141,20 @@ Expected<std::string, NamespaceError> database_from_dump(const std::string& dump
   image[18] = 2;  // write version: WAL
   image[19] = 2;  // read version: WAL
   return image;
+}
+
+Expected<void, NamespaceError> create_log(const fs::path& dir, const fs::path& db) {
+  auto base = log::FilePageSource::open(db);
+  if (!base)
+    return unexpected(error(NamespaceError::Kind::kIo, "replication log: " + base.error().message));
+  const auto now = std::chrono::duration_cast<std::chrono::microseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  auto created = log::ReplicationLog::create(dir, {}, &base.value(), now);
+  if (!created)
+    return unexpected(
+        error(NamespaceError::Kind::kIo, "replication log: " + created.error().message));
+  return {};
 }
 
 Expected<void, NamespaceError> write_file_atomically(const fs::path& path,
@@ -407,6 +423,11 @@ Expected<void, NamespaceError> NamespaceStore::create(std::string_view name,
   // the file is written once and synced once (no -wal, -shm or journal on the way).
   if (auto w = write_file_synced(data, dump_sql ? *image : empty_database_); !w)
     return fail(w.error());
+  if (options_.replication_log) {
+    // The log starts with the new file as its base image, written now so that the first query
+    // does not pay for it.
+    if (auto l = create_log(scratch / "log", data); !l) return fail(l.error());
+  }
   if (auto w = sync_path(scratch); !w) return fail(w.error());
   if (auto r = rename_no_replace(scratch, dir_of(name)); !r) {
     return fail(r.error() == EEXIST || r.error() == ENOTEMPTY
