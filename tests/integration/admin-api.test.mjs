@@ -557,3 +557,68 @@ describe('admin listener without a key', () => {
     }
   });
 });
+
+// Routing by Host under --namespace-domain, with the real @libsql/client: its requests go to
+// <tenant>.db.example.test, resolved to 127.0.0.1 by the fetch below (node:http with a lookup
+// of our own), so the Host header is what a client behind DNS would send.
+describe('routing by Host (--namespace-domain)', () => {
+  const server = useServer({ args: ['--namespace-domain', 'db.example.test', '--admin-listen', '127.0.0.1:0', '--admin-auth-key', KEY] });
+  const admin = (method, urlPath, options) => call(server.adminUrl, method, urlPath, options);
+  const lookup = (_host, options, cb) => (options?.all ? cb(null, [{ address: '127.0.0.1', family: 4 }]) : cb(null, '127.0.0.1', 4));
+
+  /** fetch over node:http, resolving every name to 127.0.0.1 (the Host header stays the URL's). */
+  async function localFetch(request) {
+    const url = new URL(request.url);
+    const body = Buffer.from(await request.arrayBuffer());
+    const headers = Object.fromEntries(request.headers.entries());
+    headers['content-length'] = String(body.length);
+    return new Promise((resolve, reject) => {
+      const req = http.request({ host: url.hostname, port: url.port, path: url.pathname + url.search, method: request.method, headers, lookup }, (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => resolve(new Response(Buffer.concat(chunks), { status: res.statusCode, headers: res.headers })));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+  const clientFor = (host) => createClient({ url: `http://${host}:${server.port}`, fetch: localFetch });
+
+  test('each tenant host reaches its own database; an unknown tenant is a 404; other hosts use default', async () => {
+    for (const ns of ['acme', 'globex']) {
+      assert.equal((await admin('POST', `/v1/namespaces/${ns}/create`, { body: {} })).status, 200);
+      const c = clientFor(`${ns}.db.example.test`);
+      try {
+        await c.execute('CREATE TABLE who (name TEXT)');
+        await c.execute({ sql: 'INSERT INTO who VALUES (?)', args: [ns] });
+      } finally {
+        c.close();
+      }
+    }
+    for (const ns of ['acme', 'globex']) {
+      const c = clientFor(`${ns}.db.example.test`);
+      try {
+        assert.deepEqual((await c.execute('SELECT name FROM who')).rows.map((r) => r.name), [ns]);
+      } finally {
+        c.close();
+      }
+    }
+    const ghost = clientFor('initech.db.example.test');
+    try {
+      await assert.rejects(ghost.execute('SELECT 1'), /does not exist|404|NAMESPACE/i);
+    } finally {
+      ghost.close();
+    }
+    // A host outside the domain is served by default, which has no table `who`.
+    const plain = createClient({ url: server.url });
+    try {
+      await assert.rejects(plain.execute('SELECT name FROM who'), /no such table/);
+    } finally {
+      plain.close();
+    }
+    // The header still wins over the Host.
+    const r = await sql(server, 'globex', 'SELECT name FROM who');
+    assert.deepEqual(r.json[0].results.rows, [['globex']], r.text);
+  });
+});

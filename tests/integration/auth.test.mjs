@@ -205,3 +205,50 @@ describe('without a key', () => {
     }
   });
 });
+
+describe('a namespace with its own key (jwt_key)', () => {
+  const ADMIN = 'admin-key-for-auth-tests';
+  const server = useServer({ args: ['--auth-jwt-key-file', keyFile, '--admin-listen', '127.0.0.1:0', '--admin-auth-key', ADMIN] });
+  const pipeline = (ns, jwt, sql) => fetch(`${server.url}/v2/pipeline`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-namespace': ns, authorization: `Bearer ${jwt}` },
+    body: JSON.stringify({ requests: [{ type: 'execute', stmt: { sql } }, { type: 'close' }] }),
+  });
+
+  test('its key replaces the global one there, and only there', async () => {
+    const created = await fetch(`${server.adminUrl}/v1/namespaces/own/create`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ jwt_key: other.publicKey.export({ type: 'spki', format: 'pem' }) }),
+    });
+    assert.equal(created.status, 200, await created.text());
+    const ownToken = token({ a: 'rw', exp: now() + 600 }, { key: other.privateKey });
+    const globalToken = token({ a: 'rw', exp: now() + 600 });
+
+    let r = await pipeline('own', ownToken, 'CREATE TABLE t (x)');
+    assert.equal(r.status, 200, await r.text());
+    r = await pipeline('own', ownToken, 'INSERT INTO t VALUES (1)');
+    assert.equal(r.status, 200);
+    // The global key no longer opens this namespace; the namespace's key opens nothing else.
+    assert.equal((await pipeline('own', globalToken, 'SELECT * FROM t')).status, 401);
+    assert.equal((await pipeline('default', ownToken, 'SELECT 1')).status, 401);
+    assert.equal((await pipeline('default', globalToken, 'SELECT 1')).status, 200);
+    // Over WebSocket: @libsql/client (no namespace header: `default`) is refused with the
+    // namespace's token; a raw hello on `own` is accepted with it and refused with the global one.
+    const url = server.url.replace(/^http:/, 'ws:');
+    const c = createClient({ url, authToken: ownToken });
+    try {
+      await assert.rejects(c.execute('SELECT 1'));
+    } finally {
+      c.close();
+    }
+    const hello = (ns, jwt) => new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, ['hrana2'], { headers: { 'x-namespace': ns } });
+      ws.on('open', () => ws.send(JSON.stringify({ type: 'hello', jwt })));
+      ws.on('message', (m) => { resolve(JSON.parse(m.toString()).type); ws.close(); });
+      ws.on('error', reject);
+    });
+    assert.equal(await hello('own', ownToken), 'hello_ok');
+    assert.equal(await hello('own', globalToken), 'hello_error');
+  });
+});
