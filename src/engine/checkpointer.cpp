@@ -1,5 +1,7 @@
 #include "engine/checkpointer.h"
 
+#include <optional>
+
 #include "common/background_pool.h"
 
 namespace quire::engine {
@@ -35,12 +37,21 @@ void Checkpointer::notify(int wal_frames) {
   });
 }
 
-Expected<void, sqlite::Error> Checkpointer::run(int mode) {
-  std::lock_guard lock(run_mu_);
+Expected<void, sqlite::Error> Checkpointer::run(int mode, WriteGate* gate) {
+  std::unique_lock lock(run_mu_);
   if (!conn_) {
     auto opened = open_();
     if (!opened) return unexpected(opened.error());
     conn_ = std::move(opened.value());
+  }
+  std::optional<WriteClaim> claim;  // never parked, so never stolen from
+  if (gate && (mode == SQLITE_CHECKPOINT_RESTART || mode == SQLITE_CHECKPOINT_TRUNCATE)) {
+    // Not while holding run_mu_: the gate's holder may be a writer whose WAL hook is about to
+    // run an inline checkpoint (run_inline takes run_mu_). conn_ stays once opened.
+    lock.unlock();
+    claim.emplace(*gate, *conn_);
+    if (!gate->acquire(*claim)) claim.reset();  // closed: shutting down, nobody writes any more
+    lock.lock();
   }
   if (before_) before_();
   int log = 0, done = 0;

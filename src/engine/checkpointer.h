@@ -20,6 +20,7 @@
 #include <memory>
 #include <mutex>
 
+#include "engine/write_gate.h"
 #include "sqlite/connection.h"
 
 namespace quire::engine {
@@ -36,8 +37,11 @@ class Checkpointer {
   // Called after each commit with the number of frames in the WAL.
   void notify(int wal_frames);
 
-  // Runs a checkpoint on the checkpointer's connection, now, from the calling thread.
-  Expected<void, sqlite::Error> run(int mode);
+  // Runs a checkpoint on the checkpointer's connection, now, from the calling thread. RESTART
+  // and TRUNCATE start the WAL over themselves, so they first take `gate` (when given, and
+  // unless it is closed): a writer whose commit was not captured yet still holds the gate, and
+  // its frames must not be thrown away before the log took them.
+  Expected<void, sqlite::Error> run(int mode, WriteGate* gate = nullptr);
 
   // Runs a PASSIVE checkpoint on `conn` (a writer's, from its WAL hook), first waiting for a
   // background checkpoint in progress: SQLite runs one checkpoint at a time and would answer

@@ -142,7 +142,9 @@ void Database::give_back(std::unique_ptr<sqlite::Connection> conn) {
   if (!closed_ && idle_.size() < options_.max_idle_connections) idle_.push_back(std::move(conn));
 }
 
-Expected<void, sqlite::Error> Database::checkpoint(int mode) { return checkpointer_->run(mode); }
+Expected<void, sqlite::Error> Database::checkpoint(int mode) {
+  return checkpointer_->run(mode, &write_gate_);
+}
 
 log::ReplicationLog* Database::replication_log() { return capture_ ? &capture_->log() : nullptr; }
 
@@ -161,7 +163,7 @@ void Database::close() {
   std::error_code ec;
   const auto wal_size = std::filesystem::file_size(path_ + "-wal", ec);
   if (checkpointer_ && !ec && wal_size > 0) {
-    (void)checkpointer_->run(SQLITE_CHECKPOINT_TRUNCATE);
+    (void)checkpointer_->run(SQLITE_CHECKPOINT_TRUNCATE, &write_gate_);
   }
 }
 

@@ -34,8 +34,10 @@ Expected<std::unique_ptr<LogCapture>, std::string> LogCapture::open(
     {
       auto conn = sqlite::Connection::open(db_path, {});
       if (!conn) return unexpected("cannot open " + db_path + ": " + conn.error().message);
-      if (auto r = (*conn)->exec("PRAGMA wal_checkpoint(TRUNCATE)"); !r) {
-        return unexpected("cannot checkpoint " + db_path + ": " + r.error().message);
+      // The C API: the authorizer refuses PRAGMA wal_checkpoint to every SQL statement.
+      if (sqlite3_wal_checkpoint_v2((*conn)->handle(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr,
+                                    nullptr) != SQLITE_OK) {
+        return unexpected("cannot checkpoint " + db_path + ": " + (*conn)->last_error().message);
       }
     }
     auto base = log::FilePageSource::open(db_path);

@@ -280,7 +280,8 @@ Expected<void, NamespaceError> NamespaceStore::make_empty_database() {
       return unexpected(error(NamespaceError::Kind::kSqlite,
                               "cannot create a database: " + conn.error().message));
     }
-    (void)(*conn)->exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    (void)sqlite3_wal_checkpoint_v2((*conn)->handle(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr,
+                                    nullptr);
   }
   std::ifstream in(data, std::ios::binary);
   std::stringstream bytes;

@@ -132,6 +132,8 @@ int Connection::authorize(void* self, int action, const char* arg1, const char* 
            sqlite3_stricmp(arg1, "wal_autocheckpoint") == 0)) {
         return SQLITE_DENY;
       }
+      // Checkpoints are the server's (each follows the log's capture); the admin API runs one.
+      if (arg1 && sqlite3_stricmp(arg1, "wal_checkpoint") == 0) return SQLITE_DENY;
       // A read-only user may read the schema through pragma functions in SELECTs
       // (pragma_table_info...), which SQLite reports as SQLITE_READ, not SQLITE_PRAGMA.
       return access.read_only ? SQLITE_DENY : SQLITE_OK;

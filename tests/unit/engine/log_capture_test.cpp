@@ -131,7 +131,8 @@ TEST_F(LogCaptureTest, SnapshotsAndCompactionKeepTheLogSmallAndComplete) {
 TEST_F(LogCaptureTest, StatementsThatWouldBypassTheLogAreRefused) {
   open();
   for (const char* sql : {"PRAGMA journal_mode=DELETE", "PRAGMA journal_mode = MEMORY",
-                          "PRAGMA wal_autocheckpoint=100", "PRAGMA locking_mode=EXCLUSIVE"}) {
+                          "PRAGMA wal_autocheckpoint=100", "PRAGMA locking_mode=EXCLUSIVE",
+                          "PRAGMA wal_checkpoint(TRUNCATE)", "PRAGMA wal_checkpoint"}) {
     auto r = run(sql);
     ASSERT_FALSE(r) << sql;
     EXPECT_EQ(r.error().code, "SQLITE_AUTH") << sql;
