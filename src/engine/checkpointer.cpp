@@ -7,7 +7,7 @@
 namespace quire::engine {
 
 Checkpointer::Checkpointer(ConnectionFactory open, int threshold_frames,
-                           std::function<void()> before)
+                           std::function<bool()> before)
     : open_(std::move(open)), before_(std::move(before)), threshold_(threshold_frames) {}
 
 Checkpointer::~Checkpointer() { stop(); }
@@ -53,7 +53,10 @@ Expected<void, sqlite::Error> Checkpointer::run(int mode, WriteGate* gate) {
     if (!gate->acquire(*claim)) claim.reset();  // closed: shutting down, nobody writes any more
     lock.lock();
   }
-  if (before_) before_();
+  if (before_ && !before_()) {
+    return unexpected(
+        sqlite::Error{SQLITE_IOERR, "the replication log could not take the WAL's frames"});
+  }
   int log = 0, done = 0;
   int rc = sqlite3_wal_checkpoint_v2(conn_->handle(), nullptr, mode, &log, &done);
   if (log >= 0) last_log_.store(log, std::memory_order_relaxed);

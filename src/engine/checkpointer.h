@@ -30,8 +30,9 @@ class Checkpointer {
   using ConnectionFactory =
       std::function<Expected<std::unique_ptr<sqlite::Connection>, sqlite::Error>()>;
 
-  // `before` runs before every checkpoint this class starts (the log's capture).
-  Checkpointer(ConnectionFactory open, int threshold_frames, std::function<void()> before = {});
+  // `before` runs before every checkpoint this class starts (the log's capture); false: no
+  // checkpoint now.
+  Checkpointer(ConnectionFactory open, int threshold_frames, std::function<bool()> before = {});
   ~Checkpointer();  // stops
 
   // Called after each commit with the number of frames in the WAL.
@@ -53,7 +54,7 @@ class Checkpointer {
 
  private:
   ConnectionFactory open_;
-  std::function<void()> before_;
+  std::function<bool()> before_;
   std::unique_ptr<sqlite::Connection> conn_;  // guarded by run_mu_
   const int threshold_;
   std::mutex mu_;

@@ -15,12 +15,15 @@ constexpr const char* kRollbackTo = "ROLLBACK TO quire_concurrent";
 constexpr const char* kRelease = "RELEASE quire_concurrent";
 
 // What the client saw of a statement: everything but timings and read counters.
-bool same_outcome(const Expected<StmtResult, ExecError>& a, const Expected<StmtResult, ExecError>& b) {
+bool same_outcome(const Expected<StmtResult, ExecError>& a,
+                  const Expected<StmtResult, ExecError>& b) {
   if (a.has_value() != b.has_value()) return false;
-  if (!a) return a.error().code == b.error().code && a.error().extended_code == b.error().extended_code;
+  if (!a)
+    return a.error().code == b.error().code && a.error().extended_code == b.error().extended_code;
   if (a->cols.size() != b->cols.size()) return false;
   for (std::size_t i = 0; i < a->cols.size(); ++i) {
-    if (a->cols[i].name != b->cols[i].name || a->cols[i].decltype_ != b->cols[i].decltype_) return false;
+    if (a->cols[i].name != b->cols[i].name || a->cols[i].decltype_ != b->cols[i].decltype_)
+      return false;
   }
   return a->rows == b->rows && a->affected_row_count == b->affected_row_count &&
          a->last_insert_rowid == b->last_insert_rowid;
@@ -84,7 +87,8 @@ Expected<StmtResult, ExecError> ConcurrentTxn::execute(sqlite::Connection& own, 
                                     std::to_string(kMaxStatements) + " statements",
                                 {}});
   }
-  Entry entry{std::string(query.sql), query.args, query.named_args, query.want_rows, fresh_seed(), StmtResult{}};
+  Entry entry{std::string(query.sql), query.args,   query.named_args,
+              query.want_rows,        fresh_seed(), StmtResult{}};
 
   bool read_only = false;
   if (!wrote_) {

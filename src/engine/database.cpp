@@ -59,7 +59,6 @@ Expected<std::shared_ptr<Database>, sqlite::Error> Database::open(std::string pa
   if (!db->options_.log_dir.empty()) {
     // Before any connection: the log must first catch up with what the WAL committed.
     LogCapture::Options capture_options;
-    capture_options.sync_each_commit = db->options_.open.synchronous_full;
     capture_options.log.segment_bytes = db->options_.log_segment_bytes;
     capture_options.snapshot_every_frames = db->options_.log_snapshot_every_frames;
     auto capture = LogCapture::open(db->path_, db->options_.log_dir, capture_options);
@@ -73,14 +72,17 @@ Expected<std::shared_ptr<Database>, sqlite::Error> Database::open(std::string pa
   if (!first) return unexpected(first.error());
   db->idle_.push_back(std::move(first.value()));
   Database* self = db.get();
-  db->checkpointer_ = std::make_unique<Checkpointer>([self] { return self->open_connection(); },
-                                                     db->options_.checkpoint_threshold_frames,
-                                                     [self] {
-                                                       // Nothing a checkpoint copies may be missing
-                                                       // from the log.
-                                                       if (self->capture_)
-                                                         (void)self->capture_->capture();
-                                                     });
+  // Before each checkpoint: nothing it copies may be missing from the log, or be only in the
+  // log's page cache (see LogCapture). On failure the checkpoint does not run.
+  auto before_checkpoint = [self]() -> bool {
+    if (!self->capture_) return true;
+    auto r = self->capture_->capture_and_sync();
+    if (!r) spdlog::error("{}: {} (checkpoint skipped)", self->path_, r.error());
+    return r.has_value();
+  };
+  db->checkpointer_ =
+      std::make_unique<Checkpointer>([self] { return self->open_connection(); },
+                                     db->options_.checkpoint_threshold_frames, before_checkpoint);
   db->write_lane_ = std::make_unique<WriteLane>([self] { return self->open_connection(); },
                                                 db->write_gate_, db->options_.write_lane);
   return db;
@@ -109,7 +111,12 @@ int Database::on_wal_commit(void* self, sqlite3* conn, const char* name, int fra
   if (frames >= 4 * db->options_.checkpoint_threshold_frames && db->checkpointer_) {
     // The background checkpointer is not keeping up: the writer checkpoints now, between its
     // transactions (after any background checkpoint in progress).
-    db->checkpointer_->run_inline(conn, name);
+    if (auto r = db->capture_ ? db->capture_->capture_and_sync() : Expected<void, std::string>{};
+        r) {
+      db->checkpointer_->run_inline(conn, name);
+    } else {
+      spdlog::error("{}: {} (checkpoint skipped)", db->path_, r.error());
+    }
   } else if (db->checkpointer_) {
     db->checkpointer_->notify(frames);
   }

@@ -99,6 +99,13 @@ Expected<void, std::string> LogCapture::capture(std::uint32_t max_frame) {
   return {};
 }
 
+Expected<void, std::string> LogCapture::capture_and_sync() {
+  if (auto r = capture(); !r) return r;
+  std::lock_guard lock(mu_);
+  if (auto s = log_->sync(); !s) return unexpected(describe(s.error()));
+  return {};
+}
+
 void LogCapture::maybe_snapshot() {
   if (snapshotting_ || options_.snapshot_every_frames == 0) return;
   const log::Frame last = log_->last_frame();

@@ -14,9 +14,13 @@
 //   * capture() before every checkpoint the server runs (insurance: the WAL frames a checkpoint
 //     backfills are then always in the log already).
 //
-// Durability: with synchronous=FULL the log is synced before each capture returns (a commit the
-// client heard of survives power loss in the log too); with NORMAL it is written, not synced,
-// exactly like SQLite's WAL at NORMAL (a process crash loses nothing: the page cache survives).
+// Durability: the log is written (not synced) before a commit is acknowledged, and synced before
+// any checkpoint may remove frames from the WAL (sync_before_checkpoint(), which every server
+// checkpoint calls after capture()). So the WAL always holds whatever the log might have lost:
+// after a process crash nothing is lost (the page cache survives); after a power loss at
+// synchronous=FULL every acknowledged commit is in the synced WAL, and the recovery rule at open
+// appends it to the log again, in the same order, under the same frame numbers. (Syncing the
+// log at every commit instead cost a second fsync per commit: measured in bench/RESULTS.md.)
 //
 // Thread model: every member is thread-safe (one mutex).
 #pragma once
@@ -38,7 +42,7 @@ namespace quire::engine {
 class LogCapture {
  public:
   struct Options {
-    bool sync_each_commit = false;  // synchronous=FULL
+    bool sync_each_commit = false;  // sync the log at every commit (not needed: see above)
     log::LogOptions log;
     // Once this many frames were appended since the newest snapshot, a background job writes a
     // new snapshot and deletes the segments it covers, so the log stays near the size of the
@@ -54,6 +58,9 @@ class LogCapture {
   // Appends the committed transactions not yet in the log, reading no WAL frame past
   // `max_frame` when it is non-zero (the WAL hook's frame count).
   Expected<void, std::string> capture(std::uint32_t max_frame = 0);
+
+  // capture(), then makes the log durable: before a checkpoint.
+  Expected<void, std::string> capture_and_sync();
 
   log::ReplicationLog& log() { return *log_; }
 

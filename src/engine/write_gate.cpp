@@ -18,7 +18,8 @@ constexpr std::chrono::milliseconds kStealPoll{20};
 Expected<void, sqlite::AccessError> WriteGate::acquire(WriteClaim& claim) {
   std::unique_lock lock(mu_);
   if (holder_ == &claim) return {};
-  if (closed_) return unexpected(sqlite::AccessError{"SERVER_SHUTTING_DOWN", "The server is shutting down"});
+  if (closed_)
+    return unexpected(sqlite::AccessError{"SERVER_SHUTTING_DOWN", "The server is shutting down"});
   const Clock::time_point since = Clock::now();
   waiters_.push_back({&claim, since});
   auto leave = [&] {
