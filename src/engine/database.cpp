@@ -53,6 +53,14 @@ Database::~Database() {
   write_lane_.reset();  // its connection goes before the checkpointer's final word
 }
 
+void Database::remove_empty_wal(const std::string& path) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path + "-wal", ec);
+  if (ec || size != 0) return;
+  std::filesystem::remove(path + "-wal", ec);
+  std::filesystem::remove(path + "-shm", ec);
+}
+
 Expected<std::shared_ptr<Database>, sqlite::Error> Database::open(std::string path,
                                                                   DatabaseOptions options) {
   std::shared_ptr<Database> db(new Database(std::move(path), std::move(options)));

@@ -118,6 +118,11 @@ class Database : public std::enable_shared_from_this<Database> {
   // Runs a checkpoint now. mode is a SQLITE_CHECKPOINT_* constant.
   Expected<void, sqlite::Error> checkpoint(int mode);
 
+  // SQLite keeps the -wal and -shm of a database closed without its checkpoint-on-close. Once
+  // no Database and no connection has `path` open, an empty WAL holds nothing: removes both,
+  // so an idle tenant costs its database file and log, not 32 KiB of shared-memory index too.
+  static void remove_empty_wal(const std::string& path);
+
   // Stops the checkpointer, closes idle connections and truncates the WAL. Leases still out
   // keep working; call when no new work will arrive.
   void close();

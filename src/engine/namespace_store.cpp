@@ -338,41 +338,69 @@ Expected<std::shared_ptr<Database>, NamespaceError> NamespaceStore::get(std::str
   if (!valid_name(name)) return unexpected(invalid_name(name));
   const auto now = std::chrono::system_clock::now();
   std::string key(name);
-  {
-    std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
+  while (true) {
     if (auto it = open_.find(key); it != open_.end()) {
       lru_.splice(lru_.begin(), lru_, it->second.lru);
       it->second.last_access = now;
       seen_[key] = now;
       return it->second.db;
     }
+    // One Database per file at a time: wait while another request opens it, or while it is
+    // being closed or deleted (two would recover the same log, or share a WAL they each think
+    // is theirs).
+    if (!busy_.count(key)) break;
+    busy_cv_.wait(lock);
   }
-  if (!exists(name)) return unexpected(not_found(name));
+  busy_.insert(key);
+  lock.unlock();
+  auto done = [&] {
+    lock.lock();
+    busy_.erase(key);
+    busy_cv_.notify_all();
+  };
+  if (!exists(name)) {
+    done();
+    return unexpected(not_found(name));
+  }
   auto config = read_config(dir_of(key));
-  if (!config) return unexpected(config.error());
+  if (!config) {
+    done();
+    return unexpected(config.error());
+  }
   auto shared_config = std::make_shared<const NamespaceConfig>(std::move(config.value()));
   auto opened = open_database(key, *shared_config);
-  if (!opened) return unexpected(opened.error());
-  std::shared_ptr<Database> db = std::move(opened.value());
-  std::shared_ptr<Database> loser;
-  {
-    std::lock_guard lock(mu_);
-    seen_[key] = now;
-    if (auto it = open_.find(key); it != open_.end()) {
-      loser = std::move(db);  // another request opened it meanwhile
-      db = it->second.db;
-    } else {
-      lru_.push_front(key);
-      open_.emplace(key, Open{db, shared_config, lru_.begin(), now});
-    }
+  if (!opened) {
+    done();
+    return unexpected(opened.error());
   }
-  if (loser) loser->close();
+  std::shared_ptr<Database> db = std::move(opened.value());
+  done();
+  seen_[key] = now;
+  lru_.push_front(key);
+  open_.emplace(key, Open{db, shared_config, lru_.begin(), now});
+  lock.unlock();
   evict();
   return db;
 }
 
+void NamespaceStore::close_busy(
+    std::vector<std::pair<std::string, std::shared_ptr<Database>>> closing) {
+  // Called without mu_; the names are in busy_.
+  for (auto& [name, db] : closing) {
+    db->close();
+    const std::string path = db->path();
+    std::weak_ptr<Database> gone = db;
+    db.reset();
+    if (gone.expired()) Database::remove_empty_wal(path);  // nobody else had it
+    std::lock_guard lock(mu_);
+    busy_.erase(name);
+  }
+  busy_cv_.notify_all();
+}
+
 void NamespaceStore::evict() {
-  std::vector<std::shared_ptr<Database>> closing;
+  std::vector<std::pair<std::string, std::shared_ptr<Database>>> closing;
   {
     std::lock_guard lock(mu_);
     auto it = lru_.end();
@@ -381,12 +409,13 @@ void NamespaceStore::evict() {
       auto found = open_.find(*it);
       // Only the store holds it: no lease, stream or request uses it.
       if (found->second.db.use_count() != 1) continue;
-      closing.push_back(std::move(found->second.db));
+      busy_.insert(*it);
+      closing.emplace_back(*it, std::move(found->second.db));
       open_.erase(found);
       it = lru_.erase(it);
     }
   }
-  for (auto& db : closing) db->close();
+  close_busy(std::move(closing));
 }
 
 Expected<void, NamespaceError> NamespaceStore::create(std::string_view name,
@@ -449,16 +478,30 @@ Expected<void, NamespaceError> NamespaceStore::remove(std::string_view name) {
   }
   std::lock_guard create_lock(create_mu_);
   if (!exists(name)) return unexpected(not_found(name));
+  const std::string key(name);
   std::shared_ptr<Database> db;
   {
-    std::lock_guard lock(mu_);
-    if (auto it = open_.find(std::string(name)); it != open_.end()) {
+    std::unique_lock lock(mu_);
+    busy_cv_.wait(lock, [&] { return !busy_.count(key); });
+    busy_.insert(key);  // no request opens it while it goes
+    if (auto it = open_.find(key); it != open_.end()) {
       db = std::move(it->second.db);
       lru_.erase(it->second.lru);
       open_.erase(it);
     }
-    seen_.erase(std::string(name));
+    seen_.erase(key);
   }
+  struct Unbusy {
+    NamespaceStore& store;
+    const std::string& key;
+    ~Unbusy() {
+      {
+        std::lock_guard lock(store.mu_);
+        store.busy_.erase(key);
+      }
+      store.busy_cv_.notify_all();
+    }
+  } unbusy{*this, key};
   // Move it aside first: from here on it does not exist, even if deleting the files takes long.
   const fs::path grave = fs::path(options_.root) / scratch_name("deleted", name);
   std::error_code ec;
@@ -572,19 +615,20 @@ Expected<void, NamespaceError> NamespaceStore::set_config(std::string_view name,
     return unexpected(w.error());
   }
   // Size and timeout limits are set when a database opens: close it if nobody uses it.
-  std::shared_ptr<Database> idle;
+  std::vector<std::pair<std::string, std::shared_ptr<Database>>> closing;
   {
     std::lock_guard lock(mu_);
     if (auto it = open_.find(std::string(name)); it != open_.end()) {
       it->second.config = std::make_shared<const NamespaceConfig>(config);
       if (it->second.db.use_count() == 1) {
-        idle = std::move(it->second.db);
+        busy_.insert(it->first);
+        closing.emplace_back(it->first, std::move(it->second.db));
         lru_.erase(it->second.lru);
         open_.erase(it);
       }
     }
   }
-  if (idle) idle->close();
+  close_busy(std::move(closing));
   return {};
 }
 

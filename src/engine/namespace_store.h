@@ -15,6 +15,7 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <list>
 #include <memory>
@@ -23,6 +24,8 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "common/expected.h"
@@ -117,6 +120,8 @@ class NamespaceStore {
   // Closes least recently used databases nobody uses until at most max_open remain (or none
   // can be closed). Called without the lock held.
   void evict();
+  // Closes and releases each database, then takes its name out of busy_. Without mu_.
+  void close_busy(std::vector<std::pair<std::string, std::shared_ptr<Database>>> closing);
 
   struct Open {
     std::shared_ptr<Database> db;
@@ -130,6 +135,10 @@ class NamespaceStore {
   std::unordered_map<std::string, Open> open_;  // guarded by mu_
   std::list<std::string> lru_;                  // guarded by mu_; most recent at the front
   std::unordered_map<std::string, std::chrono::system_clock::time_point> seen_;  // guarded by mu_
+  // Names being opened, closed or deleted right now: a request for one waits (busy_cv_), so
+  // there is never more than one Database per file.
+  std::unordered_set<std::string> busy_;  // guarded by mu_
+  std::condition_variable busy_cv_;
   std::mutex create_mu_;  // one remove or set_config at a time (creates and forks run in parallel)
   std::string empty_database_;  // the bytes of a new, empty database file (WAL mode)
 };

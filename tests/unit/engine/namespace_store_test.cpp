@@ -4,11 +4,14 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 #include <vector>
 
 #include "common/background_pool.h"
 #include "engine/executor.h"
+#include "log/log.h"
+#include "log/materialize.h"
 
 namespace quire::engine {
 namespace {
@@ -260,6 +263,60 @@ TEST_F(NamespaceStoreTest, AnOpenDatabaseThatIsOnlyReadCostsOneConnectionAndNoTh
   auto count = run("reader", "SELECT count(*) FROM t");
   ASSERT_TRUE(count);
   EXPECT_EQ(count->rows[0][0], Value(std::int64_t{2}));
+}
+
+TEST_F(NamespaceStoreTest, ConcurrentOpensAndEvictionsKeepOneDatabasePerFileAndTheLogsExact) {
+  store_ = open_store(2);  // constant eviction
+  for (int n = 0; n < 6; ++n) {
+    ASSERT_TRUE(store_->create("churn" + std::to_string(n), {}, std::string("CREATE TABLE t(x);")));
+  }
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 60; ++i) {
+        const std::string ns = "churn" + std::to_string((t + i) % 6);
+        auto db = store_->get(ns);
+        if (!db) {
+          failures.fetch_add(1);
+          continue;
+        }
+        auto lease = (*db)->acquire();
+        ResponseBudget budget{1 << 20};
+        if (!lease ||
+            !execute(**lease, Query{"INSERT INTO t VALUES (randomblob(500))", {}, {}, true},
+                     budget)) {
+          failures.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  store_->close_all();
+  store_.reset();
+  std::int64_t rows = 0;
+  for (int n = 0; n < 6; ++n) {
+    const auto dir = dir_ / ("churn" + std::to_string(n));
+    auto log = log::ReplicationLog::open(dir / "log");
+    ASSERT_TRUE(log) << log.error().message;
+    auto built = log::materialize(**log, dir_ / "rebuilt");
+    ASSERT_TRUE(built) << built.error().message;
+    auto read = [](const std::filesystem::path& p) {
+      std::ifstream in(p, std::ios::binary);
+      return std::string(std::istreambuf_iterator<char>(in), {});
+    };
+    EXPECT_EQ(read(dir_ / "rebuilt"), read(dir / "data")) << "namespace churn" << n;
+    EXPECT_FALSE(std::filesystem::exists(dir.string() + "/data-shm") &&
+                 std::filesystem::file_size(dir.string() + "/data-wal") > 0);
+  }
+  store_ = open_store(2);
+  for (int n = 0; n < 6; ++n) {
+    auto r = run("churn" + std::to_string(n), "SELECT count(*) FROM t");
+    ASSERT_TRUE(r);
+    rows += std::get<std::int64_t>(r->rows[0][0]);
+  }
+  EXPECT_EQ(rows, 8 * 60);
 }
 
 }  // namespace
