@@ -83,6 +83,7 @@ Expected<bool, LogError> WalReader::ensure_open() {
     if (st.st_nlink > 0) return true;
     file_.close();
     trusted_.reset();  // deleted (the last connection closed): a new -wal may exist by now
+    header_.reset();
   }
   auto f = File::open(path_, O_RDONLY);
   if (!f) {
@@ -97,6 +98,22 @@ Expected<WalBatch, LogError> WalReader::read_committed(const WalPosition& cursor
                                                        std::uint32_t max_frame) {
   WalBatch batch;
   batch.end = cursor;
+  // The commit path (the WAL hook): this reader's own cursor, frames up to the hook's count.
+  // One read of the new frames suffices: they must carry the header's salts (cached when it was
+  // last read) and chain from the cursor's checksum, which a restarted WAL's frames cannot; and
+  // they must reach max_frame, the commit just made. Anything else takes the full path below.
+  if (max_frame > cursor.frame && header_ && trusted_ && *trusted_ == cursor &&
+      cursor.salt1 == header_->salt1 && cursor.salt2 == header_->salt2) {
+    std::vector<Transaction> txns;
+    auto end = scan(*header_, cursor, max_frame, &txns, nullptr, nullptr);
+    if (end && end->frame == max_frame) {
+      batch.state = WalState::kContinues;
+      batch.transactions = std::move(txns);
+      batch.end = *end;
+      trusted_ = batch.end;
+      return batch;
+    }
+  }
   auto open = ensure_open();
   if (!open) return unexpected(std::move(open).error());
   if (!*open) return batch;
@@ -123,6 +140,7 @@ Expected<WalBatch, LogError> WalReader::read_committed(const WalPosition& cursor
   h.checksum1 = s1;
   h.checksum2 = s2;
   const WalPosition generation_start{h.salt1, h.salt2, 0, h.checksum1, h.checksum2};
+  header_ = h;
 
   const bool same_generation = cursor.salt1 == h.salt1 && cursor.salt2 == h.salt2;
   if (!same_generation || cursor.frame == 0) {
@@ -186,10 +204,16 @@ Expected<WalPosition, LogError> WalReader::scan(const Header& h, WalPosition fro
   std::uint32_t s1 = from.checksum1, s2 = from.checksum2;
   std::uint32_t frame = from.frame;
   PendingTransaction pending;
-  std::vector<unsigned char> buf(kFramesPerRead * kFrameSize);
+  // Reused across calls: a commit of a few pages must not pay for zeroing a 64-frame buffer.
+  const std::uint32_t first_want =
+      max_frame != 0 ? std::min<std::uint32_t>(kFramesPerRead, max_frame - frame) : kFramesPerRead;
+  if (scratch_.size() < std::size_t{first_want} * kFrameSize)
+    scratch_.resize(std::size_t{first_want} * kFrameSize);
+  std::vector<unsigned char>& buf = scratch_;
   while (max_frame == 0 || frame < max_frame) {
     std::uint32_t want = kFramesPerRead;
     if (max_frame != 0) want = std::min(want, max_frame - frame);
+    if (buf.size() < std::size_t{want} * kFrameSize) buf.resize(std::size_t{want} * kFrameSize);
     auto got = file_.read_at(buf.data(), want * kFrameSize, frame_offset(frame + 1));
     if (!got) return unexpected(std::move(got).error());
     const auto complete = static_cast<std::uint32_t>(*got / kFrameSize);

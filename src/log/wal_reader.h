@@ -90,6 +90,9 @@ class WalReader {
   // The end this reader last returned, verified from frame 1 of its generation; reset when the
   // file is reopened. A cursor equal to it skips re-verifying the prefix.
   std::optional<WalPosition> trusted_;
+  // The header as last read (the commit path's fast read relies on its salts and byte order).
+  std::optional<Header> header_;
+  std::vector<unsigned char> scratch_;  // frame buffer of scan(), reused
 };
 
 }  // namespace quire::log
