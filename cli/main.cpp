@@ -15,6 +15,7 @@
 #include "auth/key_set.h"
 #include "cli/db_cmd.h"
 #include "cli/log_cmd.h"
+#include "cli/replica_cmd.h"
 #include "cli/token_cmd.h"
 #include "server/server.h"
 
@@ -230,6 +231,7 @@ int main(int argc, char** argv) {
   const auto token_cmd = quire::cli::add_token_command(app);
   const auto db_cmd = quire::cli::add_db_command(app);
   const auto log_cmd = quire::cli::add_log_command(app);
+  const auto replica_cmd = quire::cli::add_replica_command(app);
 
   try {
     app.parse(argc, argv);
@@ -245,6 +247,7 @@ int main(int argc, char** argv) {
   if (token_cmd.app->parsed()) return token_cmd.run();
   if (db_cmd.app->parsed()) return db_cmd.run();
   if (log_cmd.app->parsed()) return log_cmd.run();
+  if (replica_cmd.app->parsed()) return replica_cmd.run();
   if (serve_cmd->parsed()) {
     if (!parse_listen(listen, config.listen_host, config.listen_port)) {
       std::cerr << "quire: --listen must be HOST:PORT, got '" << listen << "'\n";

@@ -11,10 +11,13 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, test } from 'node:test';
 
 import { createClient } from '@libsql/client';
+import Database from 'libsql';
 
 import { quireBin, sleep, startServer } from './server.mjs';
 
@@ -109,6 +112,50 @@ describe('replication log: kill -9 at random moments', () => {
     } finally {
       await last.stop();
       rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('quire replica pull', () => {
+  test('copies a live namespace into a file that holds exactly the primary\'s rows', { timeout: 60_000 }, async () => {
+    const server = await startServer({ args: ['--admin-listen', '127.0.0.1:0'] });
+    const out = mkdtempSync(path.join(tmpdir(), 'quire-pull-'));
+    try {
+      const created = await fetch(`${server.adminUrl}/v1/namespaces/shop/create`, { method: 'POST', body: '{}' });
+      assert.equal(created.status, 200);
+      const c = createClient({ url: server.url, fetch: (req) => { req.headers.set('x-namespace', 'shop'); return fetch(req); } });
+      await c.execute('CREATE TABLE items (id INTEGER PRIMARY KEY, body BLOB)');
+      for (let i = 0; i < 30; i++) {
+        await c.batch(Array.from({ length: 50 }, () => 'INSERT INTO items (body) VALUES (randomblob(2000))'), 'write');
+      }
+      await c.execute('DELETE FROM items WHERE id % 7 = 0');
+      const expected = (await c.execute('SELECT count(*) AS n, sum(length(body)) AS bytes, max(id) AS top FROM items')).rows[0];
+      c.close();
+
+      const file = path.join(out, 'copy.db');
+      const printed = execFileSync(quireBin(), ['replica', 'pull', '--primary-url', server.url, '--namespace', 'shop', '-o', file], { encoding: 'utf8' });
+      assert.match(printed, /frame \d+ of log [0-9a-f-]{36}/);
+      const db = new Database(file, { readonly: true });
+      try {
+        assert.equal(db.prepare('PRAGMA integrity_check').get().integrity_check, 'ok');
+        const got = db.prepare('SELECT count(*) AS n, sum(length(body)) AS bytes, max(id) AS top FROM items').get();
+        assert.deepEqual([got.n, got.bytes, got.top], [Number(expected.n), Number(expected.bytes), Number(expected.top)]);
+      } finally {
+        db.close();
+      }
+      // A namespace that does not exist: exit 1 with the reason, no file.
+      let failed;
+      try {
+        execFileSync(quireBin(), ['replica', 'pull', '--primary-url', server.url, '--namespace', 'nosuch', '-o', path.join(out, 'x.db'), '--timeout', '2'], { encoding: 'utf8', stdio: 'pipe' });
+      } catch (e) {
+        failed = e;
+      }
+      assert.ok(failed, 'pulling a missing namespace must fail');
+      assert.equal(failed.status, 1);
+      assert.match(failed.stderr, /NAMESPACE_DOESNT_EXIST/);
+    } finally {
+      await server.stop();
+      rmSync(out, { recursive: true, force: true });
     }
   });
 });
