@@ -5,6 +5,7 @@
 #include <chrono>
 #include <optional>
 
+#include "common/text.h"
 #include "sqlite/error.h"
 
 namespace quire::engine {
@@ -275,13 +276,6 @@ std::optional<std::string> attach_token(std::string_view sql, std::size_t& i) {
   }
   if (out.empty()) return std::nullopt;
   return out;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::toupper(static_cast<unsigned char>(x)) ==
-                  std::toupper(static_cast<unsigned char>(y));
-         });
 }
 
 std::string quoted(std::string_view text, char q) {

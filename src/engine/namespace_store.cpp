@@ -299,6 +299,20 @@ std::string NamespaceStore::dir_of(std::string_view name) const {
   return (fs::path(options_.root) / std::string(name)).string();
 }
 
+Expected<void, NamespaceError> NamespaceStore::publish(const fs::path& scratch,
+                                                       std::string_view name) {
+  // The scratch directory's entries first, then the rename that makes the namespace exist (it
+  // refuses to replace one: of two creates of one name exactly one wins). The caller syncs the
+  // root before acknowledging: only then is the new directory entry on disk.
+  if (auto w = sync_path(scratch); !w) return w;
+  if (auto r = rename_no_replace(scratch, dir_of(name)); !r) {
+    if (r.error() == EEXIST || r.error() == ENOTEMPTY) return unexpected(already_exists(name));
+    return unexpected(error(NamespaceError::Kind::kIo,
+                            "cannot create namespace: " + std::string(std::strerror(r.error()))));
+  }
+  return {};
+}
+
 std::string NamespaceStore::database_path(std::string_view name) const {
   return (fs::path(dir_of(name)) / kDataFile).string();
 }
@@ -458,14 +472,7 @@ Expected<void, NamespaceError> NamespaceStore::create(std::string_view name,
     // does not pay for it.
     if (auto l = create_log(scratch / "log", data); !l) return fail(l.error());
   }
-  if (auto w = sync_path(scratch); !w) return fail(w.error());
-  if (auto r = rename_no_replace(scratch, dir_of(name)); !r) {
-    return fail(r.error() == EEXIST || r.error() == ENOTEMPTY
-                    ? already_exists(name)
-                    : error(NamespaceError::Kind::kIo,
-                            "cannot create namespace: " + std::string(std::strerror(r.error()))));
-  }
-  // The namespace is acknowledged only once its directory entry is on disk.
+  if (auto p = publish(scratch, name); !p) return fail(p.error());
   if (auto w = sync_path(options_.root); !w) return unexpected(w.error());
   return {};
 }
@@ -555,13 +562,7 @@ Expected<void, NamespaceError> NamespaceStore::fork(std::string_view from, std::
     }
   }
   if (auto w = sync_path(scratch / kDataFile); !w) return fail(w.error());
-  if (auto w = sync_path(scratch); !w) return fail(w.error());
-  if (auto r = rename_no_replace(scratch, dir_of(to)); !r) {
-    return fail(r.error() == EEXIST || r.error() == ENOTEMPTY
-                    ? already_exists(to)
-                    : error(NamespaceError::Kind::kIo,
-                            "cannot create namespace: " + std::string(std::strerror(r.error()))));
-  }
+  if (auto p = publish(scratch, to); !p) return fail(p.error());
   if (auto w = sync_path(options_.root); !w) return unexpected(w.error());
   return {};
 }

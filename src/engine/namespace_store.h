@@ -17,6 +17,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <filesystem>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -112,6 +113,9 @@ class NamespaceStore {
 
  private:
   explicit NamespaceStore(Options options) : options_(std::move(options)) {}
+  // Syncs a finished scratch directory and renames it to namespace `name` (kExists if taken).
+  Expected<void, NamespaceError> publish(const std::filesystem::path& scratch,
+                                         std::string_view name);
   // Builds empty_database_.
   Expected<void, NamespaceError> make_empty_database();
   std::string dir_of(std::string_view name) const;

@@ -5,9 +5,8 @@
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
-#include <boost/json.hpp>
-
 #include <array>
+#include <boost/json.hpp>
 #include <cctype>
 #include <cerrno>
 #include <chrono>
@@ -22,6 +21,7 @@
 #include <vector>
 
 #include "auth/key_set.h"
+#include "common/text.h"
 
 namespace quire::server {
 
@@ -81,23 +81,6 @@ Response invalid_name(const Request& req, std::string_view name) {
   return fail(req, http::status::bad_request,
               "Invalid namespace name '" + std::string(name.substr(0, 80)) +
                   "': use 1 to 64 characters of A-Z, a-z, 0-9, '-' and '_'");
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
 }
 
 int hex_digit(char c) {
@@ -288,12 +271,24 @@ Expected<std::uint64_t, std::string> parse_byte_size(std::string_view text) {
     const char* name;
     double factor;
   };
-  static constexpr Unit kUnits[] = {
-      {"", 1},         {"b", 1},           {"k", 1e3},       {"kb", 1e3},
-      {"m", 1e6},      {"mb", 1e6},        {"g", 1e9},       {"gb", 1e9},
-      {"t", 1e12},     {"tb", 1e12},       {"ki", 1024.0},   {"kib", 1024.0},
-      {"mi", 1048576.0}, {"mib", 1048576.0}, {"gi", 1073741824.0}, {"gib", 1073741824.0},
-      {"ti", 1099511627776.0}, {"tib", 1099511627776.0}};
+  static constexpr Unit kUnits[] = {{"", 1},
+                                    {"b", 1},
+                                    {"k", 1e3},
+                                    {"kb", 1e3},
+                                    {"m", 1e6},
+                                    {"mb", 1e6},
+                                    {"g", 1e9},
+                                    {"gb", 1e9},
+                                    {"t", 1e12},
+                                    {"tb", 1e12},
+                                    {"ki", 1024.0},
+                                    {"kib", 1024.0},
+                                    {"mi", 1048576.0},
+                                    {"mib", 1048576.0},
+                                    {"gi", 1073741824.0},
+                                    {"gib", 1073741824.0},
+                                    {"ti", 1099511627776.0},
+                                    {"tib", 1099511627776.0}};
   for (const auto& u : kUnits) {
     if (unit == u.name) {
       const double bytes = n * u.factor;
@@ -313,7 +308,8 @@ Expected<std::string, std::string> dump_url_path(std::string_view url) {
         "the server's disk, or send the SQL in 'dump'"));
   }
   if (!iequals(scheme, "file")) {
-    return unexpected(std::string("dump_url must be an absolute file: URL (file:///path/to/dump.sql)"));
+    return unexpected(
+        std::string("dump_url must be an absolute file: URL (file:///path/to/dump.sql)"));
   }
   std::string_view rest = url.substr(colon + 1);
   if (rest.starts_with("//")) {
@@ -324,8 +320,10 @@ Expected<std::string, std::string> dump_url_path(std::string_view url) {
       return unexpected("dump_url: a file: URL on another host ('" + std::string(host) +
                         "') cannot be read");
     }
-    if (slash == std::string_view::npos) rest = {};
-    else rest.remove_prefix(slash);
+    if (slash == std::string_view::npos)
+      rest = {};
+    else
+      rest.remove_prefix(slash);
   }
   rest = rest.substr(0, rest.find_first_of("?#"));
   if (!rest.starts_with('/')) {
@@ -370,14 +368,15 @@ Router::Routed AdminRouter::handle(const Request& req, const std::string& client
   const std::string_view target = req.target();
   const std::string_view path = target.substr(0, target.find('?'));
   auto parsed = segments_of(path);
-  if (!parsed) return fail(req, http::status::bad_request, "Malformed percent-encoding in the path");
+  if (!parsed)
+    return fail(req, http::status::bad_request, "Malformed percent-encoding in the path");
   const std::vector<std::string>& s = *parsed;
   const auto method = req.method();
 
   auto not_allowed = [&](const char* allow) {
-    Response res = fail(req, http::status::method_not_allowed,
-                        "Method " + std::string(req.method_string()) + " is not allowed on " +
-                            std::string(path));
+    Response res = fail(
+        req, http::status::method_not_allowed,
+        "Method " + std::string(req.method_string()) + " is not allowed on " + std::string(path));
     res.set(http::field::allow, allow);
     return res;
   };
@@ -407,7 +406,8 @@ Router::Routed AdminRouter::handle(const Request& req, const std::string& client
     }
     if (s.size() == 4 && s[3] == "config") {
       if (method == http::verb::get) return defer([this, &req, ns] { return get_config(req, ns); });
-      if (method == http::verb::post) return defer([this, &req, ns] { return set_config(req, ns); });
+      if (method == http::verb::post)
+        return defer([this, &req, ns] { return set_config(req, ns); });
       return not_allowed("GET, POST");
     }
     if (s.size() == 4 && s[3] == "stats") {
@@ -434,7 +434,8 @@ Response AdminRouter::list(const Request& req) {
     bj::object o;
     o["name"] = info.name;
     o["size_bytes"] = info.size_bytes;
-    o["last_access"] = info.last_access ? bj::value(rfc3339(*info.last_access)) : bj::value(nullptr);
+    o["last_access"] =
+        info.last_access ? bj::value(rfc3339(*info.last_access)) : bj::value(nullptr);
     o["open"] = info.open;
     out.push_back(std::move(o));
   }

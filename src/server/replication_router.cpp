@@ -10,6 +10,7 @@
 
 #include "auth/bearer.h"
 #include "common/base64.h"
+#include "common/text.h"
 #include "log/format.h"
 #include "log/log.h"
 #include "log/snapshot.h"
@@ -34,23 +35,6 @@ std::string random_uuid() {
   return log::format_log_id(bytes);
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
-
 // The namespace the libSQL client derives from its URL's host (and so sends as x-namespace-bin
 // without being told to): the first DNS label when the host contains a dot, else "default".
 // The Host header carries the same host (with a port, and brackets around an IPv6 address).
@@ -62,20 +46,8 @@ std::string client_derived_namespace(std::string_view host) {
   return std::string(host.substr(0, dot));
 }
 
-Response grpc_web(const Request& req, std::string body) {
-  Response res(http::status::ok, req.version());
-  res.set(http::field::server, "quire/" QUIRE_VERSION);
-  for (const auto& h : replication::grpc_web_response_headers()) {
-    res.set(std::string(h.name), std::string(h.value));
-  }
-  res.keep_alive(req.keep_alive());
-  res.body() = std::move(body);
-  res.prepare_payload();
-  return res;
-}
-
 Response grpc_error(const Request& req, const ReplicationRouter::Status& s) {
-  return grpc_web(req, replication::grpc_web_error(s.code, s.message));
+  return reply_grpc_web(req, replication::grpc_web_error(s.code, s.message));
 }
 
 ReplicationRouter::Status status(GrpcStatus code, std::string message) {
@@ -100,6 +72,18 @@ ReplicationRouter::Status log_status(const log::LogError& e) {
 std::uint64_t libsql_frame_no(log::Frame f) { return f - 1; }
 
 }  // namespace
+
+Response reply_grpc_web(const Request& req, std::string body) {
+  Response res(http::status::ok, req.version());
+  res.set(http::field::server, "quire/" QUIRE_VERSION);
+  for (const auto& h : replication::grpc_web_response_headers()) {
+    res.set(std::string(h.name), std::string(h.value));
+  }
+  res.keep_alive(req.keep_alive());
+  res.body() = std::move(body);
+  res.prepare_payload();
+  return res;
+}
 
 ReplicationRouter::ReplicationRouter(const Config& config, engine::NamespaceStore& namespaces,
                                      Router& router)
@@ -168,7 +152,7 @@ Expected<std::string, ReplicationRouter::Status> ReplicationRouter::resolve_name
     const Request& req) const {
   auto it = req.find(std::string(replication::kNamespaceHeader));
   if (it == req.end()) return router_.namespace_of_host(req);
-  auto bytes = base64::decode(trim(it->value()));
+  auto bytes = base64::decode(trim_ows(it->value()));
   if (!bytes) {
     return unexpected(
         status(GrpcStatus::kInvalidArgument, "The x-namespace-bin header is not valid base64"));
@@ -195,7 +179,7 @@ Expected<ReplicationRouter::Target, ReplicationRouter::Status> ReplicationRouter
   std::optional<std::string_view> jwt;
   auto header = req.find(std::string(replication::kAuthorizationHeader));
   if (header == req.end()) header = req.find(http::field::authorization);
-  if (header != req.end() && !iequals(trim(header->value()), "Bearer")) {
+  if (header != req.end() && !iequals(trim_ows(header->value()), "Bearer")) {
     auto token = auth::parse_authorization_header(header->value());
     if (token) {
       jwt = *token;
@@ -282,7 +266,8 @@ Response ReplicationRouter::hello(const Request& req) {
   if (const log::Frame last = log->last_frame(); last > 0) {
     out.current_replication_index = libsql_frame_no(last);
   }
-  return grpc_web(req, replication::grpc_web_response(replication::encode_hello_response(out)));
+  return reply_grpc_web(req,
+                        replication::grpc_web_response(replication::encode_hello_response(out)));
 }
 
 Expected<std::pair<ReplicationRouter::Target, std::uint64_t>, ReplicationRouter::Status>
@@ -301,7 +286,7 @@ ReplicationRouter::begin_log_call(const Request& req) {
   // After the token check, so the answer says nothing to a client that may not read. A token
   // from before a restart (or none) sends the client back to Hello.
   if (auto it = req.find(std::string(replication::kSessionTokenHeader));
-      it == req.end() || trim(it->value()) != session_token_) {
+      it == req.end() || trim_ows(it->value()) != session_token_) {
     return unexpected(
         status(GrpcStatus::kFailedPrecondition, std::string(replication::kNoHelloMessage)));
   }
@@ -323,8 +308,8 @@ Response ReplicationRouter::batch_log_entries(const Request& req, bool stream) {
   std::string frames;                 // BatchLogEntries: one Frames message
   std::vector<std::string> messages;  // LogEntries: one Frame message each
   auto reply = [&]() {
-    if (stream) return grpc_web(req, replication::grpc_web_response(messages));
-    return grpc_web(req, replication::grpc_web_response(frames));
+    if (stream) return reply_grpc_web(req, replication::grpc_web_response(messages));
+    return reply_grpc_web(req, replication::grpc_web_response(frames));
   };
   if (next_offset >= last) return reply();  // caught up (or ahead): nothing to send, never wait
   const log::Frame from = next_offset + 1;
@@ -416,7 +401,7 @@ Response ReplicationRouter::snapshot(const Request& req) {
     f.data = replication::make_frame_data(h, page);
     messages.push_back(replication::encode_frame(f));
   }
-  return grpc_web(req, replication::grpc_web_response(messages));
+  return reply_grpc_web(req, replication::grpc_web_response(messages));
 }
 
 }  // namespace quire::server

@@ -43,6 +43,10 @@
 
 namespace quire::server {
 
+// A 200 response with the gRPC-Web headers and `body` (data and trailer frames), for the
+// handlers in replication_router*.cpp.
+Response reply_grpc_web(const Request& req, std::string body);
+
 class ReplicationRouter {
  public:
   using Clock = std::chrono::steady_clock;

@@ -38,20 +38,8 @@ namespace {
 // this long.
 constexpr auto kTombstoneLifetime = std::chrono::minutes(5);
 
-Response grpc_web(const Request& req, std::string body) {
-  Response res(http::status::ok, req.version());
-  res.set(http::field::server, "quire/" QUIRE_VERSION);
-  for (const auto& h : replication::grpc_web_response_headers()) {
-    res.set(std::string(h.name), std::string(h.value));
-  }
-  res.keep_alive(req.keep_alive());
-  res.body() = std::move(body);
-  res.prepare_payload();
-  return res;
-}
-
 Response grpc_error(const Request& req, GrpcStatus code, std::string_view message) {
-  return grpc_web(req, replication::grpc_web_error(code, message));
+  return reply_grpc_web(req, replication::grpc_web_error(code, message));
 }
 
 // SQLite's result code for a code name the executor reports ("SQLITE_CONSTRAINT_UNIQUE",
@@ -301,7 +289,8 @@ Response ReplicationRouter::execute(const Request& req) {
         {}};
     for (auto& r : out.results) r.result = proxy_error(e);
     out.state = replication::TxnState::kInit;
-    return grpc_web(req, replication::grpc_web_response(replication::encode_execute_results(out)));
+    return reply_grpc_web(req,
+                          replication::grpc_web_response(replication::encode_execute_results(out)));
   }
 
   std::lock_guard use(client.value()->mu);
@@ -377,7 +366,8 @@ Response ReplicationRouter::execute(const Request& req) {
   if (log::ReplicationLog* log = target->db->replication_log()) {
     if (const log::Frame last = log->last_frame(); last > 0) out.current_frame_no = last - 1;
   }
-  return grpc_web(req, replication::grpc_web_response(replication::encode_execute_results(out)));
+  return reply_grpc_web(req,
+                        replication::grpc_web_response(replication::encode_execute_results(out)));
 }
 
 Response ReplicationRouter::describe(const Request& req) {
@@ -432,7 +422,8 @@ Response ReplicationRouter::describe(const Request& req) {
     stream.set_access(target->access);
     if (auto failed = fill(stream.run(describe_req, sqls, budget))) return std::move(*failed);
   }
-  return grpc_web(req, replication::grpc_web_response(replication::encode_describe_result(out)));
+  return reply_grpc_web(req,
+                        replication::grpc_web_response(replication::encode_describe_result(out)));
 }
 
 Response ReplicationRouter::disconnect(const Request& req) {
@@ -452,7 +443,7 @@ Response ReplicationRouter::disconnect(const Request& req) {
     }
     tombstones_.erase(key);
   }
-  return grpc_web(req, replication::grpc_web_response(replication::encode_ack({})));
+  return reply_grpc_web(req, replication::grpc_web_response(replication::encode_ack({})));
 }
 
 }  // namespace quire::server

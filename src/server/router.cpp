@@ -5,6 +5,7 @@
 #include "auth/bearer.h"
 #include "auth/jwt.h"
 #include "common/base64.h"
+#include "common/text.h"
 #include "protocol/hrana/codec.h"
 #include "protocol/legacy.h"
 #include "server/replication_router.h"
@@ -12,22 +13,6 @@
 namespace quire::server {
 
 namespace {
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i])))
-      return false;
-  }
-  return true;
-}
 
 constexpr const char* kJsonType = "application/json";
 constexpr const char* kProtobufType = "application/x-protobuf";
@@ -63,7 +48,7 @@ Router::~Router() = default;
 
 Expected<std::string, std::string> Router::namespace_of(const Request& req) const {
   if (auto it = req.find("x-namespace-bin"); it != req.end()) {
-    auto bytes = base64::decode(trim(it->value()));
+    auto bytes = base64::decode(trim_ows(it->value()));
     if (!bytes) return unexpected(std::string("The x-namespace-bin header is not valid base64"));
     return std::string(bytes->begin(), bytes->end());
   }
@@ -71,7 +56,7 @@ Expected<std::string, std::string> Router::namespace_of(const Request& req) cons
 }
 
 std::string Router::namespace_of_host(const Request& req) const {
-  if (auto it = req.find("x-namespace"); it != req.end()) return std::string(trim(it->value()));
+  if (auto it = req.find("x-namespace"); it != req.end()) return std::string(trim_ows(it->value()));
   if (!config_.namespace_domain.empty()) {
     std::string_view host = req[http::field::host];
     if (auto colon = host.rfind(':');

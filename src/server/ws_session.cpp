@@ -5,6 +5,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <cctype>
 
+#include "common/text.h"
 #include "protocol/hrana/codec.h"
 
 namespace quire::server {
@@ -24,18 +25,14 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
-
 }  // namespace
 
 std::optional<Subprotocol> negotiate_subprotocol(std::string_view offered) {
   if (trim(offered).empty()) return Subprotocol{"", 1, false};
-  static const Subprotocol kPreference[] = {
-      {"hrana3-protobuf", 3, true}, {"hrana3", 3, false}, {"hrana2", 2, false}, {"hrana1", 1, false}};
+  static const Subprotocol kPreference[] = {{"hrana3-protobuf", 3, true},
+                                            {"hrana3", 3, false},
+                                            {"hrana2", 2, false},
+                                            {"hrana1", 1, false}};
   std::vector<std::string> names;
   while (!offered.empty()) {
     auto comma = offered.find(',');
@@ -68,7 +65,8 @@ std::size_t WsSession::backlog() const { return inflight_ + queued_ + outbox_.si
 void WsSession::shutdown() {
   if (stop_reading_) return;
   stop_reading_ = true;
-  if (!close_) close_ = websocket::close_reason(websocket::close_code::going_away, "Server shutdown");
+  if (!close_)
+    close_ = websocket::close_reason(websocket::close_code::going_away, "Server shutdown");
   if (reading_ && !writing_ && inflight_ == 0) {
     // Idle: close now; the pending read then ends.
     auto self = shared_from_this();
@@ -261,9 +259,10 @@ void WsSession::dispatch(ws::RequestMsg msg) {
       return fail_protocol("Stream " + std::to_string(open->stream_id) + " is already open");
     }
     if (streams_.size() >= kMaxStreams) {
-      return error(hrana::Error{"Too many streams on this connection (the limit is " +
-                                    std::to_string(kMaxStreams) + ")",
-                                "STREAMS_EXHAUSTED", {}});
+      return error(hrana::Error{
+          "Too many streams on this connection (the limit is " + std::to_string(kMaxStreams) + ")",
+          "STREAMS_EXHAUSTED",
+          {}});
     }
     streams_[open->stream_id].stream = std::make_unique<hrana::Stream>(db_);
     streams_[open->stream_id].stream->set_access(access_);
@@ -370,8 +369,8 @@ void WsSession::start_on_stream(std::int32_t stream_id, ws::RequestMsg msg) {
       out = self->execute_on(stream, shared->request_id, shared->request, self->no_sqls_);
     } catch (const std::exception& e) {
       spdlog::error("internal error on a WebSocket connection: {}", e.what());
-      out.close = websocket::close_reason(websocket::close_code::internal_error,
-                                          "Internal server error");
+      out.close =
+          websocket::close_reason(websocket::close_code::internal_error, "Internal server error");
     }
     asio::post(self->ws_.get_executor(), [self, stream_id, out = std::move(out)]() mutable {
       self->finish(stream_id, std::move(out), true);
@@ -426,9 +425,11 @@ bool WsSession::inline_sql_ids(ws::Request& request) {
         using T = std::decay_t<decltype(r)>;
         if constexpr (std::is_same_v<T, ws::ExecuteReq>) {
           return fix_stmt(r.stmt);
-        } else if constexpr (std::is_same_v<T, ws::BatchReq> || std::is_same_v<T, ws::OpenCursorReq>) {
+        } else if constexpr (std::is_same_v<T, ws::BatchReq> ||
+                             std::is_same_v<T, ws::OpenCursorReq>) {
           return fix_batch(r.batch);
-        } else if constexpr (std::is_same_v<T, ws::SequenceReq> || std::is_same_v<T, ws::DescribeReq>) {
+        } else if constexpr (std::is_same_v<T, ws::SequenceReq> ||
+                             std::is_same_v<T, ws::DescribeReq>) {
           return fix_pair(r.sql, r.sql_id);
         } else {
           return true;
@@ -443,7 +444,8 @@ bool WsSession::may_block(hrana::Stream& stream, const ws::Request& request) {
         using T = std::decay_t<decltype(r)>;
         if constexpr (std::is_same_v<T, ws::ExecuteReq>) {
           return stream.may_block(r.stmt, sqls_);
-        } else if constexpr (std::is_same_v<T, ws::BatchReq> || std::is_same_v<T, ws::OpenCursorReq>) {
+        } else if constexpr (std::is_same_v<T, ws::BatchReq> ||
+                             std::is_same_v<T, ws::OpenCursorReq>) {
           return stream.may_block(r.batch, sqls_);
         } else if constexpr (std::is_same_v<T, ws::SequenceReq>) {
           return stream.may_block(hrana::StreamRequest(hrana::SequenceReq{}), sqls_);
@@ -454,8 +456,8 @@ bool WsSession::may_block(hrana::Stream& stream, const ws::Request& request) {
       request);
 }
 
-WsSession::Outcome WsSession::execute_on(hrana::Stream& stream, std::int32_t id, ws::Request& request,
-                                         const hrana::SqlStore& sqls) {
+WsSession::Outcome WsSession::execute_on(hrana::Stream& stream, std::int32_t id,
+                                         ws::Request& request, const hrana::SqlStore& sqls) {
   const auto version = static_cast<hrana::Version>(subprotocol_.version);
   auto ok = [&](ws::Response r) {
     return Outcome{ws::ServerMsg(ws::ResponseOkMsg{id, std::move(r)}), std::nullopt, std::nullopt};
@@ -466,7 +468,8 @@ WsSession::Outcome WsSession::execute_on(hrana::Stream& stream, std::int32_t id,
   };
   auto protocol_error = [&](std::string message) {
     if (message.size() > 120) message.resize(120);
-    return Outcome{std::nullopt, websocket::close_reason(websocket::close_code::policy_error, message),
+    return Outcome{std::nullopt,
+                   websocket::close_reason(websocket::close_code::policy_error, message),
                    std::nullopt};
   };
   // SqlStore::store is never reached from here (store_sql is not a stream request), so a const
@@ -510,10 +513,12 @@ WsSession::Outcome WsSession::execute_on(hrana::Stream& stream, std::int32_t id,
   auto* exec = std::get_if<hrana::ExecuteReq>(&sreq);
   if (exec && stream.groupable(exec->stmt, sqls) && stream.may_block(exec->stmt, sqls)) {
     // An autocommit write: it joins the database's group commit (we are on the blocking pool).
-    auto done = db_->write_lane().submit([&](sqlite::Connection& conn) {
-      engine::ResponseBudget budget{config_.limits.max_response_bytes};
-      result = stream.run_on(conn, sreq, store, budget);
-    }).get();
+    auto done = db_->write_lane()
+                    .submit([&](sqlite::Connection& conn) {
+                      engine::ResponseBudget budget{config_.limits.max_response_bytes};
+                      result = stream.run_on(conn, sreq, store, budget);
+                    })
+                    .get();
     if (!done) return fail(hrana::Error{done.error().message, done.error().code, {}});
   } else {
     engine::ResponseBudget budget{config_.limits.max_response_bytes};
@@ -522,9 +527,12 @@ WsSession::Outcome WsSession::execute_on(hrana::Stream& stream, std::int32_t id,
   if (!result) return protocol_error(result.error().message);
   if (auto* e = std::get_if<hrana::Error>(&*result)) return fail(std::move(*e));
   auto& resp = std::get<hrana::StreamResponse>(*result);
-  if (auto* r = std::get_if<hrana::ExecuteResp>(&resp)) return ok(ws::ExecuteResp{std::move(r->result)});
-  if (auto* r = std::get_if<hrana::BatchResp>(&resp)) return ok(ws::BatchResp{std::move(r->result)});
-  if (auto* r = std::get_if<hrana::DescribeResp>(&resp)) return ok(ws::DescribeResp{std::move(r->result)});
+  if (auto* r = std::get_if<hrana::ExecuteResp>(&resp))
+    return ok(ws::ExecuteResp{std::move(r->result)});
+  if (auto* r = std::get_if<hrana::BatchResp>(&resp))
+    return ok(ws::BatchResp{std::move(r->result)});
+  if (auto* r = std::get_if<hrana::DescribeResp>(&resp))
+    return ok(ws::DescribeResp{std::move(r->result)});
   if (auto* r = std::get_if<hrana::GetAutocommitResp>(&resp)) {
     return ok(ws::GetAutocommitResp{r->is_autocommit});
   }
