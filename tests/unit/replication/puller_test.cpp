@@ -342,7 +342,7 @@ TEST_F(PullerTest, ResumesAfterThePrimaryRestarts) {
   EXPECT_EQ(puller_->stats().snapshots, 0u);
 }
 
-TEST_F(PullerTest, StopIsPromptWhileThePrimaryIsUnreachable) {
+TEST_F(PullerTest, StopReturnsWhileThePrimaryIsUnreachable) {
   std::uint16_t closed_port = 0;
   {
     asio::io_context ioc;
@@ -357,9 +357,10 @@ TEST_F(PullerTest, StopIsPromptWhileThePrimaryIsUnreachable) {
   auto r = puller_->wait_until_frame(1, Clock::now() + std::chrono::milliseconds(50));
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().find("last error"), std::string::npos) << r.error();
+  // A hang guard, not a speed check: stop() must not wait out the retry loop.
   const auto t0 = Clock::now();
   puller_->stop();
-  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(1));
+  EXPECT_LT(Clock::now() - t0, RpcOptions{}.call_timeout / 2);
 }
 
 TEST_F(PullerTest, StopCancelsACallThePrimaryNeverAnswers) {
@@ -369,9 +370,10 @@ TEST_F(PullerTest, StopCancelsACallThePrimaryNeverAnswers) {
   start_puller("http://127.0.0.1:" + std::to_string(silent.local_endpoint().port()));
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   EXPECT_EQ(puller_->stats().hellos, 0u);
+  // Not a speed check: without cancelling, stop() would wait for the call's 30 s timeout.
   const auto t0 = Clock::now();
   puller_->stop();
-  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(1));
+  EXPECT_LT(Clock::now() - t0, RpcOptions{}.call_timeout / 2);
 }
 
 TEST_F(PullerTest, ARefusedTokenSurfacesAsAClearError) {
