@@ -192,6 +192,15 @@ int main(int argc, char** argv) {
   bool no_replication_log = false;
   serve_cmd->add_flag("--no-replication-log", no_replication_log,
                       "Write no replication log (no replicas, no backups; for measuring its cost)");
+  serve_cmd->add_option("--primary-url,--primary-grpc-url", config.primary_url,
+                        "Run as a read replica of the quire (or sqld) primary at http://HOST:PORT: "
+                        "its namespaces are copied into DIR/replica and followed as they change; "
+                        "reads run here, writes and transactions are forwarded to the primary, "
+                        "and a client reads its own writes (docs/replica-mode.md)");
+  serve_cmd->add_option("--primary-auth-token", config.primary_auth_token,
+                        "A JWT the replica presents to the primary's replication API (clients' "
+                        "own tokens travel with the requests forwarded for them)")
+      ->envname("QUIRE_PRIMARY_AUTH_TOKEN");
   serve_cmd->add_option("--checkpoint-threshold", config.database.checkpoint_threshold_frames,
                         "WAL frames after which the server checkpoints (PASSIVE)")
       ->capture_default_str();

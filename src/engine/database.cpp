@@ -45,8 +45,15 @@ void Lease::release() {
 
 Database::Database(std::string path, DatabaseOptions options)
     : path_(std::move(path)),
+      replica_keepalive_(std::move(options.replica_keepalive)),
       options_(std::move(options)),
-      write_gate_(options_.transaction_timeout) {}
+      write_gate_(options_.transaction_timeout) {
+  if (is_replica()) {
+    options_.open.read_only = true;
+    options_.open.vfs = options_.replica_vfs;
+    options_.log_dir.clear();
+  }
+}
 
 Database::~Database() {
   close();
@@ -80,6 +87,11 @@ Expected<std::shared_ptr<Database>, sqlite::Error> Database::open(std::string pa
   if (!first) return unexpected(first.error());
   db->idle_.push_back(std::move(first.value()));
   Database* self = db.get();
+  // A replica's write lane only ever sees the read-only connection refuse a write (writes are
+  // forwarded to the primary before they get here); it has nothing to checkpoint.
+  db->write_lane_ = std::make_unique<WriteLane>([self] { return self->open_connection(); },
+                                                db->write_gate_, db->options_.write_lane);
+  if (db->is_replica()) return db;
   // Before each checkpoint: nothing it copies may be missing from the log, or be only in the
   // log's page cache (see LogCapture). On failure the checkpoint does not run.
   auto before_checkpoint = [self]() -> bool {
@@ -91,8 +103,6 @@ Expected<std::shared_ptr<Database>, sqlite::Error> Database::open(std::string pa
   db->checkpointer_ =
       std::make_unique<Checkpointer>([self] { return self->open_connection(); },
                                      db->options_.checkpoint_threshold_frames, before_checkpoint);
-  db->write_lane_ = std::make_unique<WriteLane>([self] { return self->open_connection(); },
-                                                db->write_gate_, db->options_.write_lane);
   return db;
 }
 
@@ -158,6 +168,10 @@ void Database::give_back(std::unique_ptr<sqlite::Connection> conn) {
 }
 
 Expected<void, sqlite::Error> Database::checkpoint(int mode) {
+  if (!checkpointer_) {
+    return unexpected(sqlite::Error{SQLITE_MISUSE, "a read replica's database is checkpointed by "
+                                                   "the replica itself, not through the server"});
+  }
   return checkpointer_->run(mode, &write_gate_);
 }
 
@@ -165,6 +179,7 @@ log::ReplicationLog* Database::replication_log() { return capture_ ? &capture_->
 
 void Database::close() {
   if (closed_.exchange(true)) return;
+  if (options_.stop_replica) options_.stop_replica();
   if (write_lane_) write_lane_->stop();
   write_gate_.close();
   if (checkpointer_) checkpointer_->stop();

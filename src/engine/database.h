@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -42,6 +43,16 @@ struct DatabaseOptions {
   std::filesystem::path log_dir;
   std::uint64_t log_segment_bytes = 64ull << 20;
   std::uint64_t log_snapshot_every_frames = 16384;  // see LogCapture::Options
+
+  // A read replica's database (src/replica): connections open read-only through this VFS, and
+  // the database has no log and no checkpointer (the replica applies and folds frames itself).
+  // Empty: an ordinary, writable database.
+  std::string replica_vfs;
+  // What feeds a replica (its puller and overlay): stop_replica runs first thing in close(),
+  // and replica_keepalive is released only after the last connection closed (the overlay VFS
+  // must outlive every connection opened through it).
+  std::function<void()> stop_replica;
+  std::shared_ptr<void> replica_keepalive;
 };
 
 class Database;
@@ -115,6 +126,9 @@ class Database : public std::enable_shared_from_this<Database> {
   // database runs without one (DatabaseOptions::log_dir empty).
   log::ReplicationLog* replication_log();
 
+  // True for a read replica's database (DatabaseOptions::replica_vfs).
+  bool is_replica() const { return !options_.replica_vfs.empty(); }
+
   // Runs a checkpoint now. mode is a SQLITE_CHECKPOINT_* constant.
   Expected<void, sqlite::Error> checkpoint(int mode);
 
@@ -137,6 +151,8 @@ class Database : public std::enable_shared_from_this<Database> {
   static int on_wal_commit(void* self, sqlite3* db, const char* name, int frames);
 
   std::string path_;
+  // Declared first, so destroyed last: after every connection (see replica_keepalive).
+  std::shared_ptr<void> replica_keepalive_;
   DatabaseOptions options_;
   WriteGate write_gate_;  // before every connection: their claims refer to it
   DatabaseStats stats_;

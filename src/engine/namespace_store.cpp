@@ -256,6 +256,10 @@ Expected<std::unique_ptr<NamespaceStore>, NamespaceError> NamespaceStore::open(O
   for (const auto& entry : fs::directory_iterator(store->options_.root, ec)) {
     if (entry.path().filename().string().starts_with(".")) fs::remove_all(entry.path(), ec);
   }
+  if (store->options_.replica) {
+    if (auto r = store->make_replica_dir(kDefault); !r) return unexpected(r.error());
+    return store;
+  }
   if (auto e = store->make_empty_database(); !e) return unexpected(e.error());
   if (!store->exists(kDefault)) {
     if (auto r = store->create(kDefault, NamespaceConfig{}); !r) return unexpected(r.error());
@@ -320,7 +324,30 @@ std::string NamespaceStore::database_path(std::string_view name) const {
 bool NamespaceStore::exists(std::string_view name) {
   if (!valid_name(name)) return false;
   std::error_code ec;
-  return fs::is_regular_file(fs::path(dir_of(name)) / kDataFile, ec);
+  if (!options_.replica) return fs::is_regular_file(fs::path(dir_of(name)) / kDataFile, ec);
+  if (fs::is_regular_file(fs::path(dir_of(name)) / kConfigFile, ec)) return true;
+  // A namespace this replica has not served yet: it exists when the primary has it.
+  auto has = options_.replica->primary_has(std::string(name));
+  return has && *has && make_replica_dir(name);
+}
+
+Expected<void, NamespaceError> NamespaceStore::make_replica_dir(std::string_view name) {
+  const fs::path dir = dir_of(name);
+  std::error_code ec;
+  if (fs::is_regular_file(dir / kConfigFile, ec)) return {};
+  fs::create_directories(dir, ec);
+  if (ec) {
+    return unexpected(
+        error(NamespaceError::Kind::kIo, "cannot create " + dir.string() + ": " + ec.message()));
+  }
+  return write_file_atomically(dir / kConfigFile, to_json(NamespaceConfig{}));
+}
+
+Expected<void, NamespaceError> NamespaceStore::refuse_on_replica(std::string_view what) const {
+  if (!options_.replica) return {};
+  return unexpected(error(NamespaceError::Kind::kProtected,
+                          "This server is " + options_.replica->describe() + ": " +
+                              std::string(what) + " on the primary"));
 }
 
 std::size_t NamespaceStore::open_count() {
@@ -332,6 +359,14 @@ Expected<std::shared_ptr<Database>, NamespaceError> NamespaceStore::open_databas
     const std::string& name, const NamespaceConfig& config_value) {
   const NamespaceConfig* config = &config_value;
   DatabaseOptions options = options_.database;
+  if (options_.replica) {
+    auto db = options_.replica->open(name, (fs::path(dir_of(name)) / kDataFile).string(), options);
+    if (!db) {
+      return unexpected(error(NamespaceError::Kind::kIo,
+                              "cannot open the replica of namespace '" + name + "': " + db.error()));
+    }
+    return db.value();
+  }
   if (options_.replication_log) options.log_dir = fs::path(dir_of(name)) / "log";
   if (config->txn_timeout_s) {
     options.transaction_timeout =
@@ -436,6 +471,7 @@ Expected<void, NamespaceError> NamespaceStore::create(std::string_view name,
                                                       const NamespaceConfig& config,
                                                       const std::optional<std::string>& dump_sql) {
   if (!valid_name(name)) return unexpected(invalid_name(name));
+  if (auto r = refuse_on_replica("create namespaces"); !r) return r;
   if (exists(name)) return unexpected(already_exists(name));
   std::optional<std::string> image;
   if (dump_sql) {
@@ -483,6 +519,7 @@ Expected<void, NamespaceError> NamespaceStore::remove(std::string_view name) {
     return unexpected(
         error(NamespaceError::Kind::kProtected, "The default namespace cannot be deleted"));
   }
+  if (auto r = refuse_on_replica("delete namespaces"); !r) return r;
   std::lock_guard create_lock(create_mu_);
   if (!exists(name)) return unexpected(not_found(name));
   const std::string key(name);
@@ -524,6 +561,7 @@ Expected<void, NamespaceError> NamespaceStore::remove(std::string_view name) {
 Expected<void, NamespaceError> NamespaceStore::fork(std::string_view from, std::string_view to) {
   if (!valid_name(from)) return unexpected(invalid_name(from));
   if (!valid_name(to)) return unexpected(invalid_name(to));
+  if (auto r = refuse_on_replica("fork namespaces"); !r) return r;
   auto source = get(from);
   if (!source) return unexpected(source.error());
   auto config = read_config(dir_of(from));
@@ -610,6 +648,7 @@ Expected<std::shared_ptr<const NamespaceConfig>, NamespaceError> NamespaceStore:
 Expected<void, NamespaceError> NamespaceStore::set_config(std::string_view name,
                                                           const NamespaceConfig& config) {
   if (!valid_name(name)) return unexpected(invalid_name(name));
+  if (auto r = refuse_on_replica("change a namespace's configuration"); !r) return r;
   std::lock_guard create_lock(create_mu_);
   if (!exists(name)) return unexpected(not_found(name));
   if (auto w = write_file_atomically(fs::path(dir_of(name)) / kConfigFile, to_json(config)); !w) {

@@ -58,6 +58,22 @@ struct NamespaceError {
   std::string message;
 };
 
+// Where a read replica's namespaces come from (`quire serve --primary-url`): the primary says
+// which namespaces exist, and each opens as a replica database that follows the primary.
+class ReplicaSource {
+ public:
+  virtual ~ReplicaSource() = default;
+  // Whether the primary has namespace `name`; an error when the primary cannot say.
+  virtual Expected<bool, std::string> primary_has(const std::string& name) = 0;
+  // Opens (creating its files when missing) the replica database of `name` whose base file is
+  // `path`, following the primary. `options` are the store's, to be completed by the source.
+  virtual Expected<std::shared_ptr<Database>, std::string> open(const std::string& name,
+                                                                const std::string& path,
+                                                                DatabaseOptions options) = 0;
+  // For error messages: "a read replica of http://..."
+  virtual std::string describe() const = 0;
+};
+
 class NamespaceStore {
  public:
   struct Options {
@@ -67,6 +83,10 @@ class NamespaceStore {
     // Each database keeps a replication log in <namespace>/log (replicas, backups, point-in-time
     // restore read it). Off: none is written (benchmarks of its cost; data without replication).
     bool replication_log = true;
+    // Set: the store is a read replica's. Namespaces are the primary's (one exists here once
+    // the primary says it exists, and opens as a replica database); create, fork, remove and
+    // set_config are refused (kProtected). The replica keeps no log of its own.
+    std::shared_ptr<ReplicaSource> replica;
   };
 
   // Opens the store, creating the root and the `default` namespace if they are missing.
@@ -116,6 +136,11 @@ class NamespaceStore {
   // Syncs a finished scratch directory and renames it to namespace `name` (kExists if taken).
   Expected<void, NamespaceError> publish(const std::filesystem::path& scratch,
                                          std::string_view name);
+  // A replica's namespace directory with a default config.json (no database file yet: the
+  // replica bootstraps it from the primary).
+  Expected<void, NamespaceError> make_replica_dir(std::string_view name);
+  // kProtected for a replica, which cannot change its namespaces.
+  Expected<void, NamespaceError> refuse_on_replica(std::string_view what) const;
   // Builds empty_database_.
   Expected<void, NamespaceError> make_empty_database();
   std::string dir_of(std::string_view name) const;

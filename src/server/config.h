@@ -42,6 +42,11 @@ struct Config {
   // Allows setups that are unsafe on a network, such as an admin API without a key on a
   // non-loopback address (--insecure).
   bool insecure = false;
+  // Set: this server is a read replica of the primary at this URL (http://host:port,
+  // --primary-url). Its namespaces are the primary's; reads run here, writes are forwarded.
+  std::string primary_url;
+  // The replica's token for the primary's replication API (--primary-auth-token).
+  std::string primary_auth_token;
 };
 
 }  // namespace quire::server

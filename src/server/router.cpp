@@ -2,12 +2,18 @@
 
 #include <spdlog/spdlog.h>
 
+#include <boost/json.hpp>
+#include <charconv>
+
 #include "auth/bearer.h"
 #include "auth/jwt.h"
 #include "common/base64.h"
 #include "common/text.h"
 #include "protocol/hrana/codec.h"
+#include "engine/executor.h"
+#include "log/log.h"
 #include "protocol/legacy.h"
+#include "replication/primary_replicas.h"
 #include "server/replication_router.h"
 
 namespace quire::server {
@@ -38,11 +44,12 @@ http::status status_of(const hrana::Error& e) {
 }  // namespace
 
 Router::Router(const Config& config, engine::NamespaceStore& namespaces,
-               hrana::StreamRegistry& streams)
+               hrana::StreamRegistry& streams, replication::PrimaryReplicas* replicas)
     : config_(config),
       namespaces_(namespaces),
       streams_(streams),
-      replication_(std::make_unique<ReplicationRouter>(config, namespaces, *this)) {}
+      replication_(std::make_unique<ReplicationRouter>(config, namespaces, *this)),
+      replicas_(replicas) {}
 
 Router::~Router() = default;
 
@@ -348,6 +355,12 @@ Router::Routed Router::pipeline(const Request& req, hrana::Version version, Enco
 
   auto target = target_for(req);
   if (!target) return std::move(target.error());
+  if (replicas_) {
+    const bool ours = body->baton && streams_.issued(*body->baton);
+    if ((body->baton && !ours) || !runs_on_replica(body->requests, *target->db)) {
+      return Deferred([this, &req, ns = target->ns, ours] { return forward(req, ns, ours); });
+    }
+  }
   const std::shared_ptr<engine::Database>* db = &target->db;
   Entry entry;
   if (!body->baton && !body->requests.empty() &&
@@ -466,11 +479,13 @@ Response Router::finish_pipeline(const Request& req, hrana::PipelineResponse& ou
   } else {
     out.baton = streams_.check_in(entry);
   }
-  if (enc == Encoding::kProtobuf) {
-    return make(req, http::status::ok, kProtobufType,
-                hrana::protobuf::encode_pipeline_response(out));
-  }
-  return make(req, http::status::ok, kJsonType, hrana::json::encode_pipeline_response(out));
+  Response res = enc == Encoding::kProtobuf
+                     ? make(req, http::status::ok, kProtobufType,
+                            hrana::protobuf::encode_pipeline_response(out))
+                     : make(req, http::status::ok, kJsonType,
+                            hrana::json::encode_pipeline_response(out));
+  stamp_frame(res, entry->stream.database());
+  return res;
 }
 
 Router::Routed Router::cursor(const Request& req, Encoding enc, const std::string& client) {
@@ -486,6 +501,12 @@ Router::Routed Router::cursor(const Request& req, Encoding enc, const std::strin
   }
   auto target = target_for(req);
   if (!target) return std::move(target.error());
+  if (replicas_) {
+    const bool ours = body->baton && streams_.issued(*body->baton);
+    if ((body->baton && !ours) || !runs_on_replica(body->batch, *target->db)) {
+      return Deferred([this, &req, ns = target->ns, ours] { return forward(req, ns, ours); });
+    }
+  }
   const std::shared_ptr<engine::Database>* db = &target->db;
   auto checkout = streams_.check_out(body->baton, *db, client);
   if (auto* pe = std::get_if<hrana::ProtocolError>(&checkout)) {
@@ -538,16 +559,148 @@ Response Router::run_cursor(const Request& req, const hrana::CursorRequest& body
     hrana::protobuf::append_cursor_head(head, out);
   }
   out += entries;
-  return make(req, http::status::ok,
-              enc == Encoding::kJson ? "text/plain; charset=utf-8" : "application/octet-stream",
-              std::move(out));
+  Response res =
+      make(req, http::status::ok,
+           enc == Encoding::kJson ? "text/plain; charset=utf-8" : "application/octet-stream",
+           std::move(out));
+  stamp_frame(res, entry->stream.database());
+  return res;
 }
 
 Response Router::legacy(const Request& req) {
   auto target = target_for(req);
   if (!target) return std::move(target.error());
+  // The legacy API's statements run as one transaction: on a replica, at the primary.
+  if (replicas_) return forward(req, target->ns, false);
   auto r = protocol::run_legacy_query(*target->db, target->access, req.body(), config_.limits);
-  return make(req, static_cast<http::status>(r.status), kJsonType, std::move(r.body));
+  Response res = make(req, static_cast<http::status>(r.status), kJsonType, std::move(r.body));
+  stamp_frame(res, *target->db);
+  return res;
+}
+
+void Router::stamp_frame(Response& res, engine::Database& db) {
+  if (log::ReplicationLog* log = db.replication_log()) {
+    res.set("x-quire-frame", std::to_string(log->last_frame()));
+  }
+}
+
+namespace {
+
+// A statement a replica may run itself: it prepares here, is one statement, only reads, and is
+// not transaction control (a transaction runs on the primary as a whole) nor ATTACH/DETACH.
+bool replica_statement(const std::string& sql, sqlite::Connection& conn) {
+  const auto words = engine::leading_keywords(sql, 1);
+  if (words.empty()) return false;
+  static constexpr std::string_view kPrimaryOnly[] = {"BEGIN",   "COMMIT",  "END",    "ROLLBACK",
+                                                      "SAVEPOINT", "RELEASE", "ATTACH", "DETACH",
+                                                      "VACUUM",  "REINDEX", "ANALYZE"};
+  for (auto w : kPrimaryOnly) {
+    if (words[0] == w) return false;
+  }
+  auto prepared = conn.prepare_cached(sql);
+  if (!prepared || !(*prepared)->stmt || (*prepared)->has_tail) return false;
+  return sqlite3_stmt_readonly((*prepared)->stmt.get()) != 0;
+}
+
+}  // namespace
+
+bool Router::runs_on_replica(const std::vector<hrana::StreamRequest>& requests,
+                             engine::Database& db) {
+  auto lease = db.acquire();
+  if (!lease) return false;  // the primary answers (or says why it cannot)
+  std::unordered_map<std::int32_t, std::string> stored;  // store_sql earlier in this pipeline
+  auto statement = [&](const hrana::Stmt& stmt) {
+    const std::string* sql = nullptr;
+    if (stmt.sql) {
+      sql = &*stmt.sql;
+    } else if (stmt.sql_id) {
+      if (auto it = stored.find(*stmt.sql_id); it != stored.end()) sql = &it->second;
+    }
+    return sql && replica_statement(*sql, **lease);
+  };
+  for (const auto& r : requests) {
+    if (auto* e = std::get_if<hrana::ExecuteReq>(&r)) {
+      if (!statement(e->stmt)) return false;
+    } else if (auto* b = std::get_if<hrana::BatchReq>(&r)) {
+      for (const auto& step : b->batch.steps) {
+        if (!statement(step.stmt)) return false;
+      }
+    } else if (auto* st = std::get_if<hrana::StoreSqlReq>(&r)) {
+      stored[st->sql_id] = st->sql;
+    } else if (std::holds_alternative<hrana::SequenceReq>(r)) {
+      return false;  // a script may do anything
+    }  // close, describe, close_sql, get_autocommit: answered here
+  }
+  return true;
+}
+
+bool Router::runs_on_replica(const hrana::Batch& batch, engine::Database& db) {
+  hrana::BatchReq req{batch};
+  return runs_on_replica(std::vector<hrana::StreamRequest>{hrana::StreamRequest(std::move(req))},
+                         db);
+}
+
+Response Router::forward(const Request& req, const std::string& ns, bool drop_baton) {
+  replication::HttpForwarder::Request out = req;
+  if (drop_baton) {
+    // A stream of this replica (never inside a transaction: BEGIN goes to the primary) now
+    // writes: the primary continues it as a new stream of its own. Only JSON bodies can be
+    // rewritten here.
+    boost::system::error_code ec;
+    auto parsed = boost::json::parse(req.body(), ec);
+    if (ec || !parsed.is_object()) {
+      return error(http::status::bad_request,
+                   "This read replica cannot forward a write on a stream it started; begin a new "
+                   "stream (no baton) for writes",
+                   "REPLICA_STREAM_WRITE", req.version(), req.keep_alive());
+    }
+    parsed.as_object()["baton"] = nullptr;
+    out.body() = boost::json::serialize(parsed);
+  }
+  for (auto field : {http::field::connection, http::field::keep_alive, http::field::upgrade,
+                     http::field::te, http::field::transfer_encoding,
+                     http::field::proxy_authorization}) {
+    out.erase(field);
+  }
+  // The namespace as this replica resolved it (the Host, say, means nothing to the primary).
+  out.set("x-namespace", ns);
+  out.set("x-namespace-bin", base64::encode(ns));
+  auto answer = replicas_->forwarder().forward(std::move(out));
+  if (!answer) {
+    spdlog::warn("forwarding to the primary failed: {}", answer.error());
+    return error(http::status::bad_gateway,
+                 "This read replica could not reach its primary " + replicas_->primary_url() +
+                     ": " + answer.error(),
+                 "PRIMARY_UNAVAILABLE", req.version(), req.keep_alive());
+  }
+  if (auto it = answer->find("x-quire-frame"); it != answer->end()) {
+    std::uint64_t frame = 0;
+    const std::string_view v = it->value();
+    auto [p, e] = std::from_chars(v.data(), v.data() + v.size(), frame);
+    if (e == std::errc() && frame > 0) {
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+      if (auto w = replicas_->wait_for_frame(ns, frame, deadline); !w) {
+        spdlog::warn("namespace '{}': a forwarded write's frame {} is not applied here yet: {}",
+                     ns, frame, w.error());
+      }
+    }
+  }
+  Response res(answer->result(), req.version());
+  for (const auto& field : *answer) {
+    switch (field.name()) {
+      case http::field::connection:
+      case http::field::keep_alive:
+      case http::field::content_length:
+      case http::field::transfer_encoding:
+        break;
+      default:
+        res.insert(field.name_string(), field.value());
+    }
+  }
+  res.body() = std::move(answer->body());
+  res.keep_alive(req.keep_alive());
+  res.prepare_payload();
+  return res;
 }
 
 }  // namespace quire::server

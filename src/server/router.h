@@ -28,10 +28,20 @@ using Request = http::request<http::string_body>;
 using Response = http::response<http::string_body>;
 
 class ReplicationRouter;
+}  // namespace quire::server
+
+namespace quire::replication {
+class PrimaryReplicas;
+}
+
+namespace quire::server {
 
 class Router {
  public:
-  Router(const Config& config, engine::NamespaceStore& namespaces, hrana::StreamRegistry& streams);
+  // `replicas` is set on a read replica (quire serve --primary-url): reads run here, writes and
+  // transactions are forwarded to the primary.
+  Router(const Config& config, engine::NamespaceStore& namespaces, hrana::StreamRegistry& streams,
+         replication::PrimaryReplicas* replicas = nullptr);
   ~Router();
 
   // Work that may wait for a database's write lock. It must run on the blocking pool, never on
@@ -101,6 +111,18 @@ class Router {
   Response run_cursor(const Request& req, const hrana::CursorRequest& body, const Entry& entry,
                       Encoding enc);
   Response legacy(const Request& req);
+  // On a read replica: whether every statement of `body` only reads (runs here), or the request
+  // must go to the primary (a write, a transaction statement, a script, ATTACH, or a statement
+  // that does not prepare here).
+  bool runs_on_replica(const std::vector<hrana::StreamRequest>& requests, engine::Database& db);
+  bool runs_on_replica(const hrana::Batch& batch, engine::Database& db);
+  // Sends `req` to the primary for namespace `ns` and answers what the primary answered, once
+  // this replica has applied the frame the primary reported (read-your-writes). With
+  // `drop_baton`, the JSON body's baton (one of this replica's streams, which held no
+  // transaction) is removed, so the primary starts a stream of its own.
+  Response forward(const Request& req, const std::string& ns, bool drop_baton);
+  // The primary's side of read-your-writes: the database's last committed frame.
+  static void stamp_frame(Response& res, engine::Database& db);
   Response hrana_error(const Request& req, Encoding enc, http::status status,
                        const hrana::Error& e);
   Response text(const Request& req, http::status status, std::string body);
@@ -115,6 +137,7 @@ class Router {
   hrana::StreamRegistry& streams_;
   // libSQL's replication protocol (embedded replicas): /info, wal_log.*, proxy.*.
   std::unique_ptr<ReplicationRouter> replication_;
+  replication::PrimaryReplicas* replicas_;  // null on a primary
 };
 
 }  // namespace quire::server

@@ -5,6 +5,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <filesystem>
 
+#include "replication/primary_replicas.h"
 #include "server/admin_router.h"
 #include "server/http_session.h"
 
@@ -61,14 +62,28 @@ Expected<void, std::string> Server::start() {
   options.database = config_.database;
   options.max_open = config_.max_open_databases;
   options.replication_log = config_.replication_log;
+  if (!config_.primary_url.empty()) {
+    replication::ReplicaServeOptions ro;
+    ro.primary_url = config_.primary_url;
+    ro.auth_token = config_.primary_auth_token;
+    auto replicas = replication::PrimaryReplicas::create(std::move(ro));
+    if (!replicas) return unexpected("--primary-url: " + replicas.error());
+    replicas_ = std::move(replicas.value());
+    // Apart from a primary's namespaces (dbs/), so that one data directory never mixes the two.
+    options.root = (fs::path(config_.data_dir) / "replica").string();
+    options.replication_log = false;
+    options.replica = replicas_;
+  }
   auto namespaces = engine::NamespaceStore::open(std::move(options));
   if (!namespaces) return unexpected("cannot open the data directory: " + namespaces.error().message);
   namespaces_ = std::move(namespaces.value());
-  // The default namespace opens at once, so a broken database is reported at start.
+  // The default namespace opens at once, so a broken database is reported at start. A replica
+  // whose primary is unreachable still starts (it serves what it has, and catches up later).
   if (auto db = namespaces_->get("default"); !db) {
-    return unexpected("cannot open the default database: " + db.error().message);
+    if (!replicas_) return unexpected("cannot open the default database: " + db.error().message);
+    spdlog::warn("the default namespace is not available yet: {}", db.error().message);
   }
-  router_ = std::make_unique<Router>(config_, *namespaces_, *streams_);
+  router_ = std::make_unique<Router>(config_, *namespaces_, *streams_, replicas_.get());
   main_handler_ = std::make_unique<RouterHandler>(*router_);
 
   boost::system::error_code ec;

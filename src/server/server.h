@@ -68,6 +68,7 @@ class Server {
   std::vector<WorkGuard> guards_;
   std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
   std::unique_ptr<boost::asio::steady_timer> sweep_timer_;
+  std::shared_ptr<replication::PrimaryReplicas> replicas_;  // a read replica's; null on a primary
   std::unique_ptr<engine::NamespaceStore> namespaces_;
   std::unique_ptr<hrana::StreamRegistry> streams_;
   std::unique_ptr<Router> router_;

@@ -44,7 +44,8 @@ Expected<std::unique_ptr<Connection>, Error> Connection::open(const std::string&
   flags |= options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
   if (options.create && !options.read_only) flags |= SQLITE_OPEN_CREATE;
   sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+  int rc = sqlite3_open_v2(path.c_str(), &raw, flags,
+                           options.vfs.empty() ? nullptr : options.vfs.c_str());
   std::unique_ptr<Connection> conn(new Connection(raw));
   if (rc != SQLITE_OK) {
     Error e = raw ? error_of(raw) : Error{rc, sqlite3_errstr(rc)};

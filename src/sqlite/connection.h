@@ -42,6 +42,8 @@ struct OpenOptions {
   // PRAGMA max_page_count when positive: writes that would grow the file past it fail with
   // SQLITE_FULL (a per-namespace size quota); reads and deletes go on working.
   std::int64_t max_page_count = 0;
+  // The SQLite VFS to open through (a read replica's overlay VFS); empty: the default one.
+  std::string vfs;
 };
 
 // Why a connection may not write now (see WriteAccess).

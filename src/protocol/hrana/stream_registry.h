@@ -71,6 +71,13 @@ class StreamRegistry {
 
   std::size_t size() const;
 
+  // True when `baton` was made by this registry (its MAC checks), whether or not its stream
+  // still exists. A read replica forwards requests with batons it did not make to the primary.
+  bool issued(const std::string& baton) const {
+    std::uint64_t id = 0, seq = 0;
+    return parse_baton(baton, id, seq);
+  }
+
  private:
   std::string make_baton(std::uint64_t id, std::uint64_t seq) const;
   bool parse_baton(const std::string& baton, std::uint64_t& id, std::uint64_t& seq) const;
