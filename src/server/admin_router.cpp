@@ -22,6 +22,9 @@
 
 #include "auth/key_set.h"
 #include "common/text.h"
+#include "log/format.h"
+#include "log/log.h"
+#include "replication/primary_replicas.h"
 
 namespace quire::server {
 
@@ -336,8 +339,9 @@ Expected<std::string, std::string> dump_url_path(std::string_view url) {
   return std::move(*path);
 }
 
-AdminRouter::AdminRouter(const Config& config, engine::NamespaceStore& namespaces)
-    : config_(config), namespaces_(namespaces) {}
+AdminRouter::AdminRouter(const Config& config, engine::NamespaceStore& namespaces,
+                         replication::PrimaryReplicas* replicas)
+    : config_(config), namespaces_(namespaces), replicas_(replicas) {}
 
 Expected<std::shared_ptr<engine::Database>, Response> AdminRouter::websocket_database(
     const Request& req) {
@@ -549,7 +553,35 @@ Response AdminRouter::stats(const Request& req, const std::string& name) {
   o["rows_read_count"] = s.rows_read.load(std::memory_order_relaxed);
   o["rows_written_count"] = s.rows_written.load(std::memory_order_relaxed);
   o["query_count"] = s.queries.load(std::memory_order_relaxed);
-  o["storage_bytes_used"] = file_size_or_zero(file) + file_size_or_zero(file + "-wal");
+  o["storage_bytes_used"] = file_size_or_zero(file) + file_size_or_zero(file + "-wal") +
+                            file_size_or_zero(file + "-overlay");
+  // Where this database stands in replication (a quire extension of sqld's stats).
+  bj::object r;
+  if (replicas_) {
+    r["role"] = "replica";
+    r["primary"] = replicas_->primary_url();
+    if (auto st = replicas_->status(name)) {
+      const auto& p = st->puller;
+      r["log_id"] = p.log_id;
+      r["applied_frame"] = p.applied_frame;
+      r["primary_frame"] = p.primary_frame;
+      r["caught_up"] = p.caught_up;
+      r["transactions_applied"] = p.transactions_applied;
+      r["snapshots"] = p.snapshots;
+      r["errors"] = p.errors;
+      r["last_error"] = p.last_error;
+      r["overlay_versions"] = st->overlay_versions;
+      r["folds"] = st->folds;
+    }
+  } else if (log::ReplicationLog* log = (*db)->replication_log()) {
+    r["role"] = "primary";
+    r["log_id"] = log::format_log_id(log->log_id());
+    r["last_frame"] = log->last_frame();
+    r["first_available_frame"] = log->first_available_frame();
+  } else {
+    r["role"] = "none";
+  }
+  o["replication"] = std::move(r);
   return json(req, http::status::ok, bj::serialize(o));
 }
 

@@ -23,11 +23,17 @@
 #include "server/http_session.h"
 #include "server/router.h"
 
+namespace quire::replication {
+class PrimaryReplicas;
+}
+
 namespace quire::server {
 
 class AdminRouter final : public HttpHandler {
  public:
-  AdminRouter(const Config& config, engine::NamespaceStore& namespaces);
+  // `replicas` is set on a read replica: stats then report how it follows its primary.
+  AdminRouter(const Config& config, engine::NamespaceStore& namespaces,
+              replication::PrimaryReplicas* replicas = nullptr);
 
   Router::Routed handle(const Request& req, const std::string& client) override;
   bool serves_websocket() const override { return false; }
@@ -48,6 +54,7 @@ class AdminRouter final : public HttpHandler {
 
   const Config& config_;
   engine::NamespaceStore& namespaces_;
+  replication::PrimaryReplicas* replicas_;  // null on a primary
   // Config updates read, change and write config.json: one at a time.
   std::mutex config_mu_;
 };

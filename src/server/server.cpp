@@ -115,7 +115,7 @@ Expected<void, std::string> Server::start() {
     if (!admin) return unexpected(admin.error());
     admin_acceptor_ = std::move(admin.value());
     admin_port_ = admin_acceptor_->local_endpoint().port();
-    admin_router_ = std::make_unique<AdminRouter>(config_, *namespaces_);
+    admin_router_ = std::make_unique<AdminRouter>(config_, *namespaces_, replicas_.get());
   }
   return {};
 }

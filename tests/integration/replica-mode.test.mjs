@@ -55,7 +55,7 @@ describe('replica mode: two quire processes', () => {
     onPrimary = createClient({ url: primary.url });
     await onPrimary.execute('CREATE TABLE kv (k TEXT PRIMARY KEY, v INTEGER, pad BLOB)');
     await onPrimary.execute("INSERT INTO kv VALUES ('before-replica', 1, NULL)");
-    replica = await startServer({ dataDir: replicaDir, args: ['--primary-url', primary.url] });
+    replica = await startServer({ dataDir: replicaDir, args: ['--primary-url', primary.url, '--admin-listen', '127.0.0.1:0'] });
     onReplica = createClient({ url: replica.url });
   });
 
@@ -168,6 +168,22 @@ describe('replica mode: two quire processes', () => {
     done = true;
     await reader;
     console.log(`# 2,000 writes in ${wrote - started} ms; replica caught up ${Date.now() - wrote} ms after the last; ${reads} replica reads meanwhile`);
+  });
+
+  test('admin stats say how each side stands in replication', async () => {
+    const p = await (await fetch(`${primary.adminUrl}/v1/namespaces/default/stats`)).json();
+    assert.equal(p.replication.role, 'primary');
+    assert.ok(p.replication.last_frame > 0);
+    const r = await (await fetch(`${replica.adminUrl}/v1/namespaces/default/stats`)).json();
+    assert.equal(r.replication.role, 'replica');
+    assert.equal(r.replication.primary, primary.url);
+    assert.equal(r.replication.log_id, p.replication.log_id);
+    assert.ok(r.replication.applied_frame > 0 && r.replication.applied_frame <= p.replication.last_frame);
+    const create = await fetch(`${replica.adminUrl}/v1/namespaces/nope/create`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}',
+    });
+    assert.equal(create.status, 400, 'a replica refuses to create namespaces');
+    assert.match(await create.text(), /read replica of/);
   });
 
   test('a replica restart resumes from its copy', async () => {
