@@ -165,7 +165,8 @@ asio::awaitable<void> HttpSession::upgrade(Request req) {
     co_return;
   }
   ws_ = std::make_shared<WsSession>(std::move(stream_), config_, std::move(db.value()),
-                                    handler_.websocket_authorizer(req), std::move(*sub), blocking_);
+                                    handler_.websocket_authorizer(req), std::move(*sub), blocking_,
+                                    handler_.websocket_replica(req));
   auto ws = ws_;
   co_await ws->run(std::move(req));
 }

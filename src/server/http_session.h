@@ -41,6 +41,10 @@ class HttpHandler {
     };
   }
 
+  // On a read replica, where a WebSocket connection's writes and transactions go (see
+  // WsReplica); empty on a primary.
+  virtual WsReplica websocket_replica(const Request&) { return {}; }
+
   // The response for a request that could not be read or served (too large, malformed, an
   // internal error), in this API's error format.
   virtual Response error(http::status status, std::string message, std::string code,
@@ -77,7 +81,12 @@ class RouterHandler final : public HttpHandler {
       }
       return access;
     };
-  }  Response error(http::status status, std::string message, std::string code, unsigned version,
+  }  WsReplica websocket_replica(const Request& req) override {
+    if (!router_.replicas()) return {};
+    auto ns = router_.namespace_of(req);
+    return WsReplica{router_.replicas(), ns ? *ns : std::string("default")};
+  }
+  Response error(http::status status, std::string message, std::string code, unsigned version,
                  bool keep_alive) override {
     return Router::error(status, std::move(message), std::move(code), version, keep_alive);
   }

@@ -14,6 +14,7 @@
 #include "log/log.h"
 #include "protocol/legacy.h"
 #include "replication/primary_replicas.h"
+#include "server/replica_forwarding.h"
 #include "server/replication_router.h"
 
 namespace quire::server {
@@ -584,62 +585,6 @@ void Router::stamp_frame(Response& res, engine::Database& db) {
   }
 }
 
-namespace {
-
-// A statement a replica may run itself: it prepares here, is one statement, only reads, and is
-// not transaction control (a transaction runs on the primary as a whole) nor ATTACH/DETACH.
-bool replica_statement(const std::string& sql, sqlite::Connection& conn) {
-  const auto words = engine::leading_keywords(sql, 1);
-  if (words.empty()) return false;
-  static constexpr std::string_view kPrimaryOnly[] = {"BEGIN",   "COMMIT",  "END",    "ROLLBACK",
-                                                      "SAVEPOINT", "RELEASE", "ATTACH", "DETACH",
-                                                      "VACUUM",  "REINDEX", "ANALYZE"};
-  for (auto w : kPrimaryOnly) {
-    if (words[0] == w) return false;
-  }
-  auto prepared = conn.prepare_cached(sql);
-  if (!prepared || !(*prepared)->stmt || (*prepared)->has_tail) return false;
-  return sqlite3_stmt_readonly((*prepared)->stmt.get()) != 0;
-}
-
-}  // namespace
-
-bool Router::runs_on_replica(const std::vector<hrana::StreamRequest>& requests,
-                             engine::Database& db) {
-  auto lease = db.acquire();
-  if (!lease) return false;  // the primary answers (or says why it cannot)
-  std::unordered_map<std::int32_t, std::string> stored;  // store_sql earlier in this pipeline
-  auto statement = [&](const hrana::Stmt& stmt) {
-    const std::string* sql = nullptr;
-    if (stmt.sql) {
-      sql = &*stmt.sql;
-    } else if (stmt.sql_id) {
-      if (auto it = stored.find(*stmt.sql_id); it != stored.end()) sql = &it->second;
-    }
-    return sql && replica_statement(*sql, **lease);
-  };
-  for (const auto& r : requests) {
-    if (auto* e = std::get_if<hrana::ExecuteReq>(&r)) {
-      if (!statement(e->stmt)) return false;
-    } else if (auto* b = std::get_if<hrana::BatchReq>(&r)) {
-      for (const auto& step : b->batch.steps) {
-        if (!statement(step.stmt)) return false;
-      }
-    } else if (auto* st = std::get_if<hrana::StoreSqlReq>(&r)) {
-      stored[st->sql_id] = st->sql;
-    } else if (std::holds_alternative<hrana::SequenceReq>(r)) {
-      return false;  // a script may do anything
-    }  // close, describe, close_sql, get_autocommit: answered here
-  }
-  return true;
-}
-
-bool Router::runs_on_replica(const hrana::Batch& batch, engine::Database& db) {
-  hrana::BatchReq req{batch};
-  return runs_on_replica(std::vector<hrana::StreamRequest>{hrana::StreamRequest(std::move(req))},
-                         db);
-}
-
 Response Router::forward(const Request& req, const std::string& ns, bool drop_baton) {
   replication::HttpForwarder::Request out = req;
   if (drop_baton) {
@@ -673,18 +618,7 @@ Response Router::forward(const Request& req, const std::string& ns, bool drop_ba
                      ": " + answer.error(),
                  "PRIMARY_UNAVAILABLE", req.version(), req.keep_alive());
   }
-  if (auto it = answer->find("x-quire-frame"); it != answer->end()) {
-    std::uint64_t frame = 0;
-    const std::string_view v = it->value();
-    auto [p, e] = std::from_chars(v.data(), v.data() + v.size(), frame);
-    if (e == std::errc() && frame > 0) {
-      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-      if (auto w = replicas_->wait_for_frame(ns, frame, deadline); !w) {
-        spdlog::warn("namespace '{}': a forwarded write's frame {} is not applied here yet: {}",
-                     ns, frame, w.error());
-      }
-    }
-  }
+  await_primary_frame(*replicas_, ns, *answer);
   Response res(answer->result(), req.version());
   for (const auto& field : *answer) {
     switch (field.name()) {

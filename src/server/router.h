@@ -85,6 +85,8 @@ class Router {
   // True when tokens are checked (a global key is configured).
   bool authenticates() const { return config_.auth_keys != nullptr; }
   bool namespace_exists(const std::string& ns) { return namespaces_.exists(ns); }
+  // Set on a read replica: where writes go (WebSocket sessions forward through it too).
+  replication::PrimaryReplicas* replicas() const { return replicas_; }
 
   // A response for a request that could not be read (too large, malformed).
   static Response error(http::status status, std::string message, std::string code,
@@ -111,11 +113,6 @@ class Router {
   Response run_cursor(const Request& req, const hrana::CursorRequest& body, const Entry& entry,
                       Encoding enc);
   Response legacy(const Request& req);
-  // On a read replica: whether every statement of `body` only reads (runs here), or the request
-  // must go to the primary (a write, a transaction statement, a script, ATTACH, or a statement
-  // that does not prepare here).
-  bool runs_on_replica(const std::vector<hrana::StreamRequest>& requests, engine::Database& db);
-  bool runs_on_replica(const hrana::Batch& batch, engine::Database& db);
   // Sends `req` to the primary for namespace `ns` and answers what the primary answered, once
   // this replica has applied the frame the primary reported (read-your-writes). With
   // `drop_baton`, the JSON body's baton (one of this replica's streams, which held no

@@ -49,13 +49,14 @@ std::optional<Subprotocol> negotiate_subprotocol(std::string_view offered) {
 
 WsSession::WsSession(beast::tcp_stream stream, const Config& config,
                      std::shared_ptr<engine::Database> db, WsAuthorizer authorize,
-                     Subprotocol subprotocol, BlockingExecutor blocking)
+                     Subprotocol subprotocol, BlockingExecutor blocking, WsReplica replica)
     : ws_(DrainingStream(std::move(stream))),
       config_(config),
       db_(std::move(db)),
       authorize_(std::move(authorize)),
       subprotocol_(std::move(subprotocol)),
       blocking_(blocking),
+      replica_(std::move(replica)),
       sqls_(config.limits),
       no_sqls_(config.limits),
       wake_(ws_.get_executor()) {}
@@ -108,8 +109,12 @@ asio::awaitable<void> WsSession::run(beast::http::request<beast::http::string_bo
     co_await wake_.async_wait(kUseTuple);
   }
   if (close_ && ws_.is_open()) co_await ws_.async_close(*close_, kUseTuple);
-  // Dropping the streams rolls back whatever transactions they left open.
+  // Dropping the streams rolls back whatever transactions they left open; the primary's are
+  // closed there.
   cursors_.clear();
+  for (auto& [id, state] : streams_) {
+    if (state.primary) close_at_primary(std::move(state.primary));
+  }
   streams_.clear();
 }
 
@@ -216,6 +221,8 @@ void WsSession::on_message(std::string_view payload, bool binary) {
       return send(ws::HelloErrorMsg{std::move(access.error())});
     }
     access_ = *access;
+    jwt_.reset();
+    if (auto jwt = std::get<ws::HelloMsg>(*msg).jwt) jwt_ = std::move(*jwt);
     for (auto& [id, open] : streams_) {
       if (open.stream) open.stream->set_access(access_);
     }
@@ -227,6 +234,26 @@ void WsSession::on_message(std::string_view payload, bool binary) {
 }
 
 namespace {
+
+// A WebSocket request that acts on a stream (not a cursor one), as the HTTP pipeline's model.
+hrana::StreamRequest to_stream_request(ws::Request& request) {
+  return std::visit(
+      [](auto& r) -> hrana::StreamRequest {
+        using T = std::decay_t<decltype(r)>;
+        if constexpr (std::is_same_v<T, ws::ExecuteReq>) {
+          return hrana::ExecuteReq{std::move(r.stmt)};
+        } else if constexpr (std::is_same_v<T, ws::BatchReq>) {
+          return hrana::BatchReq{std::move(r.batch)};
+        } else if constexpr (std::is_same_v<T, ws::SequenceReq>) {
+          return hrana::SequenceReq{std::move(r.sql), r.sql_id};
+        } else if constexpr (std::is_same_v<T, ws::DescribeReq>) {
+          return hrana::DescribeReq{std::move(r.sql), r.sql_id};
+        } else {
+          return hrana::GetAutocommitReq{};
+        }
+      },
+      request);
+}
 
 // The stream a request acts on, if any.
 std::optional<std::int32_t> stream_of(const ws::Request& r) {
@@ -325,6 +352,7 @@ void WsSession::start_on_stream(std::int32_t stream_id, ws::RequestMsg msg) {
     std::erase_if(cursors_, [&](const auto& kv) { return kv.second.stream_id == stream_id; });
     std::erase_if(cursor_streams_, [&](const auto& kv) { return kv.second == stream_id; });
     queued_ -= state.queued.size();
+    if (state.primary) close_at_primary(std::move(state.primary));
     streams_.erase(stream_id);  // rolls back an open transaction
     return send(ws::ResponseOkMsg{id, ws::CloseStreamResp{}});
   }
@@ -353,20 +381,30 @@ void WsSession::start_on_stream(std::int32_t stream_id, ws::RequestMsg msg) {
         id, hrana::Error{"Too many cursors on this connection", "CURSORS_EXHAUSTED", {}}});
   }
 
-  hrana::Stream& stream = *state.stream;
-  if (!may_block(stream, msg.request)) {
-    return finish(stream_id, execute_on(stream, id, msg.request, sqls_), false);
+  if (!state.primary && replica_.replicas && needs_primary(msg.request)) {
+    // From its first write (or transaction, or script) on, the stream lives at the primary: a
+    // transaction begun there must see every later request of the stream. The local stream
+    // holds no transaction (BEGIN is never run here), so dropping it loses nothing.
+    state.primary = std::make_unique<PrimaryStream>(*replica_.replicas, replica_.ns);
+    state.stream.reset();
   }
-  // May wait for the write lock: run it on the blocking pool. The stream is busy meanwhile, so
-  // nothing else touches it; the session goes on with its other streams.
+  hrana::Stream* stream = state.stream.get();
+  PrimaryStream* primary = state.primary.get();
+  if (!primary && !may_block(*stream, msg.request)) {
+    return finish(stream_id, execute_on(*stream, id, msg.request, sqls_), false);
+  }
+  // May wait for the write lock, or for the primary: run it on the blocking pool. The stream is
+  // busy meanwhile, so nothing else touches it; the session goes on with its other streams.
   state.busy = true;
   ++inflight_;
   auto self = shared_from_this();
   auto shared = std::make_shared<ws::RequestMsg>(std::move(msg));
-  asio::post(blocking_, [self, shared, &stream, stream_id] {
+  asio::post(blocking_, [self, shared, stream, primary, jwt = jwt_, stream_id] {
     Outcome out;
     try {
-      out = self->execute_on(stream, shared->request_id, shared->request, self->no_sqls_);
+      out = primary ? self->execute_at_primary(*primary, shared->request_id, shared->request, jwt)
+                    : self->execute_on(*stream, shared->request_id, shared->request,
+                                       self->no_sqls_);
     } catch (const std::exception& e) {
       spdlog::error("internal error on a WebSocket connection: {}", e.what());
       out.close =
@@ -490,22 +528,7 @@ WsSession::Outcome WsSession::execute_on(hrana::Stream& stream, std::int32_t id,
     return out;
   }
 
-  hrana::StreamRequest sreq = std::visit(
-      [](auto& r) -> hrana::StreamRequest {
-        using T = std::decay_t<decltype(r)>;
-        if constexpr (std::is_same_v<T, ws::ExecuteReq>) {
-          return hrana::ExecuteReq{std::move(r.stmt)};
-        } else if constexpr (std::is_same_v<T, ws::BatchReq>) {
-          return hrana::BatchReq{std::move(r.batch)};
-        } else if constexpr (std::is_same_v<T, ws::SequenceReq>) {
-          return hrana::SequenceReq{std::move(r.sql), r.sql_id};
-        } else if constexpr (std::is_same_v<T, ws::DescribeReq>) {
-          return hrana::DescribeReq{std::move(r.sql), r.sql_id};
-        } else {
-          return hrana::GetAutocommitReq{};
-        }
-      },
-      request);
+  hrana::StreamRequest sreq = to_stream_request(request);
   if (auto v = hrana::validate(sreq, version); !v) return protocol_error(v.error().message);
 
   Expected<hrana::StreamResult, hrana::ProtocolError> result =
@@ -525,8 +548,18 @@ WsSession::Outcome WsSession::execute_on(hrana::Stream& stream, std::int32_t id,
     result = stream.run(sreq, store, budget);
   }
   if (!result) return protocol_error(result.error().message);
-  if (auto* e = std::get_if<hrana::Error>(&*result)) return fail(std::move(*e));
-  auto& resp = std::get<hrana::StreamResponse>(*result);
+  return outcome_of(id, std::move(*result));
+}
+
+WsSession::Outcome WsSession::outcome_of(std::int32_t id, hrana::StreamResult result) {
+  auto ok = [&](ws::Response r) {
+    return Outcome{ws::ServerMsg(ws::ResponseOkMsg{id, std::move(r)}), std::nullopt, std::nullopt};
+  };
+  if (auto* e = std::get_if<hrana::Error>(&result)) {
+    return Outcome{ws::ServerMsg(ws::ResponseErrorMsg{id, std::move(*e)}), std::nullopt,
+                   std::nullopt};
+  }
+  auto& resp = std::get<hrana::StreamResponse>(result);
   if (auto* r = std::get_if<hrana::ExecuteResp>(&resp))
     return ok(ws::ExecuteResp{std::move(r->result)});
   if (auto* r = std::get_if<hrana::BatchResp>(&resp))
@@ -537,6 +570,84 @@ WsSession::Outcome WsSession::execute_on(hrana::Stream& stream, std::int32_t id,
     return ok(ws::GetAutocommitResp{r->is_autocommit});
   }
   return ok(ws::SequenceResp{});
+}
+
+bool WsSession::needs_primary(const ws::Request& request) {
+  if (!db_) return false;  // no database: answered here, with the same error as on a primary
+  return std::visit(
+      [&](const auto& r) -> bool {
+        using T = std::decay_t<decltype(r)>;
+        if constexpr (std::is_same_v<T, ws::ExecuteReq>) {
+          return !runs_on_replica(r.stmt, *db_);
+        } else if constexpr (std::is_same_v<T, ws::BatchReq> ||
+                             std::is_same_v<T, ws::OpenCursorReq>) {
+          return !runs_on_replica(r.batch, *db_);
+        } else if constexpr (std::is_same_v<T, ws::SequenceReq>) {
+          return true;  // a script may do anything
+        } else {
+          return false;  // describe, get_autocommit: a stream served here is in autocommit
+        }
+      },
+      request);
+}
+
+WsSession::Outcome WsSession::execute_at_primary(PrimaryStream& primary, std::int32_t id,
+                                                 ws::Request& request,
+                                                 const std::optional<std::string>& jwt) {
+  const auto version = static_cast<hrana::Version>(subprotocol_.version);
+  auto protocol_error = [&](std::string message) {
+    if (message.size() > 120) message.resize(120);
+    return Outcome{std::nullopt,
+                   websocket::close_reason(websocket::close_code::policy_error, message),
+                   std::nullopt};
+  };
+  if (auto* oc = std::get_if<ws::OpenCursorReq>(&request)) {
+    if (auto v = hrana::validate(oc->batch, version); !v) return protocol_error(v.error().message);
+    // The primary runs the cursor's batch as a pipeline batch; its result becomes the entries
+    // the client then fetches, as a local cursor's would be. A failure is the cursor's error
+    // entry: the client has likely sent fetch_cursor already, so the cursor must exist.
+    Cursor cursor{oc->stream_id, {}};
+    auto result = primary.run(hrana::BatchReq{std::move(oc->batch)}, jwt);
+    if (auto* e = std::get_if<hrana::Error>(&result)) {
+      cursor.entries.push_back(hrana::ErrorEntry{std::move(*e)});
+    } else if (auto* b = std::get_if<hrana::BatchResp>(&std::get<hrana::StreamResponse>(result))) {
+      auto& r = b->result;
+      for (std::uint32_t i = 0; i < r.step_results.size(); ++i) {
+        if (i < r.step_errors.size() && r.step_errors[i]) {
+          cursor.entries.push_back(hrana::StepErrorEntry{i, std::move(*r.step_errors[i])});
+        } else if (auto& sr = r.step_results[i]) {
+          cursor.entries.push_back(hrana::StepBeginEntry{i, std::move(sr->cols)});
+          for (auto& row : sr->rows) cursor.entries.push_back(hrana::RowEntry{std::move(row)});
+          cursor.entries.push_back(hrana::StepEndEntry{sr->affected_row_count,
+                                                       sr->last_insert_rowid});
+        }  // neither: the step was skipped (its condition was false)
+      }
+    } else {
+      cursor.entries.push_back(hrana::ErrorEntry{
+          hrana::Error{"The primary answered a batch with another response", "PRIMARY_ERROR", {}}});
+    }
+    Outcome out{ws::ServerMsg(ws::ResponseOkMsg{id, ws::OpenCursorResp{}}), std::nullopt,
+                std::nullopt};
+    out.new_cursor.emplace(oc->cursor_id, std::move(cursor));
+    return out;
+  }
+  hrana::StreamRequest sreq = to_stream_request(request);
+  if (auto v = hrana::validate(sreq, version); !v) return protocol_error(v.error().message);
+  return outcome_of(id, primary.run(sreq, jwt));
+}
+
+void WsSession::close_at_primary(std::unique_ptr<PrimaryStream> primary) {
+  if (!primary->holds_stream()) return;
+  // Nothing of the session is touched: the close may outlive it. The server joins the pool
+  // before it drops the replica state the stream refers to.
+  std::shared_ptr<PrimaryStream> owned(std::move(primary));
+  asio::post(blocking_, [owned, jwt = jwt_] {
+    try {
+      owned->close(jwt);
+    } catch (const std::exception& e) {
+      spdlog::warn("closing a stream at the primary: {}", e.what());
+    }
+  });
 }
 
 }  // namespace quire::server

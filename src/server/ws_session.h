@@ -9,9 +9,15 @@
 // responses not yet written is bounded: past kMaxBacklog the connection stops reading, so a
 // client that never reads its responses costs the server a bounded amount of memory.
 //
+// On a read replica (WsReplica set), a stream answers its reads itself until its first request
+// that needs the primary (a write, a transaction, a script: see runs_on_replica); from then on
+// every request of that stream runs at the primary as an HTTP Hrana pipeline stream
+// (PrimaryStream), on the blocking pool like any request that may wait. Closing the stream or
+// the connection closes the primary's stream.
+//
 // Thread model: lives on one io_context (one thread); every member runs there, except the
-// deferred work on the blocking pool, which touches only the one Stream it was given (marked
-// busy meanwhile) and the database.
+// deferred work on the blocking pool, which touches only the one Stream (or PrimaryStream) it
+// was given (marked busy meanwhile) and the database.
 #pragma once
 
 #include <boost/asio.hpp>
@@ -30,6 +36,7 @@
 #include "protocol/hrana/ws_model.h"
 #include "server/config.h"
 #include "server/draining_stream.h"
+#include "server/replica_forwarding.h"
 
 namespace quire::server {
 
@@ -43,6 +50,12 @@ struct Subprotocol {
 // No header at all means hrana1. Returns nullopt when the client offers only unknown ones.
 std::optional<Subprotocol> negotiate_subprotocol(std::string_view offered);
 
+// On a read replica: where a connection's writes and transactions go.
+struct WsReplica {
+  replication::PrimaryReplicas* replicas = nullptr;  // null on a primary
+  std::string ns;  // the namespace the upgrade addressed
+};
+
 // Judges a hello's token: what it allows on the connection's namespace, or why not.
 using WsAuthorizer = std::function<Expected<sqlite::Connection::Access, hrana::Error>(
     std::optional<std::string_view> jwt)>;
@@ -54,7 +67,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   // `authorize` judges the token of each hello (see Router::authorize).
   WsSession(boost::beast::tcp_stream stream, const Config& config,
             std::shared_ptr<engine::Database> db, WsAuthorizer authorize, Subprotocol subprotocol,
-            BlockingExecutor blocking);
+            BlockingExecutor blocking, WsReplica replica = {});
 
   // Completes the upgrade for `req`, then serves the connection until it closes.
   boost::asio::awaitable<void> run(boost::beast::http::request<boost::beast::http::string_body> req);
@@ -73,6 +86,8 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   };
   struct StreamState {
     std::unique_ptr<hrana::Stream> stream;
+    // Set (and `stream` dropped) once the stream went to the primary: it stays there.
+    std::unique_ptr<PrimaryStream> primary;
     bool busy = false;                         // a request of this stream runs on the pool
     std::deque<hrana::ws::RequestMsg> queued;  // arrived while busy, in order
   };
@@ -103,14 +118,25 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   // Runs a request that acts on `stream`; touches nothing else of the session.
   Outcome execute_on(hrana::Stream& stream, std::int32_t request_id, hrana::ws::Request& request,
                      const hrana::SqlStore& sqls);
+  // On a replica: whether `request`, on a stream still served here, must go to the primary.
+  bool needs_primary(const hrana::ws::Request& request);
+  // Runs a request at the primary (blocking network I/O: on the pool only).
+  Outcome execute_at_primary(PrimaryStream& primary, std::int32_t request_id,
+                             hrana::ws::Request& request, const std::optional<std::string>& jwt);
+  // Best effort, on the pool: the primary frees the stream (and rolls back its transaction).
+  void close_at_primary(std::unique_ptr<PrimaryStream> primary);
+  // The reply to a stream request that ran (here or at the primary).
+  static Outcome outcome_of(std::int32_t request_id, hrana::StreamResult result);
 
   boost::beast::websocket::stream<DrainingStream> ws_;
   const Config& config_;
   std::shared_ptr<engine::Database> db_;
   WsAuthorizer authorize_;
   sqlite::Connection::Access access_;  // from the last accepted hello
+  std::optional<std::string> jwt_;     // the last accepted hello's, passed on to the primary
   Subprotocol subprotocol_;
   BlockingExecutor blocking_;
+  const WsReplica replica_;
   hrana::SqlStore sqls_;
   const hrana::SqlStore no_sqls_;
   std::unordered_map<std::int32_t, StreamState> streams_;
