@@ -66,6 +66,12 @@ Expected<std::unique_ptr<Puller>, std::string> Puller::create(PullerOptions opti
       options.min_retry.count() <= 0 || options.max_retry < options.min_retry) {
     return unexpected(std::string("poll and retry intervals must be positive, min <= max"));
   }
+  if (options.long_poll.count() < 0) {
+    return unexpected(std::string("long_poll must be 0 (off) or positive"));
+  }
+  // The primary waits at most kMaxWaitMs; asking for more would only blur the test that tells
+  // a primary that ignores the request apart.
+  options.long_poll = std::min(options.long_poll, std::chrono::milliseconds(kMaxWaitMs));
   return std::unique_ptr<Puller>(new Puller(std::move(options), std::move(endpoint.value()), sink));
 }
 
@@ -190,6 +196,30 @@ void Puller::run() {
       stats_.last_error.clear();
       stats_.caught_up = true;
     }
+    if (*result == RoundResult::kApplied) long_poll_ok_ = true;
+    if (options_.long_poll.count() > 0 && long_poll_ok_) {
+      auto followed = follow();
+      if (stopping()) break;
+      if (!followed) {
+        {
+          std::lock_guard lock(mu_);
+          ++stats_.errors;
+          stats_.last_error = followed.error();
+          stats_.caught_up = false;
+        }
+        session_token_.clear();
+        long_poll_ok_ = true;
+        if (!sleep(retry)) break;
+        retry = std::min(retry * 2, options_.max_retry);
+        poll = options_.min_poll;
+        continue;
+      }
+      if (*followed == FollowResult::kRound) {
+        if (session_token_.empty()) long_poll_ok_ = true;  // a new session, maybe a new primary
+        continue;
+      }
+      long_poll_ok_ = false;  // kIgnored: poll this time
+    }
     poll = *result == RoundResult::kApplied ? options_.min_poll
                                             : std::min(poll * 2, options_.max_poll);
     if (!sleep(poll)) break;
@@ -235,18 +265,11 @@ Expected<Puller::RoundResult, std::string> Puller::round() {
     result = RoundResult::kApplied;
   }
 
-  PendingTxn pending;
   int no_hellos = 0;
   while (applied_ < primary_frame_ && !stopping()) {
-    // libSQL's frame_no of our frame applied_+1 is applied_.
     const std::uint64_t next_offset = applied_;
     const auto requested = Clock::now();
-    auto answer = rpc_.call(kBatchMethod, encode_log_offset(LogOffset{next_offset, std::nullopt}),
-                            headers(true));
-    {
-      std::lock_guard lock(mu_);
-      ++stats_.batches;
-    }
+    auto answer = call_batch(std::chrono::milliseconds(0));
     if (!answer) {
       if (is_status(answer.error(), kNeedSnapshotMessage)) {
         if (auto s = pull_snapshot(); !s) return unexpected(std::move(s.error()));
@@ -263,72 +286,208 @@ Expected<Puller::RoundResult, std::string> Puller::round() {
     }
     if (answer->size() != 1)
       return unexpected(std::string("BatchLogEntries: expected one message"));
-    auto frames = decode_frames(answer->front());
-    if (!frames) return unexpected("BatchLogEntries: " + frames.error().message);
-    if (frames->frames.empty()) break;  // caught up (the primary's log may have been cut back)
-
-    // Frames come in order from next_offset; every commit frame closes a transaction. A batch
-    // should end on a commit frame; trailing frames of an unfinished transaction are dropped
-    // and asked for again.
-    std::uint64_t expect = next_offset;
-    pending.clear();
-    for (const auto& f : frames->frames) {
-      auto view = decode_frame_data(f.data);
-      if (!view) return unexpected("BatchLogEntries: " + view.error().message);
-      const FrameHeader& h = view->header;
-      if (h.frame_no != expect) {
-        return unexpected("BatchLogEntries: frame_no " + std::to_string(h.frame_no) + " where " +
-                          std::to_string(expect) + " was expected");
-      }
-      if (h.page_no == 0) return unexpected(std::string("BatchLogEntries: page number 0"));
-      ++expect;
-      pending.add(h.page_no, view->page);
-      if (!h.is_commit()) continue;
-      log::Transaction& txn = pending.txn();
-      txn.db_size = h.size_after;
-      txn.commit_time_us = f.timestamp ? *f.timestamp * 1000 : wall_clock_us();
-      const std::uint64_t commit_frame = h.frame_no + 1;
-      if (auto r = sink_.apply(txn, commit_frame); !r) return unexpected("sink: " + r.error());
-      const std::int64_t lag =
-          f.timestamp
-              ? wall_clock_us() - *f.timestamp * 1000
-              : std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - requested)
-                    .count();
-      {
-        std::lock_guard lock(mu_);
-        stats_.frames_applied += commit_frame - applied_;
-        ++stats_.transactions_applied;
-        stats_.last_lag_us = lag;
-      }
-      set_applied(commit_frame);
-      result = RoundResult::kApplied;
-      pending.clear();
-    }
+    auto frames = apply_batch(answer->front(), next_offset, requested);
+    if (!frames) return unexpected(std::move(frames.error()));
+    if (*frames == 0) break;  // caught up (the primary's log may have been cut back)
+    if (applied_ != next_offset) result = RoundResult::kApplied;
   }
   return result;
 }
 
+Expected<Puller::FollowResult, std::string> Puller::follow() {
+  const auto wait = options_.long_poll;
+  while (!stopping()) {
+    const std::uint64_t next_offset = applied_;
+    const auto requested = Clock::now();
+    auto answer = call_batch(wait);
+    const auto answered = Clock::now();
+    if (!answer) {
+      if (is_status(answer.error(), kNoHelloMessage)) {
+        session_token_.clear();  // a restarted primary, or a recreated log: Hello again
+        return FollowResult::kRound;
+      }
+      if (is_status(answer.error(), kNeedSnapshotMessage)) return FollowResult::kRound;
+      return unexpected("BatchLogEntries: " + answer.error().describe());
+    }
+    if (answer->size() != 1)
+      return unexpected(std::string("BatchLogEntries: expected one message"));
+    // The commit it brings was made after the call was sent, so the lag counts from its arrival.
+    auto frames = apply_batch(answer->front(), next_offset, answered);
+    if (!frames) return unexpected(std::move(frames.error()));
+    if (*frames > 0) {
+      // No Hello tells the primary's last frame now; it has at least what we applied.
+      primary_frame_ = std::max(primary_frame_, applied_);
+      std::lock_guard lock(mu_);
+      stats_.primary_frame = primary_frame_;
+      continue;
+    }
+    // Empty. After (most of) the wait: the primary waited and nothing came; ask again. Far
+    // sooner: it did not wait (it ignores the header, had too many waiting, or the replica is
+    // ahead of its log), so a tight loop of calls must not follow.
+    if (answered - requested < wait / 4) return FollowResult::kIgnored;
+  }
+  return FollowResult::kRound;
+}
+
+Expected<std::vector<std::string>, RpcError> Puller::call_batch(std::chrono::milliseconds wait) {
+  // libSQL's frame_no of our frame applied_+1 is applied_.
+  RpcHeaders h = headers(true);
+  if (!log_id_.empty()) h.emplace_back(std::string(kLogIdHeader), log_id_);
+  if (wait.count() > 0) h.emplace_back(std::string(kWaitHeader), std::to_string(wait.count()));
+  auto answer =
+      rpc_.call(kBatchMethod, encode_log_offset(LogOffset{applied_, std::nullopt}), h, wait);
+  std::lock_guard lock(mu_);
+  ++stats_.batches;
+  if (wait.count() > 0) ++stats_.long_polls;
+  return answer;
+}
+
+Expected<std::size_t, std::string> Puller::apply_batch(const std::string& message,
+                                                       std::uint64_t next_offset,
+                                                       Clock::time_point since) {
+  auto frames = decode_frames_ref(message);
+  if (!frames) return unexpected("BatchLogEntries: " + frames.error().message);
+  // Frames come in order from next_offset; every commit frame closes a transaction. A batch
+  // should end on a commit frame; trailing frames of an unfinished transaction are dropped
+  // and asked for again.
+  std::uint64_t expect = next_offset;
+  PendingTxn pending;
+  for (const auto& f : *frames) {
+    auto view = decode_frame_data(f.data);
+    if (!view) return unexpected("BatchLogEntries: " + view.error().message);
+    const FrameHeader& h = view->header;
+    if (h.frame_no != expect) {
+      return unexpected("BatchLogEntries: frame_no " + std::to_string(h.frame_no) + " where " +
+                        std::to_string(expect) + " was expected");
+    }
+    if (h.page_no == 0) return unexpected(std::string("BatchLogEntries: page number 0"));
+    ++expect;
+    pending.add(h.page_no, view->page);
+    if (!h.is_commit()) continue;
+    log::Transaction& txn = pending.txn();
+    txn.db_size = h.size_after;
+    txn.commit_time_us = f.timestamp ? *f.timestamp * 1000 : wall_clock_us();
+    const std::uint64_t commit_frame = h.frame_no + 1;
+    if (auto r = sink_.apply(txn, commit_frame); !r) return unexpected("sink: " + r.error());
+    const std::int64_t lag =
+        f.timestamp
+            ? wall_clock_us() - *f.timestamp * 1000
+            : std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - since).count();
+    {
+      std::lock_guard lock(mu_);
+      stats_.frames_applied += commit_frame - applied_;
+      ++stats_.transactions_applied;
+      stats_.last_lag_us = lag;
+    }
+    set_applied(commit_frame);
+    pending.clear();
+  }
+  return frames->size();
+}
+
 Expected<void, std::string> Puller::pull_snapshot() {
+  // Pages go to the sink as they arrive (a snapshot is as large as the database, so holding it
+  // whole would bound what a replica can bootstrap by its memory). begin_snapshot needs the
+  // database size first; quire sends the highest page first, so its number is the size. A
+  // primary that sends another order shows it with a page above that number: the snapshot is
+  // then asked for again and held whole before the sink sees it.
+  struct State {
+    std::uint64_t frame_no = 0;
+    std::uint32_t db_size = 0;
+    std::uint32_t commit_size = 0;  // size_after of the commit frame, once it came
+    std::size_t pages = 0;
+    std::vector<bool> seen;
+    bool begun = false;
+    bool other_order = false;
+    std::string error;
+  } st;
+  auto on_message = [&](std::string_view message) -> bool {
+    auto f = decode_frame_ref(message);
+    if (!f) {
+      st.error = "Snapshot: " + f.error().message;
+      return false;
+    }
+    auto view = decode_frame_data(f->data);
+    if (!view) {
+      st.error = "Snapshot: " + view.error().message;
+      return false;
+    }
+    const FrameHeader& h = view->header;
+    if (!st.begun) {
+      st.frame_no = h.frame_no;
+      st.db_size = h.page_no;
+      if (st.db_size == 0) {
+        st.error = "Snapshot: page number 0";
+        return false;
+      }
+      st.seen.assign(std::size_t{st.db_size} + 1, false);
+      if (auto r = sink_.begin_snapshot(primary_log_id_, st.frame_no + 1, st.db_size); !r) {
+        st.error = "sink: " + r.error();
+        return false;
+      }
+      st.begun = true;
+    }
+    if (h.page_no > st.db_size) {
+      st.other_order = true;
+      return false;
+    }
+    // One frame_no, each page once, nothing after the commit frame.
+    if (h.frame_no != st.frame_no || h.page_no == 0 || st.seen[h.page_no] || st.commit_size != 0) {
+      st.error = "Snapshot: inconsistent frame " + std::to_string(st.pages);
+      return false;
+    }
+    st.seen[h.page_no] = true;
+    ++st.pages;
+    if (h.is_commit()) st.commit_size = h.size_after;
+    auto r = sink_.snapshot_page(
+        h.page_no, std::span<const std::byte>(reinterpret_cast<const std::byte*>(view->page.data()),
+                                              view->page.size()));
+    if (!r) {
+      st.error = "sink: " + r.error();
+      return false;
+    }
+    return true;
+  };
+  auto answer =
+      rpc_.call_streamed(kSnapshotMethod, encode_log_offset(LogOffset{applied_, std::nullopt}),
+                         headers(true), on_message);
+  auto fail = [&](std::string why) -> Expected<void, std::string> {
+    if (st.begun) sink_.abort_snapshot();
+    return unexpected(std::move(why));
+  };
+  if (!answer) {
+    if (st.other_order) {
+      sink_.abort_snapshot();
+      return pull_snapshot_whole();
+    }
+    if (answer.error().kind == RpcError::Kind::kHandler) return fail(std::move(st.error));
+    return fail("Snapshot: " + answer.error().describe());
+  }
+  if (!st.begun) return unexpected(std::string("Snapshot: no frames"));
+  if (st.commit_size != st.db_size || st.pages != st.db_size) {
+    return fail("Snapshot: " + std::to_string(st.pages) + " pages for a database of " +
+                std::to_string(st.commit_size));
+  }
+  if (auto r = sink_.end_snapshot(); !r) return fail("sink: " + r.error());
+  return snapshot_done(st.frame_no + 1);
+}
+
+Expected<void, std::string> Puller::pull_snapshot_whole() {
   auto answer = rpc_.call(kSnapshotMethod, encode_log_offset(LogOffset{applied_, std::nullopt}),
                           headers(true));
   if (!answer) return unexpected("Snapshot: " + answer.error().describe());
   // Check the whole stream before the sink sees any of it: one frame_no, every page
   // 1..db_size exactly once, the size on the last frame.
   std::vector<FrameView> pages;
-  std::vector<Frame> decoded;
-  decoded.reserve(answer->size());
+  pages.reserve(answer->size());
   for (const auto& message : *answer) {
-    auto f = decode_frame(message);
+    auto f = decode_frame_ref(message);
     if (!f) return unexpected("Snapshot: " + f.error().message);
-    decoded.push_back(std::move(f.value()));
-  }
-  if (decoded.empty()) return unexpected(std::string("Snapshot: no frames"));
-  pages.reserve(decoded.size());
-  for (const auto& f : decoded) {
-    auto view = decode_frame_data(f.data);
+    auto view = decode_frame_data(f->data);
     if (!view) return unexpected("Snapshot: " + view.error().message);
     pages.push_back(view.value());
   }
+  if (pages.empty()) return unexpected(std::string("Snapshot: no frames"));
   const std::uint64_t frame_no = pages.front().header.frame_no;
   const std::uint32_t db_size = pages.back().header.size_after;
   if (db_size == 0 || db_size != pages.size()) {
@@ -345,8 +504,7 @@ Expected<void, std::string> Puller::pull_snapshot() {
     seen[h.page_no] = true;
   }
 
-  const std::uint64_t frame = frame_no + 1;
-  if (auto r = sink_.begin_snapshot(primary_log_id_, frame, db_size); !r) {
+  if (auto r = sink_.begin_snapshot(primary_log_id_, frame_no + 1, db_size); !r) {
     return unexpected("sink: " + r.error());
   }
   for (const auto& p : pages) {
@@ -362,6 +520,10 @@ Expected<void, std::string> Puller::pull_snapshot() {
     sink_.abort_snapshot();
     return unexpected("sink: " + r.error());
   }
+  return snapshot_done(frame_no + 1);
+}
+
+Expected<void, std::string> Puller::snapshot_done(std::uint64_t frame) {
   log_id_ = primary_log_id_;
   {
     std::lock_guard lock(mu_);

@@ -4,8 +4,11 @@
 //   Hello -> log id, session token, the primary's last commit frame
 //   BatchLogEntries(from applied+1) until caught up; frames are grouped into whole transactions
 //     (a transaction ends on its commit frame, size_after != 0) and each is applied atomically
-//   caught up -> sleep (adaptive: min_poll doubling up to max_poll, back to min_poll after any
-//     commit or on poll_now()), then Hello again; the primary does not long-poll
+//   caught up -> long-poll: BatchLogEntries(applied) asking the primary to wait up to long_poll
+//     for the next commit (x-quire-wait-ms, a quire extension), again and again while it answers,
+//     without a Hello in between; a primary that answers empty at once (sqld, an older quire, a
+//     busy quire) is polled instead: sleep (adaptive: min_poll doubling up to max_poll, back to
+//     min_poll after any commit or on poll_now()), then Hello again
 //   NEED_SNAPSHOT, a changed log id, or a primary behind the replica -> Snapshot, then batches
 //   NO_HELLO (the primary restarted) -> Hello again
 //   any other failure (network, timeouts, refused token, sink error) -> counted, kept as
@@ -25,6 +28,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/expected.h"
 #include "replication/replica_sink.h"
@@ -41,6 +45,9 @@ struct PullerOptions {
   std::string auth_token;
   std::chrono::milliseconds min_poll{5};
   std::chrono::milliseconds max_poll{100};
+  // How long a caught-up replica's BatchLogEntries asks the primary to wait for the next commit
+  // (at most replication::kMaxWaitMs); 0: no long-poll, sleep and Hello as for sqld.
+  std::chrono::milliseconds long_poll{500};
   std::chrono::milliseconds min_retry{50};
   std::chrono::milliseconds max_retry{5000};
   RpcOptions rpc;
@@ -53,11 +60,13 @@ struct PullerStats {
   std::uint64_t transactions_applied = 0;
   std::uint64_t snapshots = 0;
   std::uint64_t hellos = 0;
-  std::uint64_t batches = 0;
+  std::uint64_t batches = 0;     // BatchLogEntries calls, long-polls included
+  std::uint64_t long_polls = 0;  // BatchLogEntries calls that asked the primary to wait
   std::uint64_t errors = 0;
   // The last applied transaction's delay: apply end minus its commit time when the frame
   // carried one (sqld sends Frame.timestamp), else apply end minus the moment the batch that
-  // brought it was requested (quire's frames carry no time). Microseconds.
+  // brought it was requested, or for a long-poll the moment its answer arrived (quire's frames
+  // carry no time, and a long-poll is sent before the commit it brings). Microseconds.
   std::int64_t last_lag_us = 0;
   bool caught_up = false;  // the last round ended at the primary's last commit, without error
   std::string log_id;
@@ -87,14 +96,35 @@ class Puller {
   PullerStats stats() const;
 
  private:
+  using Clock = std::chrono::steady_clock;
   enum class RoundResult { kIdle, kApplied };
+  enum class FollowResult {
+    kIgnored,  // the primary answered empty at once: it does not long-poll; sleep, then a round
+    kRound,    // the primary wants a Hello (NO_HELLO) or a snapshot (NEED_SNAPSHOT): a round now
+  };
   Puller(PullerOptions options, RpcEndpoint endpoint, ReplicaSink& sink);
 
   void run();
   // One Hello, then batches until caught up. An error string on failure.
   Expected<RoundResult, std::string> round();
+  // After a round that ended caught up: long-polls, applying what comes, until the primary shows
+  // it does not wait, needs a round, or a call fails (an error string).
+  Expected<FollowResult, std::string> follow();
+  // One BatchLogEntries(next_offset = applied_); `wait` > 0 asks the primary to long-poll.
+  Expected<std::vector<std::string>, RpcError> call_batch(std::chrono::milliseconds wait);
+  // Applies the whole transactions of one BatchLogEntries answer, which asked from
+  // `next_offset`; `since` is the lag's origin for frames without a commit time. Returns how
+  // many frames the answer held (0: the replica is caught up).
+  Expected<std::size_t, std::string> apply_batch(const std::string& message,
+                                                 std::uint64_t next_offset,
+                                                 Clock::time_point since);
   Expected<void, std::string> hello();
+  // Snapshot, streamed into the sink; for a primary that does not send the highest page first,
+  // pull_snapshot_whole() (the answer held and checked whole before the sink sees it).
   Expected<void, std::string> pull_snapshot();
+  Expected<void, std::string> pull_snapshot_whole();
+  // The sink holds the primary's snapshot at commit frame `frame`.
+  Expected<void, std::string> snapshot_done(std::uint64_t frame);
   RpcHeaders headers(bool with_session) const;
   // Sleeps until `delay` passes, poll_now() or stop(). False when stopping.
   bool sleep(std::chrono::milliseconds delay);
@@ -112,6 +142,10 @@ class Puller {
   std::uint64_t primary_frame_ = 0;
   std::string log_id_;  // the log the sink follows
   std::uint64_t applied_ = 0;
+  // False after the primary answered a long-poll empty at once; true again after a round that
+  // applied commits or a new session, so a primary that skipped one wait (too many waiting) is
+  // asked again, and one that never waits costs one extra call per commit, not per poll.
+  bool long_poll_ok_ = true;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;   // stop, poll_now, applied frame changes

@@ -7,6 +7,7 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http.hpp>
+#include <cstring>
 
 #include "protocol/replication/grpc_web.h"
 
@@ -66,6 +67,8 @@ std::string RpcError::describe() const {
       return "protocol: " + message;
     case Kind::kCancelled:
       return "cancelled";
+    case Kind::kHandler:
+      return "aborted: " + message;
     case Kind::kTransport:
       break;
   }
@@ -75,11 +78,18 @@ std::string RpcError::describe() const {
 // One try of a call: what it sends, and what came of it.
 struct RpcClient::Attempt {
   const http::request<http::string_body>* request = nullptr;
+  const MessageHandler* on_message = nullptr;
+  std::chrono::milliseconds server_wait{0};
   bool reused = false;        // sent on a connection kept from an earlier call
   bool got_response = false;  // some bytes of an answer arrived
   beast::error_code ec;
   const char* step = "";  // which step failed, for the message
-  http::response<http::string_body> response;
+  // The answer.
+  http::status status = http::status::unknown;
+  bool keep_alive = false;
+  std::optional<GrpcTrailers> trailers;  // from the headers (trailers-only) or the trailer frame
+  std::string error_text;                // the start of a body that is not gRPC-Web
+  std::optional<RpcError> failure;       // a malformed body, or the handler refused a message
 };
 
 RpcClient::RpcClient(RpcEndpoint endpoint, RpcOptions options)
@@ -104,6 +114,14 @@ void RpcClient::close() {
   buffer_.clear();
 }
 
+namespace {
+
+// The body is read into a buffer of at least this much room, and messages are handed over from
+// it; one larger message grows the buffer to fit it.
+constexpr std::size_t kReadChunk = 1 << 20;
+
+}  // namespace
+
 void RpcClient::run_attempt(Attempt& a) {
   auto body = [this, &a]() -> asio::awaitable<void> {
     auto token = asio::redirect_error(asio::use_awaitable, a.ec);
@@ -121,27 +139,178 @@ void RpcClient::run_attempt(Attempt& a) {
     } else {
       a.reused = true;
     }
-    stream_->expires_after(options_.call_timeout);
+    const auto timeout = options_.call_timeout + a.server_wait;
+    stream_->expires_after(timeout);
     a.step = "write";
     co_await http::async_write(*stream_, *a.request, token);
     if (a.ec) co_return;
-    http::response_parser<http::string_body> parser;
+    http::response_parser<http::buffer_body> parser;
     parser.body_limit(options_.max_response_bytes);
     a.step = "read";
-    co_await http::async_read(*stream_, buffer_, parser, token);
+    co_await http::async_read_header(*stream_, buffer_, parser, token);
     a.got_response = parser.got_some();
     if (a.ec) co_return;
-    a.response = parser.release();
+    auto& res = parser.get();
+    a.status = res.result();
+    a.keep_alive = res.keep_alive();
+    // A "trailers-only" answer carries the status as HTTP headers.
+    if (auto it = res.find("grpc-status"); it != res.end()) {
+      GrpcTrailers t;
+      t.status = std::atoi(std::string(it->value()).c_str());
+      if (auto m = res.find("grpc-message"); m != res.end()) {
+        t.message = percent_decode_grpc_message(m->value());
+      }
+      a.trailers = std::move(t);
+    }
+    const bool grpc_body = a.status == http::status::ok;
+
+    // The body, read into body_ and cut into gRPC-Web frames as it comes; a frame split across
+    // reads waits at the front of body_ for the rest.
+    if (body_.size() < kReadChunk) body_.resize(kReadChunk);
+    std::size_t have = 0;
+    auto fail = [&a](RpcError::Kind kind, std::string message) {
+      a.failure = RpcError{kind, -1, std::move(message)};
+    };
+    // Hands over the complete frames at the front of body_ and keeps the rest; false on failure.
+    auto consume = [&]() -> bool {
+      std::size_t pos = 0;
+      while (have - pos >= kFramePrefixSize) {
+        const auto* prefix = reinterpret_cast<const std::uint8_t*>(body_.data() + pos);
+        const std::uint8_t flag = prefix[0];
+        const std::size_t len = (std::size_t{prefix[1]} << 24) | (std::size_t{prefix[2]} << 16) |
+                                (std::size_t{prefix[3]} << 8) | prefix[4];
+        if (flag & kCompressedFlagBit) {
+          fail(RpcError::Kind::kProtocol, "compressed gRPC-Web frames are not supported");
+          return false;
+        }
+        if ((flag & ~kTrailerFrameFlag) != 0) {
+          fail(RpcError::Kind::kProtocol, "unknown gRPC-Web frame flag " + std::to_string(flag));
+          return false;
+        }
+        if (len > options_.max_response_bytes) {
+          fail(RpcError::Kind::kProtocol,
+               "gRPC-Web frame of " + std::to_string(len) + " bytes exceeds the limit");
+          return false;
+        }
+        if (have - pos - kFramePrefixSize < len) break;  // the rest is still to come
+        const std::string_view payload(body_.data() + pos + kFramePrefixSize, len);
+        pos += kFramePrefixSize + len;
+        if (flag & kTrailerFrameFlag) {
+          auto t = parse_grpc_web_trailers(payload);
+          if (!t) {
+            fail(RpcError::Kind::kProtocol, t.error().message);
+            return false;
+          }
+          a.trailers = std::move(t.value());
+        } else if (!(*a.on_message)(payload)) {
+          fail(RpcError::Kind::kHandler, "the answer's handler refused a message");
+          return false;
+        }
+      }
+      if (pos > 0) {
+        std::memmove(body_.data(), body_.data() + pos, have - pos);
+        have -= pos;
+      }
+      return true;
+    };
+    // Room for at least a quarter chunk more, and for the whole of a frame already begun.
+    auto make_room = [&] {
+      std::size_t need = have + kReadChunk / 4;
+      if (have >= kFramePrefixSize) {
+        const auto* prefix = reinterpret_cast<const std::uint8_t*>(body_.data());
+        const std::size_t len = (std::size_t{prefix[1]} << 24) | (std::size_t{prefix[2]} << 16) |
+                                (std::size_t{prefix[3]} << 8) | prefix[4];
+        need = std::max(need, kFramePrefixSize + len);
+      }
+      if (need > body_.size()) body_.resize(need + kReadChunk);
+    };
+
+    const auto length = parser.content_length();
+    if (grpc_body && !parser.chunked() && length) {
+      // A body of known length (quire's answers) is read straight into body_ in large reads:
+      // through the parser it would come 64 KiB at a time and be copied once more.
+      std::uint64_t left = *length;
+      if (left > options_.max_response_bytes) {
+        fail(RpcError::Kind::kProtocol,
+             "an answer of " + std::to_string(left) + " bytes exceeds the limit");
+        co_return;
+      }
+      const std::size_t early =
+          static_cast<std::size_t>(std::min<std::uint64_t>(buffer_.size(), left));
+      if (early > 0) {
+        if (have + early > body_.size()) body_.resize(have + early + kReadChunk);
+        asio::buffer_copy(asio::buffer(body_.data() + have, early), buffer_.data());
+        buffer_.consume(early);
+        have += early;
+        left -= early;
+        if (!consume()) co_return;
+      }
+      while (left > 0) {
+        make_room();
+        const std::size_t room =
+            static_cast<std::size_t>(std::min<std::uint64_t>(body_.size() - have, left));
+        const std::size_t n =
+            co_await stream_->async_read_some(asio::buffer(body_.data() + have, room), token);
+        if (a.ec) co_return;
+        have += n;
+        left -= n;
+        stream_->expires_after(timeout);  // bounds the wait for the next bytes, not the body
+        if (!consume()) co_return;
+      }
+    } else {
+      while (!parser.is_done()) {
+        make_room();
+        res.body().data = body_.data() + have;
+        res.body().size = body_.size() - have;
+        co_await http::async_read(*stream_, buffer_, parser, token);
+        if (a.ec == http::error::need_buffer) a.ec = {};
+        if (a.ec) co_return;
+        have = body_.size() - res.body().size;
+        stream_->expires_after(timeout);
+        if (!grpc_body) {
+          const std::size_t keep = a.error_text.size() < 200 ? 200 - a.error_text.size() : 0;
+          a.error_text.append(body_.data(), std::min(have, keep));
+          have = 0;
+          continue;
+        }
+        if (!consume()) co_return;
+      }
+    }
+    if (grpc_body && have != 0) {
+      fail(RpcError::Kind::kProtocol, "gRPC-Web frame truncated at the end of the body");
+      co_return;
+    }
     stream_->expires_never();
   };
   ioc_.restart();
   asio::co_spawn(ioc_, body(), asio::detached);
   ioc_.run();
+  // A body of several megabytes (a large batch) is not kept for the calls that follow.
+  if (body_.size() > 4 * kReadChunk) {
+    body_.clear();
+    body_.shrink_to_fit();
+  }
 }
 
-Expected<std::vector<std::string>, RpcError> RpcClient::call(std::string_view method,
-                                                             std::string_view message,
-                                                             const RpcHeaders& headers) {
+Expected<std::vector<std::string>, RpcError> RpcClient::call(
+    std::string_view method, std::string_view message, const RpcHeaders& headers,
+    std::chrono::milliseconds server_wait) {
+  std::vector<std::string> messages;
+  auto done = call_streamed(
+      method, message, headers,
+      [&messages](std::string_view m) {
+        messages.emplace_back(m);
+        return true;
+      },
+      server_wait);
+  if (!done) return unexpected(std::move(done.error()));
+  return messages;
+}
+
+Expected<void, RpcError> RpcClient::call_streamed(std::string_view method, std::string_view message,
+                                                  const RpcHeaders& headers,
+                                                  const MessageHandler& on_message,
+                                                  std::chrono::milliseconds server_wait) {
   http::request<http::string_body> req{http::verb::post, "/" + std::string(method), 11};
   req.set(http::field::host, endpoint_.host_header);
   req.set(http::field::content_type, "application/grpc-web");
@@ -160,10 +329,13 @@ Expected<std::vector<std::string>, RpcError> RpcClient::call(std::string_view me
     }
     a = Attempt{};
     a.request = &req;
+    a.on_message = &on_message;
+    a.server_wait = server_wait;
     run_attempt(a);
     if (!a.ec) break;
     close();
-    // A kept connection the primary closed while idle fails at once; try a fresh one.
+    // A kept connection the primary closed while idle fails at once; try a fresh one. Nothing
+    // was handed to on_message: that needs bytes of an answer.
     const bool stale = a.reused && !a.got_response &&
                        (a.ec == http::error::end_of_stream || a.ec == asio::error::eof ||
                         a.ec == asio::error::connection_reset || a.ec == asio::error::broken_pipe);
@@ -178,44 +350,24 @@ Expected<std::vector<std::string>, RpcError> RpcClient::call(std::string_view me
     return unexpected(RpcError{RpcError::Kind::kTransport, -1,
                                std::string(a.step) + " " + endpoint_.host_header + ": " + what});
   }
-  auto& res = a.response;
-  if (!res.keep_alive()) close();
+  if (a.failure) {
+    close();  // the rest of the body was not read
+    return unexpected(std::move(*a.failure));
+  }
+  if (!a.keep_alive) close();
 
-  // A "trailers-only" answer carries the status as HTTP headers.
-  std::optional<GrpcTrailers> trailers;
-  if (auto it = res.find("grpc-status"); it != res.end()) {
-    GrpcTrailers t;
-    t.status = std::atoi(std::string(it->value()).c_str());
-    if (auto m = res.find("grpc-message"); m != res.end()) {
-      t.message = percent_decode_grpc_message(m->value());
-    }
-    trailers = std::move(t);
-  }
-  if (res.result() != http::status::ok && !trailers) {
-    std::string text = res.body().substr(0, 200);
+  if (a.status != http::status::ok && !a.trailers) {
     return unexpected(
-        RpcError{RpcError::Kind::kHttp, static_cast<int>(res.result_int()), std::move(text)});
+        RpcError{RpcError::Kind::kHttp, static_cast<int>(a.status), std::move(a.error_text)});
   }
-  auto frames = split_grpc_web_frames(res.body(), options_.max_response_bytes);
-  if (!frames) return unexpected(RpcError{RpcError::Kind::kProtocol, -1, frames.error().message});
-  std::vector<std::string> messages;
-  for (const auto& f : *frames) {
-    if (!f.trailers) {
-      messages.emplace_back(f.payload);
-      continue;
-    }
-    auto t = parse_grpc_web_trailers(f.payload);
-    if (!t) return unexpected(RpcError{RpcError::Kind::kProtocol, -1, t.error().message});
-    trailers = std::move(t.value());
-  }
-  if (!trailers || trailers->status < 0) {
+  if (!a.trailers || a.trailers->status < 0) {
     return unexpected(RpcError{RpcError::Kind::kProtocol, -1, "answer without a grpc-status"});
   }
-  if (trailers->status != 0) {
+  if (a.trailers->status != 0) {
     return unexpected(
-        RpcError{RpcError::Kind::kStatus, trailers->status, std::move(trailers->message)});
+        RpcError{RpcError::Kind::kStatus, a.trailers->status, std::move(a.trailers->message)});
   }
-  return messages;
+  return {};
 }
 
 }  // namespace quire::replication

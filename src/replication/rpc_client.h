@@ -13,6 +13,7 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -46,6 +47,7 @@ struct RpcError {
     kProtocol,   // a malformed gRPC-Web body
     kStatus,     // the call ended with a non-OK gRPC status (grpc_status, message)
     kCancelled,  // cancel() was called
+    kHandler,    // the message handler of call_streamed() refused a message
   };
   Kind kind = Kind::kTransport;
   int grpc_status = -1;  // for kStatus; the HTTP status for kHttp
@@ -67,10 +69,25 @@ class RpcClient {
   // ones. Returns the answer's data messages (one for a unary call, one per Frame for
   // Snapshot) when the trailer says OK. A request on a reused connection that the primary
   // closed meanwhile (idle timeout, restart) is retried once on a new connection: every
-  // replication RPC is idempotent.
-  Expected<std::vector<std::string>, RpcError> call(std::string_view method,
-                                                    std::string_view message,
-                                                    const RpcHeaders& headers);
+  // replication RPC is idempotent. `server_wait` is how long the primary may hold the answer on
+  // purpose (a long-poll); it is added to the call timeout.
+  Expected<std::vector<std::string>, RpcError> call(
+      std::string_view method, std::string_view message, const RpcHeaders& headers,
+      std::chrono::milliseconds server_wait = std::chrono::milliseconds(0));
+
+  // Called with each data message of an answer as it arrives; the view is valid during the call
+  // only. Returning false aborts the call (kHandler; the connection is dropped).
+  using MessageHandler = std::function<bool(std::string_view)>;
+
+  // The same call, with the answer's data messages handed to `on_message` as they are read
+  // rather than collected: an answer of any size (a Snapshot is as large as the database) is
+  // held in memory one message at a time. The call timeout bounds each wait for the next bytes
+  // of the answer instead of the whole answer. Succeeds when the trailer says OK; messages
+  // already handed over before a failure stay handed over.
+  Expected<void, RpcError> call_streamed(
+      std::string_view method, std::string_view message, const RpcHeaders& headers,
+      const MessageHandler& on_message,
+      std::chrono::milliseconds server_wait = std::chrono::milliseconds(0));
 
   // Aborts the call in flight, and every later call, with kCancelled; thread-safe.
   void cancel();
@@ -85,6 +102,7 @@ class RpcClient {
   boost::asio::io_context ioc_;
   std::optional<boost::beast::tcp_stream> stream_;  // connected while set
   boost::beast::flat_buffer buffer_;
+  std::vector<char> body_;  // the answer's bytes not yet handed over (a partial message)
   std::atomic<bool> cancelled_{false};
 };
 

@@ -5,6 +5,7 @@
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cctype>
 #include <stdexcept>
 
@@ -70,6 +71,37 @@ ReplicationRouter::Status log_status(const log::LogError& e) {
 
 // libSQL's frame_no for our frame `f` (ours start at 1, libSQL's at 0).
 std::uint64_t libsql_frame_no(log::Frame f) { return f - 1; }
+
+// How long a BatchLogEntries call may wait for the next commit: x-quire-wait-ms, at most
+// kMaxWaitMs. Zero when absent or not a plain decimal number (libSQL's clients never send it).
+std::chrono::milliseconds requested_wait(const Request& req) {
+  auto it = req.find(std::string(replication::kWaitHeader));
+  if (it == req.end()) return std::chrono::milliseconds(0);
+  const std::string_view v = trim_ows(it->value());
+  if (v.empty() || v.size() > 9 || v.find_first_not_of("0123456789") != std::string_view::npos) {
+    return std::chrono::milliseconds(0);
+  }
+  return std::chrono::milliseconds(std::min(std::stoi(std::string(v)), replication::kMaxWaitMs));
+}
+
+// Holds one of `limit` long-poll places while in scope; false when all were taken.
+class LongPollSlot {
+ public:
+  LongPollSlot(std::atomic<int>& count, int limit) : count_(count) {
+    held_ = count_.fetch_add(1) < limit;
+    if (!held_) count_.fetch_sub(1);
+  }
+  ~LongPollSlot() {
+    if (held_) count_.fetch_sub(1);
+  }
+  LongPollSlot(const LongPollSlot&) = delete;
+  LongPollSlot& operator=(const LongPollSlot&) = delete;
+  explicit operator bool() const { return held_; }
+
+ private:
+  std::atomic<int>& count_;
+  bool held_ = false;
+};
 
 }  // namespace
 
@@ -303,8 +335,27 @@ Response ReplicationRouter::batch_log_entries(const Request& req, bool stream) {
   auto& [target, next_offset] = begun.value();
   log::ReplicationLog& log = *target.db->replication_log();
 
+  // quire's replica names the log it follows; frames of another log (this one was recreated)
+  // must not reach it: NO_HELLO sends it to Hello, which sees the new log id.
+  if (auto it = req.find(std::string(replication::kLogIdHeader));
+      it != req.end() && trim_ows(it->value()) != log::format_log_id(log.log_id())) {
+    return grpc_error(
+        req, status(GrpcStatus::kFailedPrecondition, std::string(replication::kNoHelloMessage)));
+  }
+
   // libSQL's next_offset is the frame_no after the replica's last commit; ours is one more.
-  const log::Frame last = log.last_frame();
+  log::Frame last = log.last_frame();
+  // A replica exactly at the last commit that asked to wait gets the next commit as soon as it
+  // is in the log (or an empty batch at the deadline). Only exactly there: a replica ahead of
+  // the log holds frames this log never had, and must see that at its next Hello.
+  if (!stream && next_offset == last) {
+    if (const auto wait = requested_wait(req); wait.count() > 0) {
+      if (LongPollSlot slot(long_polls_, kMaxLongPolls); slot) {
+        log.wait_for(last + 1, Clock::now() + wait);
+        last = log.last_frame();
+      }
+    }
+  }
   std::string frames;                 // BatchLogEntries: one Frames message
   std::vector<std::string> messages;  // LogEntries: one Frame message each
   auto reply = [&]() {
@@ -383,25 +434,26 @@ Response ReplicationRouter::snapshot(const Request& req) {
   if (!file) return grpc_error(req, status(GrpcStatus::kUnavailable, "snapshot not found"));
 
   // Every page once, newest page number first, all tagged with the snapshot's frame_no; the last
-  // one sent (page 1) carries the database size and commits the snapshot on the replica.
+  // one sent (page 1) carries the database size and commits the snapshot on the replica. The
+  // body is built in place, each page read straight into its frame: a snapshot is as large as the
+  // database, so a copy or an allocation per page is what would bound the replica's catch-up.
   const std::uint32_t pages = file->page_count();
   const std::uint64_t frame_no = libsql_frame_no(file->info().frame);
-  std::vector<std::string> messages;
-  messages.reserve(pages);
-  std::string page(replication::kPageSize, '\0');
+  std::string body;
+  body.reserve(std::size_t{pages} * replication::grpc_web_frame_message_size() + 64);
   for (std::uint32_t p = pages; p >= 1; --p) {
-    auto read = file->read_page(
-        p, std::span<std::byte>(reinterpret_cast<std::byte*>(page.data()), page.size()));
-    if (!read) return grpc_error(req, log_status(read.error()));
     replication::FrameHeader h;
     h.frame_no = frame_no;
     h.page_no = p;
     h.size_after = p == 1 ? pages : 0;
-    replication::Frame f;
-    f.data = replication::make_frame_data(h, page);
-    messages.push_back(replication::encode_frame(f));
+    const std::size_t at = replication::append_grpc_web_frame_message(body, h, {});
+    auto read =
+        file->read_page(p, std::span<std::byte>(reinterpret_cast<std::byte*>(body.data() + at),
+                                                replication::kPageSize));
+    if (!read) return grpc_error(req, log_status(read.error()));
   }
-  return reply_grpc_web(req, replication::grpc_web_response(messages));
+  replication::append_grpc_web_trailers(body, GrpcStatus::kOk, {});
+  return reply_grpc_web(req, std::move(body));
 }
 
 }  // namespace quire::server

@@ -26,6 +26,7 @@
 // sweeper is a thread of ours, stopped in the destructor.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <map>
@@ -56,6 +57,10 @@ class ReplicationRouter {
   // below tonic's default 4 MiB message limit on the client.
   static constexpr std::size_t kMaxBatchBytes = 3u << 20;
   static constexpr std::size_t kMaxBatchFrames = 700;
+  // BatchLogEntries calls of caught-up replicas that wait for the next commit (x-quire-wait-ms)
+  // hold a thread of the blocking pool each; past this many at once, a call answers at once as
+  // for a client that did not ask to wait (the replica then sleeps and polls).
+  static constexpr int kMaxLongPolls = 8;
 
   ReplicationRouter(const Config& config, engine::NamespaceStore& namespaces, Router& router);
   ~ReplicationRouter();
@@ -131,6 +136,7 @@ class ReplicationRouter {
   bool stopping_ = false;                                // guarded by mu_
   std::condition_variable stop_cv_;
   std::thread sweeper_;
+  std::atomic<int> long_polls_{0};  // BatchLogEntries calls waiting for a commit now
 };
 
 }  // namespace quire::server

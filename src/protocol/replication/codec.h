@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "protocol/replication/frame.h"
 #include "protocol/replication/messages.h"
 
 namespace quire::replication {
@@ -36,6 +37,20 @@ std::string encode_frames(const Frames& m);
 // Appends one element to a Frames message being built in `out`, without building the vector.
 void append_frames_element(std::string& out, const Frame& frame);
 Decoded<Frames> decode_frames(std::string_view bytes);
+// The same without copying the frames' data: the views point into `bytes`.
+Decoded<FrameRef> decode_frame_ref(std::string_view bytes);
+Decoded<std::vector<FrameRef>> decode_frames_ref(std::string_view bytes);
+// The views would dangle on a temporary.
+Decoded<FrameRef> decode_frame_ref(std::string&&) = delete;
+Decoded<std::vector<FrameRef>> decode_frames_ref(std::string&&) = delete;
+// Appends one gRPC-Web data frame holding a Frame message whose data is `header` + `page`
+// (4096 bytes), written straight into `out`: what a Snapshot answer is made of, without a
+// temporary per page. Returns where the page's 4096 bytes start in `out`, so a caller may also
+// append a zeroed page and read the page into place.
+std::size_t append_grpc_web_frame_message(std::string& out, const FrameHeader& header,
+                                          std::string_view page);
+// The size append_grpc_web_frame_message adds.
+std::size_t grpc_web_frame_message_size();
 
 // metadata ----------------------------------------------------------------------------------
 std::string encode_database_config(const DatabaseConfig& m);

@@ -53,6 +53,15 @@ inline constexpr std::string_view kSessionTokenHeader = "x-session-token";   // 
 inline constexpr std::string_view kNamespaceHeader = "x-namespace-bin";      // unpadded base64
 inline constexpr std::string_view kClientVersionHeader = "x-libsql-client-version";
 
+// quire's extensions (quire's own replica sends them; libSQL clients never do, so nothing changes
+// for them). On BatchLogEntries: kWaitHeader asks a caught-up replica's call to wait up to N ms
+// (at most kMaxWaitMs) for the next commit instead of answering empty at once (a long-poll);
+// kLogIdHeader names the log the replica follows, and a call naming another log is answered
+// NO_HELLO, so the replica's next Hello sees the new log before any of its frames is applied.
+inline constexpr std::string_view kWaitHeader = "x-quire-wait-ms";
+inline constexpr std::string_view kLogIdHeader = "x-quire-log-id";
+inline constexpr int kMaxWaitMs = 500;
+
 // The response content type. The client (tonic-web 0.11) does not check it, but it is the right
 // one for a binary gRPC-Web body.
 inline constexpr std::string_view kGrpcWebContentType = "application/grpc-web+proto";

@@ -1,4 +1,6 @@
 // Protobuf codec for wal_log.ReplicationLog and metadata.DatabaseConfig: see codec.h.
+#include <cstring>
+
 #include "protocol/replication/codec.h"
 #include "protocol/replication/proto_detail.h"
 
@@ -211,6 +213,41 @@ bool read_frames(Decoder& d, std::string_view in, Frames& m) {
   return d.finish(r, "Frames");
 }
 
+bool read_frame_ref(Decoder& d, std::string_view in, FrameRef& m) {
+  Reader r(in);
+  Field f;
+  while (r.next(f)) {
+    bool ok = true;
+    switch (f.number) {
+      case 1:
+        ok = d.expect(f, wire::WireType::kLen, "Frame.data");
+        if (ok) m.data = f.bytes;
+        break;
+      case 2:
+        ok = get_optional(d, f, m.timestamp, "Frame.timestamp", &Decoder::get_i64);
+        break;
+      case 3:
+        ok = get_optional(d, f, m.durable_frame_no, "Frame.durable_frame_no", &Decoder::get_u64);
+        break;
+      default:
+        break;
+    }
+    if (!ok) return false;
+  }
+  return d.finish(r, "Frame");
+}
+
+bool read_frames_ref(Decoder& d, std::string_view in, std::vector<FrameRef>& m) {
+  Reader r(in);
+  Field f;
+  while (r.next(f)) {
+    if (f.number != 1) continue;
+    if (!d.expect(f, wire::WireType::kLen, "Frames.frames")) return false;
+    if (!read_frame_ref(d, f.bytes, m.emplace_back())) return false;
+  }
+  return d.finish(r, "Frames");
+}
+
 }  // namespace
 
 std::string encode_hello_request(const HelloRequest& m) {
@@ -280,6 +317,42 @@ void append_frames_element(std::string& out, const Frame& frame) {
   wire::put_tag(out, 1, wire::WireType::kLen);
   wire::put_varint(out, size);
   write_frame(out, frame);
+}
+
+Decoded<FrameRef> decode_frame_ref(std::string_view bytes) {
+  return detail::run_decoder<FrameRef>(bytes, read_frame_ref);
+}
+
+Decoded<std::vector<FrameRef>> decode_frames_ref(std::string_view bytes) {
+  return detail::run_decoder<std::vector<FrameRef>>(bytes, read_frames_ref);
+}
+
+namespace {
+// A Frame message with only `data` (4120 bytes): tag, two-byte varint length, data.
+constexpr std::size_t kFrameMessageSize = 1 + 2 + kFrameSize;
+static_assert(kFrameSize >= 128 && kFrameSize < 16384, "the length varint is two bytes");
+}  // namespace
+
+std::size_t grpc_web_frame_message_size() { return 5 + kFrameMessageSize; }
+
+std::size_t append_grpc_web_frame_message(std::string& out, const FrameHeader& header,
+                                          std::string_view page) {
+  const std::size_t at = out.size();
+  out.resize(at + grpc_web_frame_message_size());
+  char* p = out.data() + at;
+  // gRPC-Web data frame prefix: flag 0, big-endian length.
+  *p++ = 0;
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    *p++ = static_cast<char>((kFrameMessageSize >> shift) & 0xFF);
+  }
+  *p++ = 0x0A;  // field 1, length-delimited
+  *p++ = static_cast<char>(0x80 | (kFrameSize & 0x7F));
+  *p++ = static_cast<char>(kFrameSize >> 7);
+  write_frame_header(header, p);
+  p += kFrameHeaderSize;
+  const std::size_t page_at = static_cast<std::size_t>(p - out.data());
+  if (!page.empty()) std::memcpy(p, page.data(), kPageSize);
+  return page_at;
 }
 
 std::string encode_frames(const Frames& m) {

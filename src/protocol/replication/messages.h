@@ -81,6 +81,14 @@ struct Frame {
   bool operator==(const Frame&) const = default;
 };
 
+// A Frame decoded without copying: `data` points into the bytes it was decoded from, which must
+// outlive it. For the replica's hot path (a snapshot is a gigabyte of these).
+struct FrameRef {
+  std::string_view data;
+  std::optional<std::int64_t> timestamp;
+  std::optional<std::uint64_t> durable_frame_no;
+};
+
 struct Frames {
   std::vector<Frame> frames;  // 1
   bool operator==(const Frames&) const = default;

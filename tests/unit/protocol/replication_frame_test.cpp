@@ -1,11 +1,13 @@
 // Tests for the 24-byte replication frame header (protocol/replication/frame.h).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <string_view>
 
 #include "protocol/replication/codec.h"
 #include "protocol/replication/frame.h"
+#include "protocol/replication/grpc_web.h"
 
 namespace quire::replication {
 namespace {
@@ -69,6 +71,57 @@ TEST(ReplicationFrame, FrameDataMustBeExactly4120Bytes) {
   EXPECT_FALSE(decode_frame_data(std::string(4119, '\0')));
   EXPECT_FALSE(decode_frame_data(std::string(4121, '\0')));
   EXPECT_TRUE(decode_frame_data(std::string(4120, '\0')));
+}
+
+// A Snapshot answer is built with append_grpc_web_frame_message: it must be byte for byte the
+// gRPC-Web data frame of the Frame message encode_frame makes, which the libSQL client reads.
+TEST(ReplicationFrame, SnapshotFrameMessageMatchesTheGeneralEncoder) {
+  const FrameHeader h{41, 0, 7, 0};
+  const std::string page(kPageSize, 'p');
+  Frame f;
+  f.data = make_frame_data(h, page);
+  std::string expected;
+  append_grpc_web_data_frame(expected, encode_frame(f));
+
+  std::string out = "xy";
+  const std::size_t at = append_grpc_web_frame_message(out, h, page);
+  EXPECT_EQ(out.size(), 2 + grpc_web_frame_message_size());
+  EXPECT_EQ(out.substr(2), expected);
+  EXPECT_EQ(out.substr(at, kPageSize), page);
+
+  // Without a page: room for it, to be read into place at the offset returned.
+  std::string empty;
+  const std::size_t at2 = append_grpc_web_frame_message(empty, h, {});
+  std::copy(page.begin(), page.end(), empty.begin() + static_cast<std::ptrdiff_t>(at2));
+  EXPECT_EQ(empty, expected);
+}
+
+TEST(ReplicationFrame, FrameRefsPointIntoTheMessage) {
+  Frames frames;
+  for (std::uint32_t p = 1; p <= 3; ++p) {
+    Frame f;
+    f.data = make_frame_data(FrameHeader{p, 0, p, p == 3 ? 3u : 0u}, std::string(kPageSize, 'a'));
+    if (p == 3) f.timestamp = 1234;
+    frames.frames.push_back(f);
+  }
+  const std::string bytes = encode_frames(frames);
+  auto refs = decode_frames_ref(bytes);
+  ASSERT_TRUE(refs);
+  ASSERT_EQ(refs->size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ((*refs)[i].data, frames.frames[i].data);
+    EXPECT_GE((*refs)[i].data.data(), bytes.data());
+    EXPECT_LT((*refs)[i].data.data(), bytes.data() + bytes.size());
+  }
+  EXPECT_EQ((*refs)[2].timestamp, std::optional<std::int64_t>(1234));
+  const std::string single = encode_frame(frames.frames[0]);
+  auto one = decode_frame_ref(single);
+  ASSERT_TRUE(one);
+  EXPECT_EQ(one->data, frames.frames[0].data);
+  EXPECT_FALSE(
+      decode_frame_ref(std::string_view("\x0a\x05"
+                                        "ab",
+                                        4)));  // data cut short
 }
 
 }  // namespace

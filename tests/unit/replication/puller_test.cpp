@@ -18,6 +18,9 @@
 #include "engine/executor.h"
 #include "engine/namespace_store.h"
 #include "log/log.h"
+#include "protocol/replication/codec.h"
+#include "protocol/replication/frame.h"
+#include "protocol/replication/grpc_web.h"
 #include "server/http_session.h"
 #include "server/router.h"
 
@@ -29,11 +32,40 @@ namespace fs = std::filesystem;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
+// The main API as a primary that predates the long-poll (or sqld) serves it: the wait header is
+// dropped before the router sees it.
+class IgnoresWaitHandler final : public server::HttpHandler {
+ public:
+  explicit IgnoresWaitHandler(server::Router& router) : inner_(router) {}
+  server::Router::Routed handle(const server::Request& req, const std::string& client) override {
+    auto copy = std::make_shared<server::Request>(req);
+    copy->erase(std::string(kWaitHeader));
+    auto routed = inner_.handle(*copy, client);
+    if (auto* work = std::get_if<server::Router::Deferred>(&routed)) {
+      // The deferred work reads the request later: keep the copy alive with it.
+      return server::Router::Deferred([copy, w = std::move(*work)] { return w(); });
+    }
+    return routed;
+  }
+  Expected<std::shared_ptr<engine::Database>, server::Response> websocket_database(
+      const server::Request& req) override {
+    return inner_.websocket_database(req);
+  }
+  server::Response error(boost::beast::http::status status, std::string message, std::string code,
+                         unsigned version, bool keep_alive) override {
+    return inner_.error(status, std::move(message), std::move(code), version, keep_alive);
+  }
+
+ private:
+  server::RouterHandler inner_;
+};
+
 // A quire primary serving the main API (Hrana and the replication protocol) on 127.0.0.1.
 class Primary {
  public:
   Primary(fs::path root, std::shared_ptr<const auth::KeySet> keys = nullptr,
-          std::uint64_t segment_bytes = 64ull << 20, std::uint16_t port = 0) {
+          std::uint64_t segment_bytes = 64ull << 20, std::uint16_t port = 0,
+          bool ignores_wait = false) {
     engine::NamespaceStore::Options options;
     options.root = root.string();
     options.database.log_segment_bytes = segment_bytes;
@@ -43,7 +75,11 @@ class Primary {
     config_.auth_keys = std::move(keys);
     streams_ = std::make_unique<hrana::StreamRegistry>(config_.limits);
     router_ = std::make_unique<server::Router>(config_, *store_, *streams_);
-    handler_ = std::make_unique<server::RouterHandler>(*router_);
+    if (ignores_wait) {
+      handler_ = std::make_unique<IgnoresWaitHandler>(*router_);
+    } else {
+      handler_ = std::make_unique<server::RouterHandler>(*router_);
+    }
     acceptor_.open(tcp::v4());
     acceptor_.set_option(tcp::acceptor::reuse_address(true));
     acceptor_.bind(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
@@ -114,7 +150,7 @@ class Primary {
   std::unique_ptr<engine::NamespaceStore> store_;
   std::unique_ptr<hrana::StreamRegistry> streams_;
   std::unique_ptr<server::Router> router_;
-  std::unique_ptr<server::RouterHandler> handler_;
+  std::unique_ptr<server::HttpHandler> handler_;
   asio::io_context ioc_;
   asio::executor_work_guard<asio::io_context::executor_type> guard_{ioc_.get_executor()};
   asio::thread_pool blocking_{4};
@@ -232,11 +268,15 @@ class PullerTest : public ::testing::Test {
   }
 
   void start_primary(std::shared_ptr<const auth::KeySet> keys = nullptr,
-                     std::uint64_t segment_bytes = 64ull << 20, std::uint16_t port = 0) {
-    primary_ = std::make_unique<Primary>(dir_ / "primary", std::move(keys), segment_bytes, port);
+                     std::uint64_t segment_bytes = 64ull << 20, std::uint16_t port = 0,
+                     bool ignores_wait = false) {
+    primary_ = std::make_unique<Primary>(dir_ / "primary", std::move(keys), segment_bytes, port,
+                                         ignores_wait);
   }
-  void start_puller(std::string url, std::string token = "", std::string ns = "") {
+  void start_puller(std::string url, std::string token = "", std::string ns = "",
+                    std::chrono::milliseconds long_poll = PullerOptions{}.long_poll) {
     PullerOptions o;
+    o.long_poll = long_poll;
     o.primary_url = std::move(url);
     o.namespace_name = std::move(ns);
     o.auth_token = std::move(token);
@@ -438,6 +478,186 @@ TEST_F(PullerTest, OnlyPlainHttpUrlsAreAccepted) {
   EXPECT_FALSE(Puller::create(o, *sink_));
   o.primary_url = "http://127.0.0.1:8080/";
   EXPECT_TRUE(Puller::create(o, *sink_));
+}
+
+// Caught up, the puller long-polls: a call is held by the primary until a commit or its
+// deadline, so an idle replica sends about one call per long_poll and no Hello.
+TEST_F(PullerTest, ACaughtUpReplicaLongPollsInsteadOfPolling) {
+  start_primary();
+  primary_->run("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)");
+  start_puller(primary_->url());
+  expect_in_sync();
+  // Let the first long-poll start, then count over an idle second.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const auto before = puller_->stats();
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  const auto idle = puller_->stats();
+  EXPECT_EQ(idle.errors, 0u) << idle.last_error;
+  EXPECT_EQ(idle.hellos, before.hellos);
+  // About two at 500 ms each; polling every 100 ms would make ten Hellos.
+  EXPECT_LE(idle.batches - before.batches, 4u);
+  EXPECT_EQ(idle.long_polls - before.long_polls, idle.batches - before.batches);
+  EXPECT_TRUE(idle.caught_up);
+
+  // A commit reaches the replica through the call in flight, without a Hello.
+  for (int i = 0; i < 3; ++i) primary_->run("INSERT INTO t (v) VALUES (randomblob(2000))");
+  expect_in_sync();
+  const auto after = puller_->stats();
+  EXPECT_EQ(after.hellos, before.hellos);
+  EXPECT_EQ(after.errors, 0u) << after.last_error;
+  EXPECT_EQ(after.transactions_applied, before.transactions_applied + 3);
+  EXPECT_GE(after.primary_frame, after.applied_frame);
+}
+
+// A primary that does not wait (sqld, an older quire) answers the long-poll empty at once: the
+// puller goes back to sleeping between Hellos, with no loop of calls.
+TEST_F(PullerTest, FallsBackToPollingAPrimaryThatDoesNotWait) {
+  start_primary(nullptr, 64ull << 20, 0, /*ignores_wait=*/true);
+  primary_->run("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)");
+  start_puller(primary_->url());
+  expect_in_sync();
+  const auto before = puller_->stats();
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  const auto idle = puller_->stats();
+  EXPECT_EQ(idle.errors, 0u) << idle.last_error;
+  // Polling every 100 ms at most makes about ten Hellos a second; a loop would make thousands.
+  const auto calls = (idle.hellos - before.hellos) + (idle.batches - before.batches);
+  EXPECT_LE(calls, 40u);
+  EXPECT_LE(idle.long_polls - before.long_polls, 2u);
+  EXPECT_TRUE(idle.caught_up);
+  for (int i = 0; i < 3; ++i) primary_->run("INSERT INTO t (v) VALUES ('polled')");
+  expect_in_sync();
+}
+
+TEST_F(PullerTest, LongPollOffPollsWithHellos) {
+  start_primary();
+  primary_->run("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)");
+  start_puller(primary_->url(), "", "", std::chrono::milliseconds(0));
+  expect_in_sync();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const auto s = puller_->stats();
+  EXPECT_EQ(s.long_polls, 0u);
+  EXPECT_GE(s.hellos, 2u);
+  primary_->run("INSERT INTO t (v) VALUES ('polled')");
+  expect_in_sync();
+}
+
+TEST_F(PullerTest, StopCancelsALongPollInFlight) {
+  start_primary();
+  primary_->run("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)");
+  start_puller(primary_->url());
+  expect_in_sync();
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // A hang guard: the call is cancelled rather than waited out (500 ms plus the call timeout).
+  const auto t0 = Clock::now();
+  puller_->stop();
+  EXPECT_LT(Clock::now() - t0, RpcOptions{}.call_timeout / 2);
+  EXPECT_GE(puller_->stats().long_polls, 1u);
+}
+
+// The primary's side of the long-poll, called directly.
+class LongPollTest : public PullerTest {
+ protected:
+  void SetUp() override {
+    PullerTest::SetUp();
+    start_primary();
+    primary_->run("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)");
+    auto endpoint = parse_primary_url(primary_->url());
+    ASSERT_TRUE(endpoint);
+    rpc_ = std::make_unique<RpcClient>(*endpoint, RpcOptions{});
+    auto hello =
+        rpc_->call("wal_log.ReplicationLog/Hello", encode_hello_request(HelloRequest{1}), {});
+    ASSERT_TRUE(hello) << hello.error().describe();
+    auto decoded = decode_hello_response(hello->front());
+    ASSERT_TRUE(decoded);
+    token_ = decoded->session_token;
+    log_id_ = decoded->log_id;
+  }
+  void TearDown() override {
+    rpc_.reset();
+    PullerTest::TearDown();
+  }
+  struct Answer {
+    Expected<std::vector<std::string>, RpcError> result;
+    Clock::duration took;
+    // Frames in the answer (-1 when it failed).
+    int frames() const {
+      if (!result || result->size() != 1) return -1;
+      auto f = decode_frames(result->front());
+      return f ? static_cast<int>(f->frames.size()) : -1;
+    }
+  };
+  // BatchLogEntries from the primary's last commit, with `extra` headers.
+  // `offset` defaults to the libSQL frame_no of the frame after the last commit.
+  Answer batch_at_end(RpcHeaders extra, std::optional<std::uint64_t> at = std::nullopt) {
+    RpcHeaders h{{std::string(kSessionTokenHeader), token_}};
+    for (auto& e : extra) h.push_back(std::move(e));
+    const std::uint64_t offset = at ? *at : primary_->log().last_frame();
+    const auto t0 = Clock::now();
+    auto r = rpc_->call("wal_log.ReplicationLog/BatchLogEntries",
+                        encode_log_offset(LogOffset{offset, std::nullopt}), h,
+                        std::chrono::milliseconds(kMaxWaitMs));
+    return {std::move(r), Clock::now() - t0};
+  }
+
+  std::unique_ptr<RpcClient> rpc_;
+  std::string token_, log_id_;
+};
+
+TEST_F(LongPollTest, WithoutTheWaitHeaderACaughtUpCallIsAnsweredAtOnce) {
+  // The fastest of three, so that one stall of a loaded machine does not fail the test; a call
+  // that waited would take the 500 ms every time.
+  auto fastest = Clock::duration::max();
+  for (int i = 0; i < 3; ++i) {
+    auto a = batch_at_end({});
+    ASSERT_EQ(a.frames(), 0) << (a.result ? "" : a.result.error().describe());
+    fastest = std::min(fastest, a.took);
+  }
+  EXPECT_LT(fastest, std::chrono::milliseconds(250));
+  // A value that is not a plain number is no request to wait either.
+  fastest = Clock::duration::max();
+  for (int i = 0; i < 3; ++i) {
+    auto a = batch_at_end({{std::string(kWaitHeader), "soon"}});
+    ASSERT_EQ(a.frames(), 0);
+    fastest = std::min(fastest, a.took);
+  }
+  EXPECT_LT(fastest, std::chrono::milliseconds(250));
+}
+
+TEST_F(LongPollTest, WithTheWaitHeaderTheCallWaitsUntilItsDeadline) {
+  auto a = batch_at_end({{std::string(kWaitHeader), "300"}});
+  ASSERT_EQ(a.frames(), 0) << (a.result ? "" : a.result.error().describe());
+  EXPECT_GE(a.took, std::chrono::milliseconds(250));
+}
+
+TEST_F(LongPollTest, AWaitingCallBringsTheCommitMadeMeanwhile) {
+  // A long wait (clamped to 500 ms): the commit lands inside it, so the answer carries it.
+  std::optional<Answer> answer;
+  const auto frame_before = primary_->log().last_frame();
+  std::thread caller([&] {
+    answer = batch_at_end({{std::string(kWaitHeader), "100000"}}, frame_before);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  primary_->run("INSERT INTO t (v) VALUES ('meanwhile')");
+  caller.join();
+  ASSERT_TRUE(answer->result) << answer->result.error().describe();
+  // The call may have reached the primary after the commit (a slow start); either way it holds
+  // the commit and nothing before it.
+  EXPECT_GT(answer->frames(), 0);
+  auto frames = decode_frames(answer->result->front());
+  ASSERT_TRUE(frames);
+  auto first = decode_frame_data(frames->frames.front().data);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->header.frame_no, frame_before);  // libSQL numbering: our frame_before + 1
+}
+
+TEST_F(LongPollTest, ACallNamingAnotherLogIsSentBackToHello) {
+  auto a = batch_at_end({{std::string(kLogIdHeader), "00000000-0000-4000-8000-000000000000"}});
+  ASSERT_FALSE(a.result);
+  EXPECT_EQ(a.result.error().kind, RpcError::Kind::kStatus);
+  EXPECT_EQ(a.result.error().message, kNoHelloMessage);
+  auto ok = batch_at_end({{std::string(kLogIdHeader), log_id_}});
+  EXPECT_EQ(ok.frames(), 0) << (ok.result ? "" : ok.result.error().describe());
 }
 
 }  // namespace
