@@ -17,6 +17,7 @@ PG_SETTING = {"normal": "synchronous_commit=off", "full": "synchronous_commit=on
 PEERS = [
     ("quire", {"peer": "quire", "variant": "autocommit"}),
     ("quire --no-replication-log", {"peer": "quire-nolog", "variant": "autocommit"}),
+    ("quire, QUIRE_BASE_BIN", {"peer": "quire-base", "variant": "autocommit"}),
     ("quire, BEGIN IMMEDIATE", {"peer": "quire", "variant": "immediate"}),
     ("quire, BEGIN CONCURRENT", {"peer": "quire", "variant": "concurrent"}),
     ("PostgreSQL 15 (pgbench)", {"peer": "postgresql"}),

@@ -1,5 +1,6 @@
 // CRC-32C (Castagnoli), the checksum of every replication-log record and file header. Uses the
-// SSE4.2 instruction when the CPU has it, a table-driven loop otherwise; both give equal results.
+// SSE4.2 instruction when the CPU has it (checked at run time; three interleaved streams on long
+// inputs), a slicing-by-8 table loop otherwise; both give equal results.
 #pragma once
 
 #include <cstddef>

@@ -1,7 +1,9 @@
 #include "log/file.h"
 
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -73,6 +75,44 @@ Expected<void, LogError> File::write_at(const void* buf, std::size_t n, off_t of
     done += static_cast<std::size_t>(r);
   }
   return {};
+}
+
+Expected<void, LogError> File::write_gather_at(std::span<const std::span<const std::byte>> parts,
+                                               off_t offset) const {
+  constexpr std::size_t kMaxParts = 512;  // well under IOV_MAX (1024 on Linux)
+  iovec iov[kMaxParts];
+  std::size_t next = 0;  // first part not yet fully written
+  std::size_t skip = 0;  // bytes of parts[next] already written
+  while (next < parts.size()) {
+    std::size_t count = 0;
+    for (std::size_t i = next; i < parts.size() && count < kMaxParts; ++i, ++count) {
+      const std::size_t from = i == next ? skip : 0;
+      iov[count].iov_base = const_cast<std::byte*>(parts[i].data() + from);
+      iov[count].iov_len = parts[i].size() - from;
+    }
+    ssize_t r = ::pwritev(fd_, iov, static_cast<int>(count), offset);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return unexpected(io_error("write", path_, errno));
+    }
+    if (r == 0) return unexpected(io_error("write", path_, EIO));
+    offset += static_cast<off_t>(r);
+    auto left = static_cast<std::size_t>(r);
+    while (next < parts.size() && left >= parts[next].size() - skip) {
+      left -= parts[next].size() - skip;
+      skip = 0;
+      ++next;
+    }
+    skip += left;
+  }
+  return {};
+}
+
+void File::preallocate(off_t offset, off_t length) const {
+  // Best effort: without it (a file system that lacks fallocate, a full disk) appends still
+  // work, only slower; a real lack of space then surfaces as the write's own error.
+  while (::fallocate(fd_, FALLOC_FL_KEEP_SIZE, offset, length) != 0 && errno == EINTR) {
+  }
 }
 
 Expected<off_t, LogError> File::size() const {

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <filesystem>
+#include <span>
 #include <string>
 
 #include "common/expected.h"
@@ -37,6 +38,14 @@ class File {
   Expected<std::size_t, LogError> read_at(void* buf, std::size_t n, off_t offset) const;
   // Writes all n bytes at `offset` (loops over short writes).
   Expected<void, LogError> write_at(const void* buf, std::size_t n, off_t offset) const;
+  // Writes the parts back to back starting at `offset` with as few pwritev calls as the kernel
+  // allows (IOV_MAX parts per call; loops over short writes).
+  Expected<void, LogError> write_gather_at(std::span<const std::span<const std::byte>> parts,
+                                           off_t offset) const;
+  // Reserves disk blocks for [offset, offset+length) without changing the file's size
+  // (fallocate with FALLOC_FL_KEEP_SIZE), so later writes there allocate nothing. Best effort:
+  // failures are ignored.
+  void preallocate(off_t offset, off_t length) const;
   Expected<off_t, LogError> size() const;
   Expected<void, LogError> truncate(off_t length) const;
   Expected<void, LogError> datasync() const;

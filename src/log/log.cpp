@@ -7,7 +7,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <unordered_set>
 
 #include "log/file.h"
 #include "log/materialize.h"
@@ -24,6 +23,9 @@ struct Segment {
   // Guarded by LogState::mu. Committed records are [header.first_frame, end_frame).
   Frame end_frame = 0;
   std::uint32_t last_checksum = 0;  // checksum of record end_frame-1 (chain_seed if none)
+  // Guarded by the log's write mutex: the file's blocks are reserved up to here (appends below
+  // it allocate nothing). 0 until the first append after open or creation.
+  std::uint64_t reserved_end = 0;
 };
 
 struct LogState {
@@ -228,20 +230,28 @@ Expected<ScanResult, LogError> scan_segment(const Segment& s) {
   return r;
 }
 
-Expected<void, LogError> check_appendable(const Transaction& txn) {
+Expected<void, LogError> check_appendable(const Transaction& txn,
+                                          std::vector<std::uint32_t>& scratch) {
   auto bad = [](const std::string& what) {
     return unexpected(log_error(LogErrc::kInvalidArgument, "append: " + what));
   };
   if (txn.pgnos.empty()) return bad("a transaction needs at least one page");
   if (txn.pages.size() != txn.pgnos.size() * kPageSize) return bad("page data size mismatch");
   if (txn.db_size == 0) return bad("db_size must be >= 1");
-  std::unordered_set<std::uint32_t> seen;
-  for (std::uint32_t p : txn.pgnos) {
-    if (p == 0) return bad("page number 0");
-    if (!seen.insert(p).second) return bad("page " + std::to_string(p) + " appears twice");
+  // Sorting a reused copy: no allocation per commit (most commits have one to three pages).
+  scratch.assign(txn.pgnos.begin(), txn.pgnos.end());
+  std::sort(scratch.begin(), scratch.end());
+  if (scratch.front() == 0) return bad("page number 0");
+  if (auto dup = std::adjacent_find(scratch.begin(), scratch.end()); dup != scratch.end()) {
+    return bad("page " + std::to_string(*dup) + " appears twice");
   }
   return {};
 }
+
+// Appends reserve disk blocks this far ahead of the segment's end, so that a commit's write
+// fills blocks already allocated instead of allocating (ext4 delayed allocation) as it extends
+// the file: measurably cheaper per commit, and 1 MiB of slack per log at most.
+constexpr std::uint64_t kReserveAhead = 1ull << 20;
 
 }  // namespace
 
@@ -451,6 +461,13 @@ Expected<void, LogError> ReplicationLog::roll_over() {
     h.chain_seed = old->last_checksum;
     h.prev = state_->last_commit;
   }
+  // Give back the blocks reserved past the sealed segment's end (a truncate to its own size).
+  if (old->reserved_end != 0) {
+    const off_t size =
+        static_cast<off_t>(segment_record_offset(old->header.first_frame, h.first_frame));
+    if (auto ok = old->file.truncate(size); !ok) return ok;
+    old->reserved_end = 0;
+  }
   // The sealed segment must be durable before a later one exists, or a power loss could leave
   // a hole that open() would rightly call corruption.
   if (auto ok = old->file.datasync(); !ok) return ok;
@@ -467,8 +484,8 @@ Expected<void, LogError> ReplicationLog::roll_over() {
 }
 
 Expected<Frame, LogError> ReplicationLog::append(const Transaction& txn) {
-  if (auto ok = check_appendable(txn); !ok) return unexpected(ok.error());
   std::lock_guard write_lock(write_mu_);
+  if (auto ok = check_appendable(txn, pgno_scratch_); !ok) return unexpected(ok.error());
   if (broken_) {
     return unexpected(log_error(LogErrc::kBroken, dir_.string() + ": an earlier write failed"));
   }
@@ -495,7 +512,11 @@ Expected<Frame, LogError> ReplicationLog::append(const Transaction& txn) {
     prev = active->last_checksum;
     time = std::max(txn.commit_time_us, state_->last_commit.commit_time_us);
   }
-  std::vector<std::uint8_t> buf(n * kRecordSize);
+  // The records go out with one pwritev straight from the transaction's page images: each
+  // header is encoded (and the chained checksum computed over header and page in place) into a
+  // reused buffer, with no copy of the pages and no allocation on the commit path.
+  headers_.resize(n * kRecordHeaderSize);
+  parts_.clear();
   for (std::size_t i = 0; i < n; ++i) {
     RecordHeader r;
     r.frame_no = start + i;
@@ -506,13 +527,22 @@ Expected<Frame, LogError> ReplicationLog::append(const Transaction& txn) {
       r.commit_time_us = time;
       r.wal = txn.wal;
     }
-    std::uint8_t* out = buf.data() + i * kRecordSize;
-    std::memcpy(out + kRecordHeaderSize, txn.page(i).data(), kPageSize);
-    prev = encode_record(r, txn.page(i).data(), prev, out);
+    std::uint8_t* header = headers_.data() + i * kRecordHeaderSize;
+    prev = encode_record(r, txn.page(i).data(), prev, header);
+    parts_.emplace_back(reinterpret_cast<const std::byte*>(header), kRecordHeaderSize);
+    parts_.push_back(txn.page(i));
   }
   const auto offset = static_cast<off_t>(segment_record_offset(active->header.first_frame, start));
-  if (auto ok = active->file.write_at(buf.data(), buf.size(), offset); !ok) {
+  const std::uint64_t end = static_cast<std::uint64_t>(offset) + n * kRecordSize;
+  if (end > active->reserved_end) {
+    const std::uint64_t from = std::max<std::uint64_t>(active->reserved_end, offset);
+    active->reserved_end = end + kReserveAhead;
+    active->file.preallocate(static_cast<off_t>(from),
+                             static_cast<off_t>(active->reserved_end - from));
+  }
+  if (auto ok = active->file.write_gather_at(parts_, offset); !ok) {
     if (!active->file.truncate(offset)) broken_ = true;
+    active->reserved_end = 0;  // a truncate releases the blocks past the end
     return unexpected(ok.error());
   }
   const Frame last = start + n - 1;

@@ -32,6 +32,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "common/expected.h"
@@ -101,7 +102,7 @@ class ReplicationLog {
   // The database size in pages after the last transaction (0 for an empty log).
   std::uint32_t db_size() const;
 
-  // Appends one transaction with one pwrite and returns its commit frame. Preconditions
+  // Appends one transaction with one pwritev and returns its commit frame. Preconditions
   // (kInvalidArgument otherwise): at least one page, pages.size() == page_count*4096, page
   // numbers >= 1 and distinct, db_size >= 1. The stored commit time is
   // max(txn.commit_time_us, last_commit_time_us()), so times never decrease. Not durable until
@@ -147,6 +148,10 @@ class ReplicationLog {
   std::mutex write_mu_;     // serialises append, sync, compact, and publishing snapshots
   std::mutex snapshot_mu_;  // one snapshot at a time
   bool broken_ = false;     // guarded by write_mu_
+  // append()'s buffers, reused so that a commit allocates nothing; guarded by write_mu_.
+  std::vector<std::uint32_t> pgno_scratch_;
+  std::vector<std::uint8_t> headers_;
+  std::vector<std::span<const std::byte>> parts_;
 };
 
 // Reads whole transactions in frame order. Holds the segments it reads open, so compaction

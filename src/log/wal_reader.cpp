@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstring>
 #include <unordered_map>
 #include <utility>
@@ -45,20 +46,34 @@ off_t frame_offset(std::uint32_t frame) {
 }
 
 // Collects the frames of the transaction in progress; a page seen again replaces its image.
+// On the commit path a transaction is a few pages: they are copied once, from the read buffer
+// into the transaction handed out, and looked up with a scan of the page numbers (a hash index
+// is built only for a transaction that grows large, such as a cache spill or a bulk load).
 class PendingTransaction {
  public:
   void add(std::uint32_t pgno, const unsigned char* image) {
-    auto [it, inserted] = index_.try_emplace(pgno, txn_.pgnos.size());
-    if (inserted) {
+    const std::size_t at = find(pgno);
+    if (at == kNone) {
+      if (!index_.empty() || txn_.pgnos.size() == kScanLimit) {
+        if (index_.empty()) {
+          for (std::size_t i = 0; i < txn_.pgnos.size(); ++i) index_.emplace(txn_.pgnos[i], i);
+        }
+        index_.emplace(pgno, txn_.pgnos.size());
+      }
       txn_.add_page(pgno, {reinterpret_cast<const std::byte*>(image), kPageSize});
     } else {
-      std::memcpy(txn_.pages.data() + it->second * kPageSize, image, kPageSize);
+      std::memcpy(txn_.pages.data() + at * kPageSize, image, kPageSize);
     }
   }
   Transaction finish(std::uint32_t db_size, const WalPosition& at) {
     Transaction out;
-    for (std::size_t i = 0; i < txn_.page_count(); ++i) {
-      if (txn_.pgnos[i] <= db_size) out.add_page(txn_.pgnos[i], txn_.page(i));
+    if (std::all_of(txn_.pgnos.begin(), txn_.pgnos.end(),
+                    [&](std::uint32_t p) { return p <= db_size; })) {
+      out = std::move(txn_);
+    } else {
+      for (std::size_t i = 0; i < txn_.page_count(); ++i) {
+        if (txn_.pgnos[i] <= db_size) out.add_page(txn_.pgnos[i], txn_.page(i));
+      }
     }
     out.db_size = db_size;
     out.wal = at;
@@ -68,8 +83,22 @@ class PendingTransaction {
   }
 
  private:
+  static constexpr std::size_t kNone = ~std::size_t{0};
+  static constexpr std::size_t kScanLimit = 32;
+
+  std::size_t find(std::uint32_t pgno) const {
+    if (!index_.empty()) {
+      auto it = index_.find(pgno);
+      return it == index_.end() ? kNone : it->second;
+    }
+    for (std::size_t i = 0; i < txn_.pgnos.size(); ++i) {
+      if (txn_.pgnos[i] == pgno) return i;
+    }
+    return kNone;
+  }
+
   Transaction txn_;
-  std::unordered_map<std::uint32_t, std::size_t> index_;
+  std::unordered_map<std::uint32_t, std::size_t> index_;  // empty below kScanLimit pages
 };
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <random>
 #include <thread>
@@ -50,6 +51,24 @@ TEST(Crc32cTest, MatchesKnownVectorInBothImplementations) {
   }
   EXPECT_EQ(crc32c(crc32c(0, data.data(), 100), data.data() + 100, 900),
             crc32c(0, data.data(), 1000));
+}
+
+// The hardware path merges three interleaved streams on inputs of 4080 bytes and more: it must
+// agree with the portable loop at every length around those blocks, any alignment and seed.
+TEST(Crc32cTest, InterleavedHardwarePathAgreesWithThePortableLoop) {
+  std::mt19937 rng(42);
+  std::vector<std::uint8_t> data(12300 + 8);  // the longest length at the largest offset
+  for (auto& b : data) b = static_cast<std::uint8_t>(rng());
+  for (std::size_t n : {4072, 4079, 4080, 4081, 4088, 4096, 4160, 8159, 8160, 8161, 12240, 12300}) {
+    for (std::size_t align = 0; align < 8; ++align) {
+      const std::uint32_t seed = static_cast<std::uint32_t>(rng());
+      ASSERT_EQ(crc32c(seed, data.data() + align, n), crc32c_portable(seed, data.data() + align, n))
+          << "length " << n << " offset " << align;
+    }
+  }
+  // Chaining across a block boundary equals one pass.
+  EXPECT_EQ(crc32c(crc32c(7, data.data(), 5000), data.data() + 5000, 7000),
+            crc32c(7, data.data(), 12000));
 }
 
 TEST_F(ReplicationLogTest, NewLogIsEmptyWithARandomUuid) {
@@ -454,6 +473,58 @@ TEST_F(ReplicationLogTest, MaterializeUpToAFrameOrATime) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->frame, 6u);
   EXPECT_EQ(std::filesystem::file_size(dir_ / "c"), 2 * kPageSize);
+}
+
+// Materialising applies the newest image of each page and truncates only when the database
+// shrinks: a page cut by a shrink must read as zeros when the database grows again without
+// rewriting it, pages beyond a commit's own db_size are dropped, and the result must not
+// depend on where the in-memory image is flushed (more distinct pages than it holds).
+TEST_F(ReplicationLogTest, MaterializeShrinkThenGrowLeavesZerosAndManyPagesMatchTheirNewestImage) {
+  auto log = create();
+  append(*log, {1, 2, 3, 4}, 4, 1000);  // 1-4
+  append(*log, {3}, 4, 2000);           // 5: page 3 rewritten
+  append(*log, {1}, 2, 3000);           // 6: shrink to 2 pages
+  append(*log, {5, 1}, 5, 4000);        // 7-8: grow to 5, pages 3 and 4 not rewritten
+  append(*log, {2, 6}, 5, 5000);        // 9-10: page 6 is beyond db_size and dropped
+  auto r = materialize(*log, dir_ / "a");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->frame, 10u);
+  std::string a = read_bytes(dir_ / "a");
+  ASSERT_EQ(a.size(), 5 * kPageSize);
+  auto page = [&](std::uint32_t p) {
+    return std::span<const std::byte>(
+        reinterpret_cast<const std::byte*>(a.data()) + (p - 1) * kPageSize, kPageSize);
+  };
+  // make_txn tags page images with the transaction's first frame.
+  EXPECT_TRUE(page_matches(page(1), 7, 1));
+  EXPECT_TRUE(page_matches(page(2), 9, 2));
+  for (std::uint32_t p : {3u, 4u}) {
+    EXPECT_TRUE(
+        std::all_of(page(p).begin(), page(p).end(), [](std::byte b) { return b == std::byte{0}; }))
+        << "page " << p;
+  }
+  EXPECT_TRUE(page_matches(page(5), 7, 5));
+
+  // 3000 distinct pages, each written twice, with a shrink in between: more than the
+  // materialiser keeps in memory at once, so it writes in several rounds.
+  auto big = ReplicationLog::create(dir_ / "big");
+  ASSERT_TRUE(big);
+  std::vector<std::uint32_t> all(3000);
+  for (std::uint32_t p = 1; p <= 3000; ++p) all[p - 1] = p;
+  append(**big, all, 3000, 1);
+  append(**big, {1}, 1500, 2);  // drops pages 1501..3000
+  std::vector<std::uint32_t> again(all.begin() + 1000, all.end());
+  append(**big, again, 3000, 3);  // pages 1001..3000 again; 2..1000 keep their first image
+  r = materialize(**big, dir_ / "b");
+  ASSERT_TRUE(r) << r.error().message;
+  std::string b = read_bytes(dir_ / "b");
+  ASSERT_EQ(b.size(), 3000 * kPageSize);
+  for (std::uint32_t p = 1; p <= 3000; ++p) {
+    const std::uint64_t tag = p == 1 ? 3001 : p <= 1000 ? 1 : 3002;
+    ASSERT_TRUE(page_matches(
+        {reinterpret_cast<const std::byte*>(b.data()) + (p - 1) * kPageSize, kPageSize}, tag, p))
+        << "page " << p;
+  }
 }
 
 }  // namespace
