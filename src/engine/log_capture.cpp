@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "common/background_pool.h"
@@ -78,6 +79,7 @@ Expected<void, std::string> LogCapture::append_batch(log::WalBatch& batch) {
     auto appended = log_->append(txn);
     if (!appended) return unexpected(describe(appended.error()));
     cursor_ = *txn.wal;
+    db_pages_ = txn.db_size;
   }
   if (batch.transactions.empty()) cursor_ = batch.end;
   return {};
@@ -109,7 +111,12 @@ Expected<void, std::string> LogCapture::capture_and_sync() {
 void LogCapture::maybe_snapshot() {
   if (snapshotting_ || options_.snapshot_every_frames == 0) return;
   const log::Frame last = log_->last_frame();
-  if (last < snapshot_base_ + options_.snapshot_every_frames) return;
+  // A snapshot writes the whole database: wait for at least a database's worth of new frames,
+  // or a large database would be rewritten every snapshot_every_frames (16× the log's bytes
+  // for a 1 GiB database).
+  const std::uint64_t interval =
+      std::max<std::uint64_t>(options_.snapshot_every_frames, db_pages_);
+  if (last < snapshot_base_ + interval) return;
   snapshotting_ = true;
   BackgroundPool::shared().post([this, last] {
     // Built from the log itself (newest snapshot + later frames): no SQLite lock is taken.

@@ -44,9 +44,11 @@ class LogCapture {
   struct Options {
     bool sync_each_commit = false;  // sync the log at every commit (not needed: see above)
     log::LogOptions log;
-    // Once this many frames were appended since the newest snapshot, a background job writes a
-    // new snapshot and deletes the segments it covers, so the log stays near the size of the
-    // database plus a segment or two (0: never).
+    // Once this many frames were appended since the newest snapshot — and at least as many as
+    // the database has pages — a background job writes a new snapshot and deletes the segments
+    // it covers, so the log stays under about twice the size of the database plus a segment or
+    // two, and snapshotting writes each byte of a large database at most once per database's
+    // worth of commits (0: never).
     std::uint64_t snapshot_every_frames = 16384;  // 64 MiB of pages
   };
   ~LogCapture();  // waits for a snapshot in progress
@@ -78,6 +80,7 @@ class LogCapture {
   log::WalPosition cursor_;  // guarded by mu_
   std::unique_ptr<log::ReplicationLog> log_;
   log::Frame snapshot_base_ = 0;  // guarded by mu_: frame of the newest snapshot (or start)
+  std::uint32_t db_pages_ = 0;    // guarded by mu_: the database's size after the last commit
   bool snapshotting_ = false;     // guarded by mu_
   std::condition_variable snapshot_done_;
 };
