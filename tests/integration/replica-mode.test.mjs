@@ -226,12 +226,15 @@ describe('replica mode: two quire processes', () => {
     const dataDir = replica.dataDir;
     onReplica.close();
     await replica.kill();
-    // ~20,000 frames of 4 KiB pages: past the primary's snapshot-and-compact interval (16,384).
+    // ~31,000 frames of 4 KiB pages over a database of ~16,000: past the primary's
+    // snapshot-and-compact interval (16,384 frames, and at least the database's size).
     const blob = new Uint8Array(400 * 1024).fill(7);
-    for (let i = 0; i < 200; i++) {
-      await onPrimary.execute({ sql: 'INSERT INTO kv VALUES (?, ?, ?)', args: [`big-${i}`, i, blob] });
+    for (let pass = 0; pass < 2; pass++) {
+      for (let i = 0; i < 150; i++) {
+        await onPrimary.execute({ sql: 'INSERT INTO kv VALUES (?, ?, ?)', args: [`big-${i}`, i, blob] });
+      }
+      await onPrimary.execute("DELETE FROM kv WHERE k LIKE 'big-%'");
     }
-    await onPrimary.execute("DELETE FROM kv WHERE k LIKE 'big-%'");
     await onPrimary.execute("INSERT INTO kv VALUES ('after-compaction', 1, NULL)");
     replica = await startServer({ dataDir, args: ['--primary-url', primary.url] });
     onReplica = createClient({ url: replica.url });
