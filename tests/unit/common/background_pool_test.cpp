@@ -30,7 +30,9 @@ TEST(BackgroundPoolTest, AJobThatWaitsDoesNotHoldUpTheOthers) {
   std::promise<void> release;
   auto released = release.get_future().share();
   std::promise<void> blocked_started;
-  pool.post([&] {
+  // `released` by value: the job may still be returning from wait() when the test's locals
+  // are destroyed (the pool, declared first, joins its threads last).
+  pool.post([&blocked_started, released] {
     blocked_started.set_value();
     released.wait();
   });
@@ -47,7 +49,7 @@ TEST(BackgroundPoolTest, IdleThreadsExitAfterLingering) {
   std::promise<void> release;
   auto released = release.get_future().share();
   for (int i = 0; i < 4; ++i) {
-    pool.post([&] {
+    pool.post([&ran, released] {
       ran.fetch_add(1);
       released.wait();
     });
