@@ -1,0 +1,195 @@
+#include "backup/object_format.h"
+
+#include <openssl/evp.h>
+
+#include <cstring>
+#include <stdexcept>
+
+#include "log/crc32c.h"
+
+namespace quire::backup {
+
+const char* to_string(BackupErrc kind) {
+  switch (kind) {
+    case BackupErrc::kNoBackup: return "no backup";
+    case BackupErrc::kMissingObject: return "missing object";
+    case BackupErrc::kCorrupt: return "corrupt";
+    case BackupErrc::kGap: return "gap";
+    case BackupErrc::kOutOfRange: return "out of range";
+    case BackupErrc::kInvalidArgument: return "invalid argument";
+    case BackupErrc::kStorage: return "storage";
+    case BackupErrc::kIo: return "io";
+  }
+  return "?";
+}
+
+std::string snapshot_key(log::Frame frame) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "snapshots/%016llx.qbsnap", static_cast<unsigned long long>(frame));
+  return buf;
+}
+
+std::string batch_key(log::Frame first, log::Frame last) {
+  char buf[80];
+  std::snprintf(buf, sizeof buf, "batches/%016llx-%016llx.qbbat",
+                static_cast<unsigned long long>(first), static_cast<unsigned long long>(last));
+  return buf;
+}
+
+log::Frame Manifest::last_frame() const {
+  log::Frame f = 0;
+  for (const auto& s : snapshots) f = std::max(f, s.frame);
+  for (const auto& b : batches) f = std::max(f, b.last_frame);
+  return f;
+}
+
+}  // namespace quire::backup
+
+namespace quire::backup::detail {
+
+void put_u32(std::uint8_t* p, std::uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
+}
+void put_u64(std::uint8_t* p, std::uint64_t v) {
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
+}
+std::uint32_t get_u32(const std::uint8_t* p) {
+  std::uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+std::uint64_t get_u64(const std::uint8_t* p) {
+  std::uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+void encode_header(const ObjectHeader& h, std::uint8_t* out) {
+  std::memset(out, 0, kHeaderSize);
+  std::memcpy(out, h.kind == ObjectKind::kSnapshot ? kSnapshotMagic : kBatchMagic, 8);
+  put_u32(out + 8, kVersion);
+  put_u32(out + 12, static_cast<std::uint32_t>(log::kPageSize));
+  std::memcpy(out + 16, h.log_id.data(), 16);
+  put_u64(out + 32, h.first_frame);
+  put_u64(out + 40, h.last_frame);
+  put_u32(out + 48, h.db_size);
+  put_u32(out + 52, h.txns);
+  put_u64(out + 56, static_cast<std::uint64_t>(h.first_time_us));
+  put_u64(out + 64, static_cast<std::uint64_t>(h.last_time_us));
+  put_u32(out + 124, log::crc32c(0, out, 124));
+}
+
+std::optional<ObjectHeader> decode_header(const std::uint8_t* in, std::string& why) {
+  ObjectHeader h;
+  if (std::memcmp(in, kSnapshotMagic, 8) == 0) {
+    h.kind = ObjectKind::kSnapshot;
+  } else if (std::memcmp(in, kBatchMagic, 8) == 0) {
+    h.kind = ObjectKind::kBatch;
+  } else {
+    why = "bad magic";
+    return std::nullopt;
+  }
+  if (get_u32(in + 124) != log::crc32c(0, in, 124)) {
+    why = "header checksum mismatch";
+    return std::nullopt;
+  }
+  if (get_u32(in + 8) != kVersion) {
+    why = "unsupported version " + std::to_string(get_u32(in + 8));
+    return std::nullopt;
+  }
+  if (get_u32(in + 12) != log::kPageSize) {
+    why = "unsupported page size " + std::to_string(get_u32(in + 12));
+    return std::nullopt;
+  }
+  std::memcpy(h.log_id.data(), in + 16, 16);
+  h.first_frame = get_u64(in + 32);
+  h.last_frame = get_u64(in + 40);
+  h.db_size = get_u32(in + 48);
+  h.txns = get_u32(in + 52);
+  h.first_time_us = static_cast<std::int64_t>(get_u64(in + 56));
+  h.last_time_us = static_cast<std::int64_t>(get_u64(in + 64));
+  return h;
+}
+
+void encode_trailer(const ObjectTrailer& t, std::uint8_t* out) {
+  std::memset(out, 0, kTrailerSize);
+  std::memcpy(out, kTrailerMagic, 8);
+  put_u64(out + 8, t.content_length);
+  std::memcpy(out + 16, t.content_sha256.data(), 32);
+  put_u32(out + 60, log::crc32c(0, out, 60));
+}
+
+std::optional<ObjectTrailer> decode_trailer(const std::uint8_t* in, std::string& why) {
+  if (std::memcmp(in, kTrailerMagic, 8) != 0) {
+    why = "bad trailer magic";
+    return std::nullopt;
+  }
+  if (get_u32(in + 60) != log::crc32c(0, in, 60)) {
+    why = "trailer checksum mismatch";
+    return std::nullopt;
+  }
+  ObjectTrailer t;
+  t.content_length = get_u64(in + 8);
+  std::memcpy(t.content_sha256.data(), in + 16, 32);
+  return t;
+}
+
+Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
+  if (ctx_ == nullptr || EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr) != 1)
+    throw std::runtime_error("SHA-256 init failed");
+}
+Sha256::~Sha256() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
+void Sha256::update(const void* data, std::size_t n) {
+  EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data, n);
+}
+std::array<std::uint8_t, 32> Sha256::finish() {
+  std::array<std::uint8_t, 32> out{};
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), out.data(), &len);
+  return out;
+}
+
+std::string to_hex(const std::uint8_t* data, std::size_t n) {
+  static const char* digits = "0123456789abcdef";
+  std::string s(2 * n, '0');
+  for (std::size_t i = 0; i < n; ++i) {
+    s[2 * i] = digits[data[i] >> 4];
+    s[2 * i + 1] = digits[data[i] & 15];
+  }
+  return s;
+}
+
+std::optional<log::LogId> parse_log_id(std::string_view s) {
+  log::LogId id{};
+  std::size_t n = 0;
+  int hi = -1;
+  for (char c : s) {
+    if (c == '-') continue;
+    int v;
+    if (c >= '0' && c <= '9') v = c - '0';
+    else if (c >= 'a' && c <= 'f') v = c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F') v = c - 'A' + 10;
+    else return std::nullopt;
+    if (hi < 0) {
+      hi = v;
+    } else {
+      if (n >= 16) return std::nullopt;
+      id[n++] = static_cast<std::uint8_t>(hi << 4 | v);
+      hi = -1;
+    }
+  }
+  if (n != 16 || hi >= 0) return std::nullopt;
+  return id;
+}
+
+BackupError error(BackupErrc kind, std::string message) {
+  return BackupError{kind, std::move(message), std::nullopt};
+}
+
+BackupError storage_failure(const std::string& what, const storage::StorageError& e) {
+  BackupErrc kind = e.kind == storage::StorageErrc::kNotFound ? BackupErrc::kMissingObject
+                                                              : BackupErrc::kStorage;
+  return BackupError{kind, what + ": " + storage::to_string(e.kind) + ": " + e.message, e.kind};
+}
+
+}  // namespace quire::backup::detail

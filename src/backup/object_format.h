@@ -1,0 +1,93 @@
+// Byte layouts of backup objects (docs/formats/backup.md, "Object encoding"), SHA-256 and zstd
+// helpers. Internal to quire_backup.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "backup/backup.h"
+
+namespace quire::backup::detail {
+
+inline constexpr std::size_t kHeaderSize = 128;
+inline constexpr std::size_t kTrailerSize = 64;
+inline constexpr std::uint32_t kVersion = 1;
+inline constexpr char kSnapshotMagic[9] = "QBKSNAP1";
+inline constexpr char kBatchMagic[9] = "QBKBTCH1";
+inline constexpr char kTrailerMagic[9] = "QBKTRLR1";
+// Per-transaction header in a batch's content: first frame, page count, db size, commit time.
+inline constexpr std::size_t kTxnHeaderSize = 24;
+inline constexpr std::size_t kPageRecordSize = 4 + log::kPageSize;
+
+enum class ObjectKind { kSnapshot, kBatch };
+
+struct ObjectHeader {
+  ObjectKind kind = ObjectKind::kSnapshot;
+  log::LogId log_id{};
+  log::Frame first_frame = 0;
+  log::Frame last_frame = 0;
+  std::uint32_t db_size = 0;
+  std::uint32_t txns = 0;
+  std::int64_t first_time_us = 0;
+  std::int64_t last_time_us = 0;
+};
+
+struct ObjectTrailer {
+  std::uint64_t content_length = 0;
+  std::array<std::uint8_t, 32> content_sha256{};
+};
+
+void encode_header(const ObjectHeader& h, std::uint8_t* out);  // kHeaderSize
+std::optional<ObjectHeader> decode_header(const std::uint8_t* in, std::string& why);
+void encode_trailer(const ObjectTrailer& t, std::uint8_t* out);  // kTrailerSize
+std::optional<ObjectTrailer> decode_trailer(const std::uint8_t* in, std::string& why);
+
+class Sha256 {
+ public:
+  Sha256();
+  ~Sha256();
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+  void update(const void* data, std::size_t n);
+  std::array<std::uint8_t, 32> finish();
+
+ private:
+  void* ctx_;
+};
+
+std::string to_hex(const std::uint8_t* data, std::size_t n);
+std::optional<log::LogId> parse_log_id(std::string_view s);
+
+void put_u32(std::uint8_t* p, std::uint32_t v);
+void put_u64(std::uint8_t* p, std::uint64_t v);
+std::uint32_t get_u32(const std::uint8_t* p);
+std::uint64_t get_u64(const std::uint8_t* p);
+
+BackupError error(BackupErrc kind, std::string message);
+BackupError storage_failure(const std::string& what, const storage::StorageError& e);
+
+}  // namespace quire::backup::detail
+
+namespace quire::backup::detail {
+
+struct LineageEntry {
+  log::LogId log_id{};
+  std::int64_t created_at_us = 0;
+};
+
+std::string lineages_key(const std::string& prefix);  // prefix "" or ending in '/'
+std::string manifest_key(const std::string& prefix, const log::LogId& id);
+std::string lineage_dir(const std::string& prefix, const log::LogId& id);  // ends in '/'
+// nullopt when lineages.json does not exist.
+BackupResult<std::optional<std::vector<LineageEntry>>> read_lineages(storage::ObjectStore& store,
+                                                                     const std::string& prefix);
+std::string lineages_to_json(const std::vector<LineageEntry>& v);
+// Validates and normalises a prefix to "" or "x/y/".
+BackupResult<std::string> normalize_prefix(std::string prefix);
+
+}  // namespace quire::backup::detail

@@ -1,0 +1,458 @@
+// BackupReader and restore (docs/formats/backup.md, "Restore"): every object is checked against
+// the manifest (size, SHA-256), its header, its trailer and its decompressed content before any
+// of it counts; a missing or damaged object is an error naming its key.
+#include <fcntl.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+#include "backup/backup.h"
+#include "backup/object_format.h"
+#include "log/file.h"
+
+namespace quire::backup {
+
+using detail::error;
+using detail::storage_failure;
+
+namespace {
+
+struct DCtx {
+  ZSTD_DCtx* p = ZSTD_createDCtx();
+  ~DCtx() { ZSTD_freeDCtx(p); }
+};
+
+BackupError corrupt(const std::string& key, const std::string& why) {
+  return error(BackupErrc::kCorrupt, key + ": " + why);
+}
+
+BackupError io(const std::string& what, const log::LogError& e) {
+  return error(BackupErrc::kIo, what + ": " + e.message);
+}
+
+const Manifest* find_lineage(const std::vector<Manifest>& ls, const log::LogId& id) {
+  for (const auto& m : ls)
+    if (m.log_id == id) return &m;
+  return nullptr;
+}
+
+BackupResult<RestorableRange> range_of(const Manifest& m) {
+  RestorableRange r;
+  r.log_id = m.log_id;
+  const bool from_empty = !m.batches.empty() && m.batches.front().first_frame == 1;
+  if (m.snapshots.empty() && !from_empty)
+    return unexpected(error(BackupErrc::kOutOfRange,
+                            "lineage " + log::format_log_id(m.log_id) + " has no restorable point"));
+  // Earliest start point.
+  if (from_empty && (m.snapshots.empty() ||
+                     m.batches.front().first_commit_frame <= m.snapshots.front().frame)) {
+    r.first_frame = m.batches.front().first_commit_frame;
+    r.first_time_us = m.batches.front().first_commit_time_us;
+  } else {
+    r.first_frame = m.snapshots.front().frame;
+    r.first_time_us = m.snapshots.front().commit_time_us;
+  }
+  // Furthest point reachable through contiguous batches from some start point.
+  bool reach = from_empty;
+  log::Frame end = 0;
+  std::int64_t end_time = 0;
+  std::size_t si = 0;
+  for (const auto& b : m.batches) {
+    while (si < m.snapshots.size() && m.snapshots[si].frame <= b.last_frame) {
+      if (!reach || m.snapshots[si].frame > end) {
+        end = m.snapshots[si].frame;
+        end_time = m.snapshots[si].commit_time_us;
+        reach = true;
+      }
+      ++si;
+    }
+    if (reach && b.first_frame <= end + 1 && b.last_frame > end) {
+      end = b.last_frame;
+      end_time = b.last_commit_time_us;
+    }
+  }
+  for (; si < m.snapshots.size(); ++si) {
+    end = m.snapshots[si].frame;
+    end_time = m.snapshots[si].commit_time_us;
+  }
+  r.last_frame = end;
+  r.last_time_us = end_time;
+  return r;
+}
+
+// Checks an object's header against what the manifest says about it.
+BackupResult<detail::ObjectHeader> check_header(const std::string& key, const std::uint8_t* bytes,
+                                                detail::ObjectKind kind, const log::LogId& id) {
+  std::string why;
+  auto h = detail::decode_header(bytes, why);
+  if (!h) return unexpected(corrupt(key, why));
+  if (h->kind != kind) return unexpected(corrupt(key, "wrong object kind"));
+  if (h->log_id != id) return unexpected(corrupt(key, "belongs to another log id"));
+  return *h;
+}
+
+// Streams a snapshot object into `out` at offset 0 with every check.
+BackupResult<void> read_snapshot(storage::ObjectStore& store, const std::string& key,
+                                 const SnapshotEntry& e, const log::LogId& id,
+                                 const log::File& out, std::uint64_t chunk) {
+  chunk = std::max<std::uint64_t>(chunk, 4096);
+  auto head = store.head(key);
+  if (!head) return unexpected(storage_failure("snapshot " + key, head.error()));
+  if (head->size != e.size)
+    return unexpected(corrupt(key, "size " + std::to_string(head->size) + ", manifest says " +
+                                       std::to_string(e.size)));
+  const std::uint64_t size = e.size;
+  if (size < detail::kHeaderSize + detail::kTrailerSize)
+    return unexpected(corrupt(key, "too short"));
+  const std::uint64_t payload_end = size - detail::kTrailerSize;
+  const std::uint64_t content_len = static_cast<std::uint64_t>(e.db_size) * log::kPageSize;
+  detail::Sha256 object_sha, content_sha;
+  std::uint8_t trailer[detail::kTrailerSize];
+  DCtx dctx;
+  std::vector<char> outbuf(ZSTD_DStreamOutSize());
+  std::uint64_t written = 0;
+  std::size_t last_ret = 1;
+  for (std::uint64_t off = 0; off < size;) {
+    auto got = store.get_range(key, off, std::min(chunk, size - off));
+    if (!got) return unexpected(storage_failure("snapshot " + key, got.error()));
+    if (got->empty()) return unexpected(corrupt(key, "shorter than the manifest says"));
+    const auto* d = reinterpret_cast<const std::uint8_t*>(got->data());
+    const std::uint64_t len = got->size();
+    object_sha.update(d, len);
+    if (off == 0) {
+      if (len < detail::kHeaderSize) return unexpected(corrupt(key, "short read"));
+      auto h = check_header(key, d, detail::ObjectKind::kSnapshot, id);
+      if (!h) return unexpected(std::move(h).error());
+      if (h->first_frame != e.frame || h->last_frame != e.frame || h->db_size != e.db_size ||
+          h->first_time_us != e.commit_time_us)
+        return unexpected(corrupt(key, "header disagrees with the manifest"));
+    }
+    // Trailer bytes in this chunk.
+    for (std::uint64_t i = std::max(off, payload_end); i < off + len; ++i)
+      trailer[i - payload_end] = d[i - off];
+    // Payload bytes in this chunk.
+    const std::uint64_t ps = std::max<std::uint64_t>(off, detail::kHeaderSize);
+    const std::uint64_t pe = std::min(off + len, payload_end);
+    if (ps < pe) {
+      ZSTD_inBuffer ib{d + (ps - off), pe - ps, 0};
+      while (ib.pos < ib.size) {
+        ZSTD_outBuffer ob{outbuf.data(), outbuf.size(), 0};
+        last_ret = ZSTD_decompressStream(dctx.p, &ob, &ib);
+        if (ZSTD_isError(last_ret))
+          return unexpected(corrupt(key, std::string("zstd: ") + ZSTD_getErrorName(last_ret)));
+        if (ob.pos > 0) {
+          if (written + ob.pos > content_len)
+            return unexpected(corrupt(key, "more pages than the header says"));
+          content_sha.update(outbuf.data(), ob.pos);
+          auto w = out.write_at(outbuf.data(), ob.pos, static_cast<off_t>(written));
+          if (!w) return unexpected(io("writing restored pages", w.error()));
+          written += ob.pos;
+        }
+      }
+    }
+    off += len;
+  }
+  // Flush anything zstd still holds.
+  for (;;) {
+    ZSTD_inBuffer ib{nullptr, 0, 0};
+    ZSTD_outBuffer ob{outbuf.data(), outbuf.size(), 0};
+    if (last_ret == 0) break;
+    last_ret = ZSTD_decompressStream(dctx.p, &ob, &ib);
+    if (ZSTD_isError(last_ret))
+      return unexpected(corrupt(key, std::string("zstd: ") + ZSTD_getErrorName(last_ret)));
+    if (ob.pos == 0) break;
+    if (written + ob.pos > content_len)
+      return unexpected(corrupt(key, "more pages than the header says"));
+    content_sha.update(outbuf.data(), ob.pos);
+    auto w = out.write_at(outbuf.data(), ob.pos, static_cast<off_t>(written));
+    if (!w) return unexpected(io("writing restored pages", w.error()));
+    written += ob.pos;
+  }
+  auto sha = object_sha.finish();
+  if (detail::to_hex(sha.data(), sha.size()) != e.sha256)
+    return unexpected(corrupt(key, "SHA-256 does not match the manifest"));
+  if (last_ret != 0) return unexpected(corrupt(key, "truncated zstd stream"));
+  std::string why;
+  auto t = detail::decode_trailer(trailer, why);
+  if (!t) return unexpected(corrupt(key, why));
+  if (t->content_length != content_len || written != content_len)
+    return unexpected(corrupt(key, "content length mismatch"));
+  if (content_sha.finish() != t->content_sha256)
+    return unexpected(corrupt(key, "content SHA-256 mismatch"));
+  return {};
+}
+
+struct BatchTxn {
+  log::Frame first_frame;
+  std::uint32_t pages;
+  std::uint32_t db_size;
+  std::int64_t commit_time_us;
+  const std::uint8_t* records;  // pages × (pgno, image)
+};
+
+// Fetches, verifies and decodes a batch; `content` keeps the bytes the result points into.
+BackupResult<std::vector<BatchTxn>> read_batch(storage::ObjectStore& store, const std::string& key,
+                                               const BatchEntry& e, const log::LogId& id,
+                                               std::string& content) {
+  auto got = store.get(key);
+  if (!got) return unexpected(storage_failure("batch " + key, got.error()));
+  const std::string& obj = *got;
+  if (obj.size() != e.size)
+    return unexpected(corrupt(key, "size " + std::to_string(obj.size()) + ", manifest says " +
+                                       std::to_string(e.size)));
+  detail::Sha256 object_sha;
+  object_sha.update(obj.data(), obj.size());
+  auto sha = object_sha.finish();
+  if (detail::to_hex(sha.data(), sha.size()) != e.sha256)
+    return unexpected(corrupt(key, "SHA-256 does not match the manifest"));
+  if (obj.size() < detail::kHeaderSize + detail::kTrailerSize)
+    return unexpected(corrupt(key, "too short"));
+  const auto* d = reinterpret_cast<const std::uint8_t*>(obj.data());
+  auto h = check_header(key, d, detail::ObjectKind::kBatch, id);
+  if (!h) return unexpected(std::move(h).error());
+  if (h->first_frame != e.first_frame || h->last_frame != e.last_frame || h->txns != e.txns ||
+      h->db_size != e.db_size || h->first_time_us != e.first_commit_time_us ||
+      h->last_time_us != e.last_commit_time_us)
+    return unexpected(corrupt(key, "header disagrees with the manifest"));
+  std::string why;
+  auto t = detail::decode_trailer(d + obj.size() - detail::kTrailerSize, why);
+  if (!t) return unexpected(corrupt(key, why));
+  const std::uint64_t frames = e.last_frame - e.first_frame + 1;
+  if (t->content_length !=
+      e.txns * detail::kTxnHeaderSize + frames * detail::kPageRecordSize)
+    return unexpected(corrupt(key, "content length disagrees with its frames"));
+  content.assign(t->content_length, '\0');
+  const std::size_t n = ZSTD_decompress(content.data(), content.size(), d + detail::kHeaderSize,
+                                        obj.size() - detail::kHeaderSize - detail::kTrailerSize);
+  if (ZSTD_isError(n)) return unexpected(corrupt(key, std::string("zstd: ") + ZSTD_getErrorName(n)));
+  if (n != content.size()) return unexpected(corrupt(key, "content length mismatch"));
+  detail::Sha256 content_sha;
+  content_sha.update(content.data(), content.size());
+  if (content_sha.finish() != t->content_sha256)
+    return unexpected(corrupt(key, "content SHA-256 mismatch"));
+
+  std::vector<BatchTxn> txns;
+  const auto* p = reinterpret_cast<const std::uint8_t*>(content.data());
+  const auto* end = p + content.size();
+  log::Frame next = e.first_frame;
+  std::int64_t prev_time = std::numeric_limits<std::int64_t>::min();
+  for (std::uint32_t i = 0; i < e.txns; ++i) {
+    if (end - p < static_cast<std::ptrdiff_t>(detail::kTxnHeaderSize))
+      return unexpected(corrupt(key, "truncated transaction"));
+    BatchTxn x{detail::get_u64(p), detail::get_u32(p + 8), detail::get_u32(p + 12),
+               static_cast<std::int64_t>(detail::get_u64(p + 16)), p + detail::kTxnHeaderSize};
+    if (x.first_frame != next || x.pages == 0 || x.db_size == 0 || x.commit_time_us < prev_time)
+      return unexpected(corrupt(key, "transaction " + std::to_string(i) + " is malformed"));
+    p += detail::kTxnHeaderSize;
+    if (static_cast<std::uint64_t>(end - p) < std::uint64_t{x.pages} * detail::kPageRecordSize)
+      return unexpected(corrupt(key, "truncated transaction"));
+    for (std::uint32_t k = 0; k < x.pages; ++k)
+      if (detail::get_u32(p + k * detail::kPageRecordSize) == 0)
+        return unexpected(corrupt(key, "page number 0"));
+    p += std::uint64_t{x.pages} * detail::kPageRecordSize;
+    next += x.pages;
+    prev_time = x.commit_time_us;
+    txns.push_back(x);
+  }
+  if (p != end || next != e.last_frame + 1 || txns.back().db_size != e.db_size ||
+      txns.front().first_frame + txns.front().pages - 1 != e.first_commit_frame ||
+      txns.front().commit_time_us != e.first_commit_time_us ||
+      txns.back().commit_time_us != e.last_commit_time_us)
+    return unexpected(corrupt(key, "transactions disagree with the header"));
+  return txns;
+}
+
+}  // namespace
+
+BackupResult<BackupReader> BackupReader::open(storage::ObjectStore& store, std::string prefix) {
+  auto norm = detail::normalize_prefix(std::move(prefix));
+  if (!norm) return unexpected(std::move(norm).error());
+  BackupReader r(store, *norm);
+  auto lineages = detail::read_lineages(store, *norm);
+  if (!lineages) return unexpected(std::move(lineages).error());
+  if (!*lineages || (*lineages)->empty())
+    return unexpected(error(BackupErrc::kNoBackup, "no backup under '" + *norm + "' (" +
+                                                       detail::lineages_key(*norm) +
+                                                       " not found in " + store.describe() + ")"));
+  for (const auto& l : **lineages) {
+    const std::string key = detail::manifest_key(*norm, l.log_id);
+    auto got = store.get(key);
+    if (!got) return unexpected(storage_failure("manifest " + key, got.error()));
+    auto m = manifest_from_json(*got, key);
+    if (!m) return unexpected(std::move(m).error());
+    if (m->log_id != l.log_id) return unexpected(corrupt(key, "names another log id"));
+    r.lineages_.push_back(std::move(*m));
+  }
+  return r;
+}
+
+BackupResult<RestorableRange> BackupReader::restorable_range(
+    const std::optional<log::LogId>& log_id) const {
+  const Manifest* m = log_id ? find_lineage(lineages_, *log_id) : &lineages_.back();
+  if (m == nullptr)
+    return unexpected(error(BackupErrc::kNoBackup, "no lineage " + log::format_log_id(*log_id)));
+  return range_of(*m);
+}
+
+BackupResult<RestoreResult> BackupReader::restore(const RestoreTarget& target,
+                                                  const std::filesystem::path& out_path) const {
+  using Kind = RestoreTarget::Kind;
+  // 1. The lineage.
+  const Manifest* m = nullptr;
+  if (target.log_id) {
+    m = find_lineage(lineages_, *target.log_id);
+    if (m == nullptr)
+      return unexpected(
+          error(BackupErrc::kNoBackup, "no lineage " + log::format_log_id(*target.log_id)));
+  } else if (target.kind == Kind::kTime) {
+    for (auto it = lineages_.rbegin(); it != lineages_.rend() && m == nullptr; ++it) {
+      auto r = range_of(*it);
+      if (r && r->first_time_us <= target.time_us) m = &*it;
+    }
+    if (m == nullptr)
+      return unexpected(error(BackupErrc::kOutOfRange,
+                              "timestamp " + std::to_string(target.time_us) +
+                                  " is before the earliest restorable commit"));
+  } else {
+    m = &lineages_.back();
+  }
+  auto range = range_of(*m);
+  if (!range) return unexpected(std::move(range).error());
+  const log::Frame limit_frame =
+      target.kind == Kind::kFrame ? target.frame : std::numeric_limits<log::Frame>::max();
+  const std::int64_t limit_time = target.kind == Kind::kTime
+                                      ? target.time_us
+                                      : std::numeric_limits<std::int64_t>::max();
+  if (target.kind == Kind::kFrame &&
+      (target.frame < range->first_frame || target.frame > range->last_frame))
+    return unexpected(error(BackupErrc::kOutOfRange,
+                            "frame " + std::to_string(target.frame) + " is outside the restorable range " +
+                                std::to_string(range->first_frame) + ".." +
+                                std::to_string(range->last_frame)));
+  if (target.kind == Kind::kTime && target.time_us < range->first_time_us)
+    return unexpected(error(BackupErrc::kOutOfRange,
+                            "timestamp " + std::to_string(target.time_us) +
+                                " is before the earliest restorable commit (" +
+                                std::to_string(range->first_time_us) + ")"));
+
+  // 2. The start point.
+  const SnapshotEntry* start = nullptr;
+  for (const auto& s : m->snapshots)
+    if (s.frame <= limit_frame && s.commit_time_us <= limit_time) start = &s;
+  const bool from_empty = !m->batches.empty() && m->batches.front().first_frame == 1;
+  if (start == nullptr && !from_empty)
+    return unexpected(error(BackupErrc::kOutOfRange, "no snapshot at or before the target"));
+
+  const std::string dir = detail::lineage_dir(prefix_, m->log_id);
+  std::filesystem::path tmp = out_path;
+  tmp += ".restore-tmp";
+  auto file = log::File::open(tmp, O_RDWR | O_CREAT | O_TRUNC);
+  if (!file) return unexpected(io("creating " + tmp.string(), file.error()));
+  RestoreResult res;
+  res.log_id = m->log_id;
+  auto fail = [&](BackupError e) -> BackupResult<RestoreResult> {
+    file->close();
+    std::error_code ec;
+    std::filesystem::remove(tmp, ec);
+    return unexpected(std::move(e));
+  };
+  std::uint64_t file_pages = 0;
+  if (start != nullptr) {
+    const std::string key = dir + start->key;
+    if (auto r = read_snapshot(*store_, key, *start, m->log_id, *file, read_chunk_bytes); !r)
+      return fail(std::move(r.error()));
+    res.frame = start->frame;
+    res.db_size = start->db_size;
+    res.commit_time_us = start->commit_time_us;
+    res.snapshot_key = key;
+    file_pages = start->db_size;
+  }
+
+  // 3. The batches after it.
+  log::Frame expected = res.frame + 1;
+  bool done = false;
+  std::string content;
+  for (const auto& b : m->batches) {
+    if (done || expected > limit_frame) break;
+    if (b.last_frame < expected) continue;
+    if (b.first_commit_time_us > limit_time && b.first_frame >= expected) break;
+    if (b.first_frame > expected)
+      return fail(error(BackupErrc::kGap, "frames " + std::to_string(expected) + ".." +
+                                               std::to_string(b.first_frame - 1) +
+                                               " are in no batch (next is " + dir + b.key + ")"));
+    const std::string key = dir + b.key;
+    auto txns = read_batch(*store_, key, b, m->log_id, content);
+    if (!txns) return fail(std::move(txns).error());
+    ++res.batches_read;
+    for (const auto& t : *txns) {
+      const log::Frame commit = t.first_frame + t.pages - 1;
+      if (t.first_frame < expected) {
+        if (commit >= expected)
+          return fail(corrupt(key, "a transaction straddles snapshot frame " +
+                                       std::to_string(expected - 1)));
+        continue;
+      }
+      if (commit > limit_frame || t.commit_time_us > limit_time) {
+        done = true;
+        break;
+      }
+      for (std::uint32_t k = 0; k < t.pages; ++k) {
+        const std::uint8_t* rec = t.records + k * detail::kPageRecordSize;
+        const std::uint32_t pgno = detail::get_u32(rec);
+        auto w = file->write_at(rec + 4, log::kPageSize,
+                                static_cast<off_t>(pgno - 1) * log::kPageSize);
+        if (!w) return fail(io("writing restored pages", w.error()));
+        file_pages = std::max<std::uint64_t>(file_pages, pgno);
+      }
+      if (t.db_size < file_pages) {
+        auto tr = file->truncate(static_cast<off_t>(t.db_size) * log::kPageSize);
+        if (!tr) return fail(io("truncating " + tmp.string(), tr.error()));
+        file_pages = t.db_size;
+      }
+      res.frame = commit;
+      res.db_size = t.db_size;
+      res.commit_time_us = t.commit_time_us;
+      ++res.txns_applied;
+      expected = commit + 1;
+    }
+  }
+  if (target.kind == Kind::kLatest && res.frame < range->last_frame)
+    return fail(error(BackupErrc::kGap, "restore stopped at frame " + std::to_string(res.frame) +
+                                            " before the last backed-up frame " +
+                                            std::to_string(range->last_frame)));
+
+  // 4. Final size, durability, rename.
+  if (auto tr = file->truncate(static_cast<off_t>(res.db_size) * log::kPageSize); !tr)
+    return fail(io("truncating " + tmp.string(), tr.error()));
+  if (auto s = file->datasync(); !s) return fail(io("syncing " + tmp.string(), s.error()));
+  file->close();
+  if (auto r = log::rename_file(tmp, out_path); !r) {
+    std::error_code ec;
+    std::filesystem::remove(tmp, ec);
+    return unexpected(io("renaming to " + out_path.string(), r.error()));
+  }
+  auto parent = out_path.parent_path();
+  if (parent.empty()) parent = ".";
+  if (auto s = log::sync_directory(parent); !s)
+    return unexpected(io("syncing " + parent.string(), s.error()));
+  return res;
+}
+
+BackupResult<RestoreResult> restore(storage::ObjectStore& store, const std::string& prefix,
+                                    const RestoreTarget& target,
+                                    const std::filesystem::path& out_path) {
+  auto r = BackupReader::open(store, prefix);
+  if (!r) return unexpected(std::move(r).error());
+  return r->restore(target, out_path);
+}
+
+BackupResult<RestorableRange> restorable_range(storage::ObjectStore& store,
+                                               const std::string& prefix) {
+  auto r = BackupReader::open(store, prefix);
+  if (!r) return unexpected(std::move(r).error());
+  return r->restorable_range();
+}
+
+}  // namespace quire::backup

@@ -1,0 +1,266 @@
+// BackupWriter: snapshots streamed through a multipart upload, batches built in memory; each
+// upload writes its object, then the manifest, then (once per lineage) lineages.json.
+#include <zstd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+#include "backup/backup.h"
+#include "backup/object_format.h"
+
+namespace quire::backup {
+
+using detail::error;
+using detail::storage_failure;
+
+namespace {
+
+std::int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+struct CCtx {
+  ZSTD_CCtx* p = ZSTD_createCCtx();
+  ~CCtx() { ZSTD_freeCCtx(p); }
+};
+
+}  // namespace
+
+BackupWriter::BackupWriter(storage::ObjectStore& store, std::string prefix, Manifest manifest,
+                           bool registered)
+    : store_(store), prefix_(std::move(prefix)), manifest_(std::move(manifest)),
+      registered_(registered) {}
+
+BackupResult<std::unique_ptr<BackupWriter>> BackupWriter::open(storage::ObjectStore& store,
+                                                               std::string prefix,
+                                                               const log::LogId& log_id) {
+  auto norm = detail::normalize_prefix(std::move(prefix));
+  if (!norm) return unexpected(std::move(norm).error());
+  const std::string mkey = detail::manifest_key(*norm, log_id);
+  Manifest manifest;
+  manifest.log_id = log_id;
+  auto got = store.get(mkey);
+  if (got) {
+    auto parsed = manifest_from_json(*got, mkey);
+    if (!parsed) return unexpected(std::move(parsed).error());
+    if (parsed->log_id != log_id)
+      return unexpected(error(BackupErrc::kCorrupt, mkey + ": names another log id"));
+    manifest = std::move(*parsed);
+  } else if (got.error().kind != storage::StorageErrc::kNotFound) {
+    return unexpected(storage_failure("reading " + mkey, got.error()));
+  }
+  auto lineages = detail::read_lineages(store, *norm);
+  if (!lineages) return unexpected(std::move(lineages).error());
+  bool registered = false;
+  if (*lineages) {
+    registered = !(*lineages)->empty() && (*lineages)->back().log_id == log_id;
+  }
+  return std::unique_ptr<BackupWriter>(
+      new BackupWriter(store, std::move(*norm), std::move(manifest), registered));
+}
+
+std::string BackupWriter::lineage_key(const std::string& rel) const {
+  return detail::lineage_dir(prefix_, manifest_.log_id) + rel;
+}
+
+BackupResult<void> BackupWriter::write_manifest() {
+  const std::string key = detail::manifest_key(prefix_, manifest_.log_id);
+  auto put = store_.put(key, manifest_to_json(manifest_));
+  if (!put) return unexpected(storage_failure("writing " + key, put.error()));
+  ++objects_written_;
+  return {};
+}
+
+BackupResult<void> BackupWriter::register_lineage() {
+  if (registered_) return {};
+  auto lineages = detail::read_lineages(store_, prefix_);
+  if (!lineages) return unexpected(std::move(lineages).error());
+  std::vector<detail::LineageEntry> list = lineages->value_or(std::vector<detail::LineageEntry>{});
+  // A lineage that was current before, then replaced, then resumed moves to the end again.
+  std::erase_if(list, [&](const auto& l) { return l.log_id == manifest_.log_id; });
+  list.push_back({manifest_.log_id, now_us()});
+  const std::string key = detail::lineages_key(prefix_);
+  auto put = store_.put(key, detail::lineages_to_json(list));
+  if (!put) return unexpected(storage_failure("writing " + key, put.error()));
+  ++objects_written_;
+  registered_ = true;
+  return {};
+}
+
+BackupResult<SnapshotEntry> BackupWriter::upload_snapshot(const log::PageSource& pages,
+                                                          log::Frame frame,
+                                                          std::int64_t commit_time_us) {
+  const std::uint32_t n = pages.page_count();
+  if (frame == 0 || n == 0)
+    return unexpected(error(BackupErrc::kInvalidArgument, "snapshot needs a frame >= 1 and pages"));
+  SnapshotEntry entry;
+  entry.key = snapshot_key(frame);
+  entry.frame = frame;
+  entry.db_size = n;
+  entry.commit_time_us = commit_time_us;
+  const std::string key = lineage_key(entry.key);
+
+  auto writer = store_.open_writer(key);
+  if (!writer) return unexpected(storage_failure("uploading " + key, writer.error()));
+  detail::Sha256 object_sha, content_sha;
+  std::uint64_t total = 0;
+  auto emit = [&](const void* data, std::size_t len) -> BackupResult<void> {
+    object_sha.update(data, len);
+    total += len;
+    auto w = (*writer)->write(std::string_view(static_cast<const char*>(data), len));
+    if (!w) return unexpected(storage_failure("uploading " + key, w.error()));
+    return {};
+  };
+
+  std::uint8_t header[detail::kHeaderSize];
+  detail::encode_header({detail::ObjectKind::kSnapshot, manifest_.log_id, frame, frame, n, 0,
+                         commit_time_us, commit_time_us},
+                        header);
+  if (auto r = emit(header, sizeof header); !r) return unexpected(std::move(r.error()));
+
+  CCtx cctx;
+  ZSTD_CCtx_setParameter(cctx.p, ZSTD_c_compressionLevel, zstd_level);
+  ZSTD_CCtx_setParameter(cctx.p, ZSTD_c_checksumFlag, 1);
+  ZSTD_CCtx_setPledgedSrcSize(cctx.p, static_cast<unsigned long long>(n) * log::kPageSize);
+  constexpr std::uint32_t kPagesPerChunk = 256;  // 1 MiB of input at a time
+  std::vector<std::byte> in(kPagesPerChunk * log::kPageSize);
+  std::vector<char> out(ZSTD_CStreamOutSize());
+  for (std::uint32_t p = 1; p <= n;) {
+    const std::uint32_t count = std::min(kPagesPerChunk, n - p + 1);
+    for (std::uint32_t i = 0; i < count; ++i) {
+      auto r = pages.read_page(p + i, std::span(in.data() + i * log::kPageSize, log::kPageSize));
+      if (!r)
+        return unexpected(error(BackupErrc::kIo, "reading page " + std::to_string(p + i) +
+                                                     " for " + key + ": " + r.error().message));
+    }
+    content_sha.update(in.data(), count * log::kPageSize);
+    p += count;
+    const bool last = p > n;
+    ZSTD_inBuffer ib{in.data(), count * log::kPageSize, 0};
+    for (;;) {
+      ZSTD_outBuffer ob{out.data(), out.size(), 0};
+      const std::size_t rem = ZSTD_compressStream2(cctx.p, &ob, &ib, last ? ZSTD_e_end : ZSTD_e_continue);
+      if (ZSTD_isError(rem))
+        return unexpected(error(BackupErrc::kIo, key + ": zstd: " + ZSTD_getErrorName(rem)));
+      if (ob.pos > 0)
+        if (auto r = emit(out.data(), ob.pos); !r) return unexpected(std::move(r.error()));
+      if (last ? rem == 0 : ib.pos == ib.size) break;
+    }
+  }
+  std::uint8_t trailer[detail::kTrailerSize];
+  detail::encode_trailer({static_cast<std::uint64_t>(n) * log::kPageSize, content_sha.finish()},
+                         trailer);
+  if (auto r = emit(trailer, sizeof trailer); !r) return unexpected(std::move(r.error()));
+  auto done = (*writer)->complete();
+  if (!done) return unexpected(storage_failure("uploading " + key, done.error()));
+  ++objects_written_;
+  auto sha = object_sha.finish();
+  entry.size = total;
+  entry.sha256 = detail::to_hex(sha.data(), sha.size());
+
+  auto& snaps = manifest_.snapshots;
+  const auto saved = snaps;
+  auto it = std::lower_bound(snaps.begin(), snaps.end(), frame,
+                             [](const SnapshotEntry& s, log::Frame f) { return s.frame < f; });
+  if (it != snaps.end() && it->frame == frame) *it = entry;
+  else snaps.insert(it, entry);
+  if (auto r = write_manifest(); !r) {
+    snaps = saved;
+    return unexpected(std::move(r.error()));
+  }
+  if (auto r = register_lineage(); !r) return unexpected(std::move(r.error()));
+  return entry;
+}
+
+BackupResult<BatchEntry> BackupWriter::upload_batch(std::span<const log::Transaction> txns,
+                                                    log::Frame first_frame) {
+  auto bad = [](std::string m) { return unexpected(error(BackupErrc::kInvalidArgument, std::move(m))); };
+  if (txns.empty()) return bad("empty batch");
+  const log::Frame expect = last_frame() + 1;
+  if (first_frame != expect)
+    return bad(last_frame() == 0
+                   ? "the first batch of a lineage must start at frame 1 (or upload a snapshot first)"
+                   : "batch starts at frame " + std::to_string(first_frame) + ", expected " +
+                         std::to_string(expect));
+  std::int64_t prev_time = std::numeric_limits<std::int64_t>::min();
+  if (!manifest_.batches.empty()) prev_time = manifest_.batches.back().last_commit_time_us;
+  std::size_t content_len = 0;
+  for (const auto& t : txns) {
+    if (t.page_count() == 0 || t.pages.size() != t.page_count() * log::kPageSize || t.db_size == 0)
+      return bad("malformed transaction");
+    for (auto p : t.pgnos)
+      if (p == 0) return bad("page number 0");
+    if (t.commit_time_us < prev_time) return bad("commit times decrease");
+    prev_time = t.commit_time_us;
+    content_len += detail::kTxnHeaderSize + t.page_count() * detail::kPageRecordSize;
+  }
+
+  std::string content(content_len, '\0');
+  auto* w = reinterpret_cast<std::uint8_t*>(content.data());
+  log::Frame f = first_frame;
+  for (const auto& t : txns) {
+    detail::put_u64(w, f);
+    detail::put_u32(w + 8, static_cast<std::uint32_t>(t.page_count()));
+    detail::put_u32(w + 12, t.db_size);
+    detail::put_u64(w + 16, static_cast<std::uint64_t>(t.commit_time_us));
+    w += detail::kTxnHeaderSize;
+    for (std::size_t i = 0; i < t.page_count(); ++i) {
+      detail::put_u32(w, t.pgnos[i]);
+      std::memcpy(w + 4, t.page(i).data(), log::kPageSize);
+      w += detail::kPageRecordSize;
+    }
+    f += t.page_count();
+  }
+
+  BatchEntry entry;
+  entry.first_frame = first_frame;
+  entry.last_frame = f - 1;
+  entry.first_commit_frame = first_frame + txns.front().page_count() - 1;
+  entry.first_commit_time_us = txns.front().commit_time_us;
+  entry.last_commit_time_us = txns.back().commit_time_us;
+  entry.txns = static_cast<std::uint32_t>(txns.size());
+  entry.db_size = txns.back().db_size;
+  entry.key = batch_key(entry.first_frame, entry.last_frame);
+  const std::string key = lineage_key(entry.key);
+
+  std::string object(detail::kHeaderSize + ZSTD_compressBound(content.size()) + detail::kTrailerSize,
+                     '\0');
+  auto* o = reinterpret_cast<std::uint8_t*>(object.data());
+  detail::encode_header({detail::ObjectKind::kBatch, manifest_.log_id, entry.first_frame,
+                         entry.last_frame, entry.db_size, entry.txns, entry.first_commit_time_us,
+                         entry.last_commit_time_us},
+                        o);
+  CCtx cctx;
+  ZSTD_CCtx_setParameter(cctx.p, ZSTD_c_compressionLevel, zstd_level);
+  ZSTD_CCtx_setParameter(cctx.p, ZSTD_c_checksumFlag, 1);
+  const std::size_t clen = ZSTD_compress2(cctx.p, o + detail::kHeaderSize,
+                                          object.size() - detail::kHeaderSize - detail::kTrailerSize,
+                                          content.data(), content.size());
+  if (ZSTD_isError(clen))
+    return unexpected(error(BackupErrc::kIo, key + ": zstd: " + ZSTD_getErrorName(clen)));
+  detail::Sha256 content_sha;
+  content_sha.update(content.data(), content.size());
+  detail::encode_trailer({content.size(), content_sha.finish()}, o + detail::kHeaderSize + clen);
+  object.resize(detail::kHeaderSize + clen + detail::kTrailerSize);
+  detail::Sha256 object_sha;
+  object_sha.update(object.data(), object.size());
+  auto sha = object_sha.finish();
+  entry.size = object.size();
+  entry.sha256 = detail::to_hex(sha.data(), sha.size());
+
+  auto put = store_.put_large(key, object);
+  if (!put) return unexpected(storage_failure("uploading " + key, put.error()));
+  ++objects_written_;
+  manifest_.batches.push_back(entry);
+  if (auto r = write_manifest(); !r) {
+    manifest_.batches.pop_back();  // the retry re-uploads the same key
+    return unexpected(std::move(r.error()));
+  }
+  if (auto r = register_lineage(); !r) return unexpected(std::move(r.error()));
+  return entry;
+}
+
+}  // namespace quire::backup
