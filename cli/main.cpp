@@ -13,6 +13,7 @@
 #include <boost/asio/ip/address.hpp>
 
 #include "auth/key_set.h"
+#include "cli/backup_cmd.h"
 #include "cli/db_cmd.h"
 #include "cli/log_cmd.h"
 #include "cli/replica_cmd.h"
@@ -241,6 +242,8 @@ int main(int argc, char** argv) {
   const auto db_cmd = quire::cli::add_db_command(app);
   const auto log_cmd = quire::cli::add_log_command(app);
   const auto replica_cmd = quire::cli::add_replica_command(app);
+  const auto backup_cmd = quire::cli::add_backup_command(app);
+  const auto restore_cmd = quire::cli::add_restore_command(app);
 
   try {
     app.parse(argc, argv);
@@ -257,6 +260,8 @@ int main(int argc, char** argv) {
   if (db_cmd.app->parsed()) return db_cmd.run();
   if (log_cmd.app->parsed()) return log_cmd.run();
   if (replica_cmd.app->parsed()) return replica_cmd.run();
+  if (backup_cmd.app->parsed()) return backup_cmd.run();
+  if (restore_cmd.app->parsed()) return restore_cmd.run();
   if (serve_cmd->parsed()) {
     if (!parse_listen(listen, config.listen_host, config.listen_port)) {
       std::cerr << "quire: --listen must be HOST:PORT, got '" << listen << "'\n";

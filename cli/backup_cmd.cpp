@@ -1,0 +1,292 @@
+#include "cli/backup_cmd.h"
+
+#include <sqlite3.h>
+
+#include <cctype>
+#include <ctime>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backup/backup.h"
+#include "backup/ship.h"
+#include "log/log.h"
+#include "storage/object_store.h"
+
+namespace quire::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct BackupOptions {
+  std::string data = "data";
+  std::string ns = "default";
+  std::string url;
+};
+
+struct RestoreOptions {
+  std::string url;
+  std::string ns = "default";
+  std::string timestamp;
+  std::uint64_t frame = 0;
+  std::string out;
+  bool force = false;
+  bool verify = false;
+};
+
+std::string iso_time(std::int64_t us) {
+  const std::time_t t = static_cast<std::time_t>(us / 1'000'000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  char frac[16];
+  std::snprintf(frac, sizeof frac, ".%06lldZ", static_cast<long long>(us % 1'000'000));
+  return std::string(buf) + frac;
+}
+
+std::string human_bytes(std::uint64_t n) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(n);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  if (u == 0) std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(n));
+  else std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
+  return buf;
+}
+
+std::unique_ptr<storage::ObjectStore> open_store(const char* cmd, const std::string& url) {
+  auto store = storage::open_object_store(url);
+  if (!store) {
+    std::cerr << cmd << ": cannot open the object store " << url << ": " << store.error().message
+              << "\n";
+    return nullptr;
+  }
+  return std::move(store.value());
+}
+
+int run_backup(const BackupOptions& o) {
+  const fs::path dir = fs::path(o.data) / "dbs" / o.ns / "log";
+  auto opened = log::ReplicationLog::open(dir);
+  if (!opened) {
+    std::cerr << "quire backup: cannot open the log of namespace '" << o.ns << "' in "
+              << dir.string() << ": " << opened.error().message << "\n";
+    return kExitFailure;
+  }
+  auto& log = *opened.value();
+  auto store = open_store("quire backup", o.url);
+  if (!store) return kExitFailure;
+  auto shipped = backup::ship(log, *store, o.ns);
+  if (!shipped) {
+    std::cerr << "quire backup: " << backup::to_string(shipped.error().kind) << ": "
+              << shipped.error().message << "\n";
+    return kExitFailure;
+  }
+  const auto& r = *shipped;
+  std::cout << "namespace " << o.ns << ", log " << log::format_log_id(log.log_id())
+            << ", frames " << log.first_available_frame() << ".." << log.last_frame() << "\n";
+  if (!r.uploaded_anything()) {
+    std::cout << "up to date: the backup already holds frame " << r.store_frame_after
+              << "; uploaded nothing\n";
+    return kExitOk;
+  }
+  if (r.snapshot) {
+    std::cout << "uploaded snapshot " << r.snapshot->key << ": frame " << r.snapshot->frame
+              << ", " << r.snapshot->db_size << " pages, " << human_bytes(r.snapshot->size)
+              << "\n";
+  }
+  for (const auto& b : r.batches) {
+    std::cout << "uploaded batch " << b.key << ": frames " << b.first_frame << ".."
+              << b.last_frame << ", " << b.txns << " transactions, " << human_bytes(b.size)
+              << "\n";
+  }
+  std::cout << "backup now holds frames up to " << r.store_frame_after << " (was "
+            << r.store_frame_before << "): " << (r.snapshot ? 1 : 0) << " snapshot, "
+            << r.batches.size() << " batches, " << r.txns << " transactions, "
+            << human_bytes(r.bytes) << "\n";
+  return kExitOk;
+}
+
+std::string integrity_check(const fs::path& path) {
+  sqlite3* db = nullptr;
+  std::string result;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
+    result = std::string("cannot open: ") + (db ? sqlite3_errmsg(db) : "out of memory");
+    sqlite3_close(db);
+    return result;
+  }
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, nullptr) != SQLITE_OK) {
+    result = sqlite3_errmsg(db);
+  } else {
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+      if (!result.empty()) result += "\n";
+      const auto* text = sqlite3_column_text(st, 0);
+      result += text ? reinterpret_cast<const char*>(text) : "";
+    }
+    if (rc != SQLITE_DONE) result += (result.empty() ? "" : "\n") + std::string(sqlite3_errmsg(db));
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return result;
+}
+
+int run_restore(const RestoreOptions& o) {
+  backup::RestoreTarget target = backup::RestoreTarget::latest();
+  if (!o.timestamp.empty()) {
+    auto t = parse_rfc3339_us(o.timestamp);
+    if (!t) {
+      std::cerr << "quire restore: --timestamp must look like 2026-01-02T03:04:05Z or "
+                   "2026-01-02T03:04:05.123+02:00, got '"
+                << o.timestamp << "'\n";
+      return kExitUsage;
+    }
+    target = backup::RestoreTarget::at_time(*t);
+  } else if (o.frame > 0) {
+    target = backup::RestoreTarget::at_frame(o.frame);
+  }
+  const fs::path out(o.out);
+  std::error_code ec;
+  if (fs::exists(fs::symlink_status(out, ec)) && !o.force) {
+    std::cerr << "quire restore: " << out.string()
+              << " already exists: give --force to overwrite it\n";
+    return kExitFailure;
+  }
+  auto store = open_store("quire restore", o.url);
+  if (!store) return kExitFailure;
+  if (o.force) {
+    // A -wal or -shm left from the old file would be applied to the restored one.
+    fs::remove(out.string() + "-wal", ec);
+    fs::remove(out.string() + "-shm", ec);
+  }
+  auto restored = backup::restore(*store, o.ns, target, out);
+  if (!restored) {
+    std::cerr << "quire restore: " << backup::to_string(restored.error().kind) << ": "
+              << restored.error().message << "\n";
+    return kExitFailure;
+  }
+  const auto& r = *restored;
+  const std::uint64_t bytes = static_cast<std::uint64_t>(r.db_size) * log::kPageSize;
+  std::cout << "restored " << out.string() << " from lineage " << log::format_log_id(r.log_id)
+            << "\n"
+            << "frame:       " << r.frame << "\n"
+            << "commit time: " << (r.frame ? iso_time(r.commit_time_us) : "-") << "\n"
+            << "size:        " << r.db_size << " pages (" << human_bytes(bytes) << ")\n"
+            << "from:        "
+            << (r.snapshot_key.empty() ? "an empty database" : "snapshot " + r.snapshot_key)
+            << ", " << r.batches_read << " batches, " << r.txns_applied << " transactions\n";
+  if (o.verify) {
+    const std::string check = integrity_check(out);
+    if (check != "ok") {
+      std::cerr << "quire restore: PRAGMA integrity_check on " << out.string() << " says:\n"
+                << check << "\n";
+      return kExitFailure;
+    }
+    std::cout << "integrity_check: ok\n";
+  }
+  return kExitOk;
+}
+
+bool digits(std::string_view s, std::size_t pos, std::size_t n, int& out) {
+  if (pos + n > s.size()) return false;
+  out = 0;
+  for (std::size_t i = pos; i < pos + n; ++i) {
+    if (!std::isdigit(static_cast<unsigned char>(s[i]))) return false;
+    out = out * 10 + (s[i] - '0');
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<std::int64_t> parse_rfc3339_us(std::string_view s) {
+  int year, mon, day, hour, min, sec;
+  if (!digits(s, 0, 4, year) || s.size() < 19 || s[4] != '-' || !digits(s, 5, 2, mon) ||
+      s[7] != '-' || !digits(s, 8, 2, day) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+      !digits(s, 11, 2, hour) || s[13] != ':' || !digits(s, 14, 2, min) || s[16] != ':' ||
+      !digits(s, 17, 2, sec))
+    return std::nullopt;
+  if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60)
+    return std::nullopt;
+  std::size_t pos = 19;
+  std::int64_t frac_us = 0;
+  if (pos < s.size() && s[pos] == '.') {
+    ++pos;
+    std::size_t n = 0;
+    std::int64_t scale = 100000;
+    while (pos < s.size() && std::isdigit(static_cast<unsigned char>(s[pos]))) {
+      frac_us += (s[pos] - '0') * scale;
+      scale /= 10;
+      ++pos;
+      ++n;
+    }
+    if (n == 0) return std::nullopt;
+  }
+  std::int64_t offset_s = 0;
+  if (pos < s.size() && (s[pos] == 'Z' || s[pos] == 'z')) {
+    ++pos;
+  } else if (pos < s.size() && (s[pos] == '+' || s[pos] == '-')) {
+    int oh, om;
+    if (!digits(s, pos + 1, 2, oh) || pos + 3 >= s.size() || s[pos + 3] != ':' ||
+        !digits(s, pos + 4, 2, om) || oh > 23 || om > 59)
+      return std::nullopt;
+    offset_s = (oh * 3600 + om * 60) * (s[pos] == '-' ? -1 : 1);
+    pos += 6;
+  } else {
+    return std::nullopt;  // RFC 3339 requires the offset
+  }
+  if (pos != s.size()) return std::nullopt;
+  std::tm tm{};
+  tm.tm_year = year - 1900;
+  tm.tm_mon = mon - 1;
+  tm.tm_mday = day;
+  tm.tm_hour = hour;
+  tm.tm_min = min;
+  tm.tm_sec = sec;
+  const std::time_t t = timegm(&tm);
+  return (static_cast<std::int64_t>(t) - offset_s) * 1'000'000 + frac_us;
+}
+
+Command add_backup_command(CLI::App& parent) {
+  auto o = std::make_shared<BackupOptions>();
+  auto* cmd = parent.add_subcommand(
+      "backup",
+      "Upload what a namespace's replication log holds beyond the backup to an object store "
+      "(stopped server)");
+  cmd->add_option("--data", o->data, "The server's data directory")->capture_default_str();
+  cmd->add_option("--backup-url", o->url, "file:///dir, a path, or s3://bucket[/prefix]")
+      ->required();
+  cmd->add_option("--namespace,-n", o->ns, "The namespace (also the prefix in the store)")
+      ->capture_default_str();
+  return Command{cmd, [o]() { return run_backup(*o); }};
+}
+
+Command add_restore_command(CLI::App& parent) {
+  auto o = std::make_shared<RestoreOptions>();
+  auto* cmd = parent.add_subcommand(
+      "restore", "Write a namespace's database as of a point in time from its backup");
+  cmd->add_option("--backup-url", o->url, "file:///dir, a path, or s3://bucket[/prefix]")
+      ->required();
+  cmd->add_option("--namespace,-n", o->ns, "The namespace (the prefix in the store)")
+      ->capture_default_str();
+  auto* ts = cmd->add_option("--timestamp", o->timestamp,
+                             "Restore the last commit at or before this RFC 3339 time");
+  auto* fr = cmd->add_option("--frame", o->frame, "Restore as of this commit frame")
+                 ->check(CLI::PositiveNumber);
+  ts->excludes(fr);
+  cmd->add_option("-o,--output", o->out, "The database file to write")->required();
+  cmd->add_flag("--force", o->force, "Overwrite FILE if it exists");
+  cmd->add_flag("--verify", o->verify,
+                "Run PRAGMA integrity_check on the result; exit 1 unless it says ok");
+  return Command{cmd, [o]() { return run_restore(*o); }};
+}
+
+}  // namespace quire::cli

@@ -1,0 +1,107 @@
+#include "backup/ship.h"
+
+#include <utility>
+
+namespace quire::backup {
+
+namespace {
+
+BackupError from_log(const std::string& what, const log::LogError& e) {
+  BackupError out;
+  out.kind = e.code == log::LogErrc::kCorrupt ? BackupErrc::kCorrupt : BackupErrc::kIo;
+  out.message = what + ": " + e.message;
+  return out;
+}
+
+BackupError invalid(std::string m) {
+  BackupError out;
+  out.kind = BackupErrc::kInvalidArgument;
+  out.message = std::move(m);
+  return out;
+}
+
+}  // namespace
+
+BackupResult<ShipResult> ship(log::ReplicationLog& log, storage::ObjectStore& store,
+                              const std::string& prefix, const ShipOptions& options) {
+  auto opened = BackupWriter::open(store, prefix, log.log_id());
+  if (!opened) return unexpected(std::move(opened).error());
+  BackupWriter& writer = **opened;
+  writer.zstd_level = options.zstd_level;
+
+  ShipResult res;
+  res.store_frame_before = writer.last_frame();
+  const log::Frame target = log.last_frame();
+  const std::string id = log::format_log_id(log.log_id());
+  if (writer.last_frame() > target) {
+    return unexpected(invalid("the backup of log " + id + " holds frame " +
+                              std::to_string(writer.last_frame()) + " but the log ends at frame " +
+                              std::to_string(target)));
+  }
+  if (writer.last_frame() == target) {
+    res.store_frame_after = target;
+    return res;
+  }
+
+  // A snapshot first when the lineage is empty (unless the log still starts at frame 1, whose
+  // first transaction is the base image) or when the frames after the store's last one are gone.
+  const log::Frame next = writer.last_frame() + 1;
+  const bool empty = writer.last_frame() == 0;
+  const bool compacted = log.first_available_frame() > next;
+  auto snap = log.latest_snapshot();
+  if (compacted || (empty && snap)) {
+    if (!snap || (compacted && snap->frame + 1 < log.first_available_frame())) {
+      auto built = log.snapshot();
+      if (!built) return unexpected(from_log("building a snapshot of log " + id, built.error()));
+      snap = *built;
+    }
+    auto file = log::SnapshotFile::open(snap->path, &log.log_id());
+    if (!file) return unexpected(from_log("opening " + snap->path.string(), file.error()));
+    auto up = writer.upload_snapshot(*file, snap->frame, snap->commit_time_us);
+    if (!up) return unexpected(std::move(up).error());
+    res.bytes += up->size;
+    res.snapshot = std::move(*up);
+  }
+
+  const log::Frame from = writer.last_frame() + 1;
+  auto reader = log.read_from(from);
+  if (!reader) {
+    return unexpected(
+        from_log("reading log " + id + " from frame " + std::to_string(from), reader.error()));
+  }
+  std::vector<log::Transaction> batch;
+  log::Frame batch_first = from;
+  std::size_t batch_bytes = 0;
+  auto flush = [&]() -> BackupResult<void> {
+    if (batch.empty()) return {};
+    auto up = writer.upload_batch(batch, batch_first);
+    if (!up) return unexpected(std::move(up).error());
+    res.txns += batch.size();
+    res.bytes += up->size;
+    batch_first = up->last_frame + 1;
+    res.batches.push_back(std::move(*up));
+    batch.clear();
+    batch_bytes = 0;
+    return {};
+  };
+  while (reader->next_frame() <= target) {
+    auto txn = reader->next();
+    if (!txn) {
+      return unexpected(from_log("reading log " + id + " at frame " +
+                                     std::to_string(reader->next_frame()),
+                                 txn.error()));
+    }
+    if (!*txn) break;  // the log ended early (cannot happen: frames never disappear)
+    batch_bytes += (*txn)->txn.pages.size();
+    batch.push_back(std::move((*txn)->txn));
+    if (batch_bytes >= options.batch_bytes) {
+      if (auto r = flush(); !r) return unexpected(std::move(r.error()));
+    }
+  }
+  if (auto r = flush(); !r) return unexpected(std::move(r.error()));
+  res.store_frame_after = writer.last_frame();
+  res.objects_written = writer.objects_written();
+  return res;
+}
+
+}  // namespace quire::backup

@@ -1,0 +1,40 @@
+// Bringing a backup up to date with a replication log (docs/formats/backup.md, "Shipping"):
+// ship() reads the manifest of the log's lineage under `prefix`, uploads a snapshot when the
+// store has nothing for the lineage or the log no longer holds the frames after what the store
+// has, then uploads every whole transaction after that in batches of about batch_bytes.
+// Idempotent: when the store already holds the log's last frame, nothing is uploaded.
+//
+// Thread model: one ship() per (store, prefix) at a time; the log may be appended to
+// concurrently (ship() stops at the last frame it saw when it started).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backup/backup.h"
+#include "log/log.h"
+
+namespace quire::backup {
+
+struct ShipOptions {
+  std::size_t batch_bytes = 4u << 20;  // page bytes per batch (a transaction is never split)
+  int zstd_level = 3;
+};
+
+struct ShipResult {
+  log::Frame store_frame_before = 0;  // the lineage's last frame before (0: nothing)
+  log::Frame store_frame_after = 0;
+  std::optional<SnapshotEntry> snapshot;  // uploaded by this call
+  std::vector<BatchEntry> batches;        // uploaded by this call
+  std::uint64_t txns = 0;
+  std::uint64_t bytes = 0;  // stored bytes uploaded (snapshot + batches, not manifests)
+  std::uint64_t objects_written = 0;  // including manifests and lineages.json
+  bool uploaded_anything() const { return snapshot.has_value() || !batches.empty(); }
+};
+
+BackupResult<ShipResult> ship(log::ReplicationLog& log, storage::ObjectStore& store,
+                              const std::string& prefix, const ShipOptions& options = {});
+
+}  // namespace quire::backup
