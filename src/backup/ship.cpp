@@ -26,8 +26,17 @@ BackupResult<ShipResult> ship(log::ReplicationLog& log, storage::ObjectStore& st
                               const std::string& prefix, const ShipOptions& options) {
   auto opened = BackupWriter::open(store, prefix, log.log_id());
   if (!opened) return unexpected(std::move(opened).error());
-  BackupWriter& writer = **opened;
+  return ship(log, **opened, options);
+}
+
+BackupResult<ShipResult> ship(log::ReplicationLog& log, BackupWriter& writer,
+                              const ShipOptions& options) {
+  if (writer.manifest().log_id != log.log_id()) {
+    return unexpected(invalid("the backup writer's lineage is not log " +
+                              log::format_log_id(log.log_id())));
+  }
   writer.zstd_level = options.zstd_level;
+  const std::uint64_t objects_before = writer.objects_written();
 
   ShipResult res;
   res.store_frame_before = writer.last_frame();
@@ -100,7 +109,7 @@ BackupResult<ShipResult> ship(log::ReplicationLog& log, storage::ObjectStore& st
   }
   if (auto r = flush(); !r) return unexpected(std::move(r.error()));
   res.store_frame_after = writer.last_frame();
-  res.objects_written = writer.objects_written();
+  res.objects_written = writer.objects_written() - objects_before;
   return res;
 }
 

@@ -36,5 +36,9 @@ struct ShipResult {
 
 BackupResult<ShipResult> ship(log::ReplicationLog& log, storage::ObjectStore& store,
                               const std::string& prefix, const ShipOptions& options = {});
+// The same through a writer the caller keeps open across calls (no manifest GET per call): the
+// server's backup service holds one per database. The writer's log id must be the log's.
+BackupResult<ShipResult> ship(log::ReplicationLog& log, BackupWriter& writer,
+                              const ShipOptions& options = {});
 
 }  // namespace quire::backup
