@@ -184,12 +184,87 @@ int run_delete(const AdminOptions& o, const std::string& name, bool yes) {
   });
 }
 
-int run_fork(const AdminOptions& o, const std::string& from, const std::string& to) {
-  return run_call(o, "POST", {"v1", "namespaces", from, "fork", to}, std::nullopt,
-                  [&](const AdminReply&) {
-                    std::cout << "forked " << quoted(from) << " to " << quoted(to) << "\n";
+std::string value_text(std::string_view key, const boost::json::value& v);
+
+// Where to restore to: {"timestamp": T} or {"frame": N}; nullopt (and a message) when both.
+struct PointInTime {
+  std::string timestamp;
+  std::int64_t frame = -1;
+};
+
+std::optional<boost::json::object> point_body(const PointInTime& p) {
+  boost::json::object body;
+  if (!p.timestamp.empty() && p.frame >= 0) {
+    std::cerr << "quire: give either --timestamp or --frame, not both\n";
+    return std::nullopt;
+  }
+  if (!p.timestamp.empty()) body["timestamp"] = p.timestamp;
+  if (p.frame >= 0) body["frame"] = p.frame;
+  return body;
+}
+
+std::string restored_line(const AdminReply& r) {
+  const auto* o = r.json.is_object() ? r.json.as_object().if_contains("restored") : nullptr;
+  if (!o || !o->is_object()) return "";
+  const auto& x = o->as_object();
+  std::string out = " as of frame " + value_text("frame", x.contains("frame") ? x.at("frame") : nullptr);
+  if (const auto* t = x.if_contains("commit_time"); t && t->is_string()) {
+    out += " (committed " + sanitize_cell(t->as_string()) + ")";
+  }
+  return out;
+}
+
+int run_fork(const AdminOptions& o, const std::string& from, const std::string& to,
+             const PointInTime& at) {
+  auto body = point_body(at);
+  if (!body) return kExitUsage;
+  const bool pitr = !body->empty();
+  return run_call(o, "POST", {"v1", "namespaces", from, "fork", to},
+                  pitr ? std::optional<boost::json::object>(*body) : std::nullopt,
+                  [&](const AdminReply& r) {
+                    std::cout << "forked " << quoted(from) << " to " << quoted(to)
+                              << (pitr ? restored_line(r) : "") << "\n";
                     return kExitOk;
                   });
+}
+
+int run_restore(const AdminOptions& o, const std::string& name, const PointInTime& at) {
+  auto body = point_body(at);
+  if (!body) return kExitUsage;
+  return run_call(o, "POST", ns_path(name, "restore"), *body, [&](const AdminReply& r) {
+    std::cout << "restored " << quoted(name) << restored_line(r) << "\n";
+    const auto* p = r.json.is_object() ? r.json.as_object().if_contains("previous") : nullptr;
+    if (p && p->is_object()) {
+      const auto& x = p->as_object();
+      std::cout << "the state it replaced stays restorable: log "
+                << value_text("log_id", x.contains("log_id") ? x.at("log_id") : nullptr)
+                << " up to frame "
+                << value_text("last_frame", x.contains("last_frame") ? x.at("last_frame") : nullptr)
+                << "\n";
+    }
+    return kExitOk;
+  });
+}
+
+int run_backup_status(const AdminOptions& o, const std::string& name) {
+  return run_call(o, "GET", ns_path(name, "backup"), std::nullopt, [&](const AdminReply& r) {
+    if (!r.json.is_object()) return print_object_or(r, "no backup for " + quoted(name));
+    const auto& doc = r.json.as_object();
+    const auto* range = doc.if_contains("restorable");
+    if (!range || !range->is_object()) {
+      std::cout << "no backup of " << quoted(name) << " yet\n";
+    } else {
+      const auto& x = range->as_object();
+      auto get = [&](const char* k) { return value_text(k, x.contains(k) ? x.at(k) : nullptr); };
+      std::cout << "restorable from " << get("first_time") << " (frame " << get("first_frame")
+                << ") to " << get("last_time") << " (frame " << get("last_frame") << "), log "
+                << get("log_id") << "\n";
+    }
+    if (const auto* s = doc.if_contains("shipping"); s && s->is_object()) {
+      std::cout << render_object(s->as_object());
+    }
+    return kExitOk;
+  });
 }
 
 int run_config(const AdminOptions& o, const std::string& name,
@@ -342,9 +417,15 @@ Command add_db_command(CLI::App& parent) {
   del->add_flag("--yes", *yes, "Do not ask; needed when stdin is not a terminal");
   add_admin_options(del, admin->emplace_back());
 
-  auto* fork = db->add_subcommand("fork", "Copy namespace FROM, as it is now, to a new one TO");
+  auto at = std::make_shared<PointInTime>();
+  auto* fork = db->add_subcommand(
+      "fork", "Copy namespace FROM, as it is now or as it was at --timestamp, to a new one TO");
   fork->add_option("from", (*names)[0], "Namespace to copy")->required();
   fork->add_option("to", (*names)[1], "Name of the copy (must not exist)")->required();
+  fork->add_option("--timestamp", at->timestamp,
+                   "Branch from the backup as of this RFC 3339 time (e.g. 2026-01-02T03:04:05Z; "
+                   "the server needs --backup-url; FROM may since have been deleted)");
+  fork->add_option("--frame", at->frame, "Branch from the backup as of this commit frame");
   add_admin_options(fork, admin->emplace_back());
 
   auto* config = db->add_subcommand(
@@ -371,13 +452,30 @@ Command add_db_command(CLI::App& parent) {
   checkpoint->add_option("name", (*names)[0], "Namespace")->required();
   add_admin_options(checkpoint, admin->emplace_back());
 
+  auto* restore = db->add_subcommand(
+      "restore",
+      "Restore a namespace in place from the server's backup (--backup-url), to the latest "
+      "point, a --timestamp or a --frame; the state it replaces stays restorable");
+  restore->add_option("name", (*names)[0], "Namespace (created if it was deleted)")->required();
+  restore->add_option("--timestamp", at->timestamp,
+                      "RFC 3339 time, e.g. 2026-01-02T03:04:05Z or 2026-01-02T04:04:05+01:00");
+  restore->add_option("--frame", at->frame, "Commit frame");
+  add_admin_options(restore, admin->emplace_back());
+
+  auto* backup = db->add_subcommand(
+      "backup", "Show a namespace's restorable range and how its continuous backup is doing");
+  backup->add_option("name", (*names)[0], "Namespace")->required();
+  add_admin_options(backup, admin->emplace_back());
+
   return Command{db, [=]() {
                    const auto& a = *admin;
                    const auto& n = *names;
                    if (create->parsed()) return run_create(a[0], *create_options);
                    if (list->parsed()) return run_list(a[1]);
                    if (del->parsed()) return run_delete(a[2], n[0], *yes);
-                   if (fork->parsed()) return run_fork(a[3], n[0], n[1]);
+                   if (fork->parsed()) return run_fork(a[3], n[0], n[1], *at);
+                   if (restore->parsed()) return run_restore(a[7], n[0], *at);
+                   if (backup->parsed()) return run_backup_status(a[8], n[0]);
                    if (config->parsed()) return run_config(a[4], n[0], *assignments);
                    if (stats->parsed()) return run_stats(a[5], n[0]);
                    return run_checkpoint(a[6], n[0]);

@@ -8,6 +8,8 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <optional>
+#include <string>
 #include <thread>
 
 #include <boost/asio/ip/address.hpp>
@@ -43,6 +45,25 @@ bool parse_listen(const std::string& s, std::string& host, std::uint16_t& port) 
 }
 
 // Parses sizes such as "16MiB", "10MB", "512k", "1048576".
+// "30d", "12h", "90m", "45s", or a plain number of seconds.
+std::optional<long long> parse_duration_s(const std::string& s) {
+  if (s.empty()) return std::nullopt;
+  std::size_t used = 0;
+  long long n = 0;
+  try {
+    n = std::stoll(s, &used);
+  } catch (...) {
+    return std::nullopt;
+  }
+  if (n < 0) return std::nullopt;
+  const std::string unit = s.substr(used);
+  if (unit.empty() || unit == "s") return n;
+  if (unit == "m") return n * 60;
+  if (unit == "h") return n * 3600;
+  if (unit == "d") return n * 86400;
+  return std::nullopt;
+}
+
 bool parse_size(const std::string& s, std::size_t& out) {
   std::size_t used = 0;
   double n = 0;
@@ -202,6 +223,26 @@ int main(int argc, char** argv) {
                         "A JWT the replica presents to the primary's replication API (clients' "
                         "own tokens travel with the requests forwarded for them)")
       ->envname("QUIRE_PRIMARY_AUTH_TOKEN");
+  serve_cmd->add_option("--backup-url", config.backup.url,
+                        "Back up every namespace continuously to file:///DIR, a path, or "
+                        "s3://BUCKET[/PREFIX] (S3 endpoint, region and keys from AWS_ENDPOINT_URL, "
+                        "AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY): every commit "
+                        "reaches the store within --backup-interval, any moment of the retained "
+                        "history can be restored or forked (docs/backup.md)")
+      ->envname("QUIRE_BACKUP_URL");
+  double backup_interval_s = 1.0;
+  serve_cmd->add_option("--backup-interval", backup_interval_s,
+                        "Seconds between a commit and its upload: the commits of one interval go "
+                        "up as one object (plus the manifest), so longer means fewer requests")
+      ->capture_default_str();
+  serve_cmd->add_flag("--backup-sync", config.backup.sync,
+                      "Acknowledge a write only once it is in the object store (no second of "
+                      "loss, at the cost of an upload's latency per commit group)");
+  std::string backup_retention = "30d";
+  serve_cmd->add_option("--backup-retention", backup_retention,
+                        "Point-in-time history to keep in the store, e.g. 30d, 12h, 90m (0: "
+                        "keep everything)")
+      ->capture_default_str();
   serve_cmd->add_option("--checkpoint-threshold", config.database.checkpoint_threshold_frames,
                         "WAL frames after which the server checkpoints (PASSIVE)")
       ->capture_default_str();
@@ -293,6 +334,20 @@ int main(int argc, char** argv) {
     config.request_read_timeout = std::chrono::seconds(request_read_timeout_s);
     config.database.open.synchronous_full = synchronous == "full" || synchronous == "FULL";
     config.replication_log = !no_replication_log;
+    if (!(backup_interval_s >= 0) || backup_interval_s > 3600) {
+      std::cerr << "quire: --backup-interval must be between 0 and 3600 seconds\n";
+      return 2;
+    }
+    config.backup.interval =
+        std::chrono::milliseconds(static_cast<long long>(backup_interval_s * 1000));
+    if (auto r = parse_duration_s(backup_retention); !r) {
+      std::cerr << "quire: --backup-retention: expected a duration such as 30d, 12h, 90m or 0, "
+                   "got '"
+                << backup_retention << "'\n";
+      return 2;
+    } else {
+      config.backup.retention = std::chrono::seconds(*r);
+    }
     if (auth_jwt_key_file.empty()) {
       if (const char* env = std::getenv("SQLD_AUTH_JWT_KEY_FILE"); env && *env) auth_jwt_key_file = env;
     }

@@ -125,6 +125,9 @@ int Database::on_wal_commit(void* self, sqlite3* conn, const char* name, int fra
       spdlog::error("{}: {}", db->path_, captured.error());
       return SQLITE_IOERR;
     }
+    if (db->options_.on_commit && !db->options_.on_commit(db->capture_->log().last_frame())) {
+      return SQLITE_IOERR;
+    }
   }
   if (frames >= 4 * db->options_.checkpoint_threshold_frames && db->checkpointer_) {
     // The background checkpointer is not keeping up: the writer checkpoints now, between its

@@ -43,6 +43,12 @@ struct DatabaseOptions {
   std::filesystem::path log_dir;
   std::uint64_t log_segment_bytes = 64ull << 20;
   std::uint64_t log_snapshot_every_frames = 16384;  // see LogCapture::Options
+  // Called on the committing thread after each commit was captured in the log, with the log's
+  // last frame, before the commit is acknowledged (the backup service's notice, and its wait
+  // under --backup-sync). Must be cheap unless it means to hold the acknowledgement back.
+  // false: the commit must not be reported as a success (it happened, but what the hook waits
+  // for did not: the client gets SQLITE_IOERR, an unknown outcome).
+  std::function<bool(std::uint64_t frame)> on_commit;
 
   // A read replica's database (src/replica): connections open read-only through this VFS, and
   // the database has no log and no checkpointer (the replica applies and folds frames itself).

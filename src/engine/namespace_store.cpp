@@ -367,7 +367,10 @@ Expected<std::shared_ptr<Database>, NamespaceError> NamespaceStore::open_databas
     }
     return db.value();
   }
-  if (options_.replication_log) options.log_dir = fs::path(dir_of(name)) / "log";
+  if (options_.replication_log) {
+    options.log_dir = fs::path(dir_of(name)) / "log";
+    if (options_.observe_commits) options.on_commit = options_.observe_commits(name);
+  }
   if (config->txn_timeout_s) {
     options.transaction_timeout =
         std::chrono::milliseconds(static_cast<long long>(*config->txn_timeout_s * 1000));
@@ -602,6 +605,135 @@ Expected<void, NamespaceError> NamespaceStore::fork(std::string_view from, std::
   if (auto w = sync_path(scratch / kDataFile); !w) return fail(w.error());
   if (auto p = publish(scratch, to); !p) return fail(p.error());
   if (auto w = sync_path(options_.root); !w) return unexpected(w.error());
+  return {};
+}
+
+namespace {
+
+// Moves `from` to `to` (same file system: a rename; otherwise a copy, synced, then the source
+// removed) and marks the database as WAL mode in its header (bytes 18 and 19), as SQLite would
+// when switching a database with no -wal.
+Expected<void, NamespaceError> move_database_file(const fs::path& from, const fs::path& to) {
+  std::error_code ec;
+  fs::rename(from, to, ec);
+  if (ec == std::errc::cross_device_link) {
+    ec.clear();
+    fs::copy_file(from, to, fs::copy_options::overwrite_existing, ec);
+    if (!ec) fs::remove(from, ec);
+  }
+  if (ec) {
+    return unexpected(error(NamespaceError::Kind::kIo, "cannot move " + from.string() + " to " +
+                                                           to.string() + ": " + ec.message()));
+  }
+  std::fstream f(to, std::ios::in | std::ios::out | std::ios::binary);
+  char header[20] = {};
+  if (!f.read(header, sizeof header) ||
+      std::string_view(header, 16) != std::string_view("SQLite format 3\0", 16)) {
+    return unexpected(
+        error(NamespaceError::Kind::kIo, to.string() + " is not an SQLite database file"));
+  }
+  if (header[18] != 2 || header[19] != 2) {
+    const char wal[2] = {2, 2};
+    f.seekp(18);
+    f.write(wal, 2);
+    f.flush();
+    if (!f) {
+      return unexpected(error(NamespaceError::Kind::kIo, "cannot write " + to.string()));
+    }
+  }
+  f.close();
+  return sync_path(to);
+}
+
+}  // namespace
+
+fs::path NamespaceStore::scratch_path(std::string_view purpose, std::string_view name) const {
+  return fs::path(options_.root) / scratch_name(purpose, name);
+}
+
+Expected<void, NamespaceError> NamespaceStore::adopt(std::string_view name, const fs::path& db_file,
+                                                     const NamespaceConfig& config) {
+  if (!valid_name(name)) return unexpected(invalid_name(name));
+  if (auto r = refuse_on_replica("create namespaces"); !r) return r;
+  if (exists(name)) return unexpected(already_exists(name));
+  const fs::path scratch = fs::path(options_.root) / scratch_name("adopt", name);
+  std::error_code ec;
+  fs::create_directories(scratch, ec);
+  if (ec)
+    return unexpected(error(NamespaceError::Kind::kIo,
+                            "cannot create " + scratch.string() + ": " + ec.message()));
+  auto fail = [&](NamespaceError e) -> Expected<void, NamespaceError> {
+    std::error_code ignored;
+    fs::remove_all(scratch, ignored);
+    return unexpected(std::move(e));
+  };
+  if (to_json(config) != to_json(NamespaceConfig{})) {
+    if (auto w = write_file_synced(scratch / kConfigFile, to_json(config)); !w)
+      return fail(w.error());
+  }
+  const fs::path data = scratch / kDataFile;
+  if (auto m = move_database_file(db_file, data); !m) return fail(m.error());
+  if (options_.replication_log) {
+    if (auto l = create_log(scratch / "log", data); !l) return fail(l.error());
+  }
+  if (auto p = publish(scratch, name); !p) return fail(p.error());
+  if (auto w = sync_path(options_.root); !w) return unexpected(w.error());
+  return {};
+}
+
+Expected<void, NamespaceError> NamespaceStore::replace(std::string_view name,
+                                                       const fs::path& db_file) {
+  if (!valid_name(name)) return unexpected(invalid_name(name));
+  if (auto r = refuse_on_replica("restore namespaces"); !r) return r;
+  std::lock_guard create_lock(create_mu_);
+  if (!exists(name)) return unexpected(not_found(name));
+  const std::string key(name);
+  std::shared_ptr<Database> db;
+  {
+    std::unique_lock lock(mu_);
+    busy_cv_.wait(lock, [&] { return !busy_.count(key); });
+    busy_.insert(key);  // requests for it wait until the new database is in place
+    if (auto it = open_.find(key); it != open_.end()) {
+      db = std::move(it->second.db);
+      lru_.erase(it->second.lru);
+      open_.erase(it);
+    }
+  }
+  struct Unbusy {
+    NamespaceStore& store;
+    const std::string& key;
+    ~Unbusy() {
+      {
+        std::lock_guard lock(store.mu_);
+        store.busy_.erase(key);
+      }
+      store.busy_cv_.notify_all();
+    }
+  } unbusy{*this, key};
+  // Closing checkpoints the WAL (TRUNCATE): the old files are a complete database from here on,
+  // so a crash at any step below leaves either the old database or the new one, whole.
+  if (db) db->close();
+  db.reset();
+  const fs::path dir = dir_of(name);
+  const fs::path incoming = dir / (std::string(kDataFile) + ".restoring");
+  if (auto m = move_database_file(db_file, incoming); !m) return unexpected(m.error());
+  const fs::path grave = fs::path(options_.root) / scratch_name("replaced", name);
+  std::error_code ec;
+  fs::create_directories(grave, ec);
+  for (const char* f : {"log", "data-wal", "data-shm"}) {
+    if (ec) break;
+    if (fs::exists(dir / f)) fs::rename(dir / f, grave / f, ec);
+  }
+  if (!ec) fs::rename(incoming, dir / kDataFile, ec);
+  if (ec) {
+    return unexpected(error(NamespaceError::Kind::kIo,
+                            "cannot replace the database of namespace '" + key + "': " + ec.message()));
+  }
+  if (auto w = sync_path(dir); !w) return unexpected(w.error());
+  if (options_.replication_log) {
+    if (auto l = create_log(dir / "log", dir / kDataFile); !l) return unexpected(l.error());
+  }
+  fs::remove_all(grave, ec);
   return {};
 }
 

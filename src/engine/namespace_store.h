@@ -18,6 +18,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -87,6 +88,9 @@ class NamespaceStore {
     // the primary says it exists, and opens as a replica database); create, fork, remove and
     // set_config are refused (kProtected). The replica keeps no log of its own.
     std::shared_ptr<ReplicaSource> replica;
+    // Set: each database's DatabaseOptions::on_commit is observe_commits(namespace) (the backup
+    // service follows commits this way). Only with a replication log.
+    std::function<std::function<bool(std::uint64_t)>(const std::string&)> observe_commits;
   };
 
   // Opens the store, creating the root and the `default` namespace if they are missing.
@@ -111,6 +115,22 @@ class NamespaceStore {
   // Copies `from` (a consistent snapshot of it, taken without blocking its writers) and its
   // config into the new namespace `to`.
   Expected<void, NamespaceError> fork(std::string_view from, std::string_view to);
+
+  // Creates namespace `name` whose database is the file `db_file` (a complete database with no
+  // -wal, for instance restored from a backup), which is moved in (copied when it is on another
+  // file system). The namespace starts a new replication log with it as the base image.
+  Expected<void, NamespaceError> adopt(std::string_view name, const std::filesystem::path& db_file,
+                                       const NamespaceConfig& config);
+
+  // Replaces the database of the existing namespace `name` with `db_file` (as adopt()). Requests
+  // to the namespace wait meanwhile; the old database is closed (its WAL checkpointed) and its
+  // files and replication log are deleted, and the namespace starts a new log (a new log id:
+  // a backup of it starts a new lineage, and the old one stays restorable).
+  Expected<void, NamespaceError> replace(std::string_view name, const std::filesystem::path& db_file);
+
+  // A scratch path under the store's root (same file system as the namespaces), for a file
+  // that adopt() or replace() will move in. Nothing is created.
+  std::filesystem::path scratch_path(std::string_view purpose, std::string_view name) const;
 
   // Every namespace, by name.
   std::vector<NamespaceInfo> list();

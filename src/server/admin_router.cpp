@@ -21,10 +21,12 @@
 #include <vector>
 
 #include "auth/key_set.h"
+#include "common/rfc3339.h"
 #include "common/text.h"
 #include "log/format.h"
 #include "log/log.h"
 #include "replication/primary_replicas.h"
+#include "server/backup_service.h"
 
 namespace quire::server {
 
@@ -340,8 +342,8 @@ Expected<std::string, std::string> dump_url_path(std::string_view url) {
 }
 
 AdminRouter::AdminRouter(const Config& config, engine::NamespaceStore& namespaces,
-                         replication::PrimaryReplicas* replicas)
-    : config_(config), namespaces_(namespaces), replicas_(replicas) {}
+                         replication::PrimaryReplicas* replicas, BackupService* backup)
+    : config_(config), namespaces_(namespaces), replicas_(replicas), backup_(backup) {}
 
 Expected<std::shared_ptr<engine::Database>, Response> AdminRouter::websocket_database(
     const Request& req) {
@@ -421,6 +423,14 @@ Router::Routed AdminRouter::handle(const Request& req, const std::string& client
     if (s.size() == 4 && s[3] == "checkpoint") {
       if (method != http::verb::post) return not_allowed("POST");
       return defer([this, &req, ns] { return checkpoint(req, ns); });
+    }
+    if (s.size() == 4 && s[3] == "backup") {
+      if (method != http::verb::get) return not_allowed("GET");
+      return defer([this, &req, ns] { return backup_status(req, ns); });
+    }
+    if (s.size() == 4 && s[3] == "restore") {
+      if (method != http::verb::post) return not_allowed("POST");
+      return defer([this, &req, ns] { return restore(req, ns); });
     }
     if (s.size() == 5 && s[3] == "fork") {
       if (method != http::verb::post) return not_allowed("POST");
@@ -515,13 +525,220 @@ Response AdminRouter::remove(const Request& req, const std::string& name) {
 Response AdminRouter::fork(const Request& req, const std::string& from, const std::string& to) {
   auto body = body_object(req);
   if (!body) return fail(req, http::status::bad_request, body.error());
-  if (field(*body, "timestamp")) {
-    return fail(req, http::status::bad_request,
-                "point-in-time fork needs backups (not available yet)");
+  if (field(*body, "timestamp") || field(*body, "frame")) {
+    // A branch at a past moment, from the backup (the source need not exist any more).
+    if (!engine::NamespaceStore::valid_name(to)) return invalid_name(req, to);
+    if (namespaces_.exists(to)) {
+      return fail(req, http::status::conflict, "Namespace '" + to + "' already exists");
+    }
+    engine::NamespaceConfig config;
+    if (namespaces_.exists(from)) {
+      auto c = namespaces_.config(from);
+      if (!c) return fail(req, c.error());
+      config = *c;
+    }
+    const auto scratch = namespaces_.scratch_path("pitr-fork", to);
+    auto restored = restore_to(req, from, *body, scratch);
+    if (!restored) return std::move(restored.error());
+    if (auto adopted = namespaces_.adopt(to, scratch, config); !adopted) {
+      std::error_code ec;
+      std::filesystem::remove(scratch, ec);
+      return fail(req, adopted.error());
+    }
+    spdlog::info("admin API: forked namespace '{}' as of frame {} ({}) into '{}'", from,
+                 restored->frame, format_rfc3339_us(restored->commit_time_us), to);
+    bj::object o;
+    o["log_id"] = log::format_log_id(restored->log_id);
+    o["frame"] = restored->frame;
+    o["commit_time"] = format_rfc3339_us(restored->commit_time_us);
+    bj::object doc;
+    doc["restored"] = std::move(o);
+    return json(req, http::status::ok, bj::serialize(doc));
   }
   if (auto forked = namespaces_.fork(from, to); !forked) return fail(req, forked.error());
   spdlog::info("admin API: forked namespace '{}' into '{}'", from, to);
   return ok(req);
+}
+
+Expected<backup::RestoreResult, Response> AdminRouter::restore_to(
+    const Request& req, const std::string& name, const bj::object& body,
+    const std::filesystem::path& out) {
+  if (!backup_) {
+    return unexpected(fail(req, http::status::bad_request,
+                           "Backups are off on this server: start it with --backup-url to restore "
+                           "or fork at a past moment"));
+  }
+  if (!engine::NamespaceStore::valid_name(name)) return unexpected(invalid_name(req, name));
+  backup::RestoreTarget target = backup::RestoreTarget::latest();
+  const bj::value* ts = field(body, "timestamp");
+  const bj::value* fr = field(body, "frame");
+  if (ts && fr) {
+    return unexpected(
+        fail(req, http::status::bad_request, "Give either 'timestamp' or 'frame', not both"));
+  }
+  if (ts) {
+    std::optional<std::int64_t> t;
+    if (ts->is_string()) t = parse_rfc3339_us(ts->get_string());
+    if (!t) {
+      return unexpected(fail(req, http::status::bad_request,
+                             "'timestamp' must be an RFC 3339 time such as "
+                             "2026-01-02T03:04:05Z or 2026-01-02T03:04:05.123+01:00"));
+    }
+    target = backup::RestoreTarget::at_time(*t);
+  } else if (fr) {
+    if (!fr->is_int64() || fr->get_int64() < 0) {
+      return unexpected(
+          fail(req, http::status::bad_request, "'frame' must be a non-negative integer"));
+    }
+    target = backup::RestoreTarget::at_frame(static_cast<log::Frame>(fr->get_int64()));
+  }
+  // What the namespace holds now goes up first, so that the state being replaced (or forked
+  // from) is restorable to its last commit.
+  if (namespaces_.exists(name)) {
+    if (auto flushed = backup_->flush(name); !flushed) {
+      return unexpected(fail(req, http::status::service_unavailable,
+                             "Cannot back up namespace '" + name +
+                                 "' before restoring (nothing was changed): " + flushed.error()));
+    }
+  }
+  auto restored =
+      backup::restore(backup_->object_store(), BackupService::prefix(name), target, out);
+  if (!restored) {
+    const auto& e = restored.error();
+    http::status status = http::status::internal_server_error;
+    switch (e.kind) {
+      case backup::BackupErrc::kNoBackup:
+        status = http::status::not_found;
+        break;
+      case backup::BackupErrc::kOutOfRange:
+      case backup::BackupErrc::kInvalidArgument:
+        status = http::status::bad_request;
+        break;
+      case backup::BackupErrc::kStorage:
+        status = http::status::service_unavailable;
+        break;
+      default:
+        break;
+    }
+    std::error_code ec;
+    std::filesystem::remove(out, ec);
+    spdlog::warn("admin API: restoring namespace '{}' failed: {}: {}", name,
+                 backup::to_string(e.kind), e.message);
+    return unexpected(fail(req, status,
+                           "Cannot restore namespace '" + name + "' (" +
+                               backup::to_string(e.kind) + "): " + e.message));
+  }
+  return std::move(restored.value());
+}
+
+Response AdminRouter::restore(const Request& req, const std::string& name) {
+  auto body = body_object(req);
+  if (!body) return fail(req, http::status::bad_request, body.error());
+  const auto scratch = namespaces_.scratch_path("restore", name);
+  const bool existed = namespaces_.exists(name);
+  std::string before_log_id;
+  std::uint64_t before_frame = 0;
+  auto restored = restore_to(req, name, *body, scratch);
+  if (!restored) return std::move(restored.error());
+  if (existed) {
+    // restore_to() shipped it first: this is the state being replaced, all in the store.
+    if (auto st = backup_->status(name)) {
+      before_log_id = st->log_id;
+      before_frame = st->shipped_frame;
+    }
+  }
+  auto done = existed ? namespaces_.replace(name, scratch)
+                      : namespaces_.adopt(name, scratch, engine::NamespaceConfig{});
+  if (!done) {
+    std::error_code ec;
+    std::filesystem::remove(scratch, ec);
+    return fail(req, done.error());
+  }
+  // The new log's base image goes up as the first batch of a new lineage.
+  if (auto flushed = backup_->flush(name); !flushed) {
+    spdlog::warn("admin API: namespace '{}' was restored, but backing up its new state failed "
+                 "(retried in the background): {}", name, flushed.error());
+  }
+  spdlog::info("admin API: restored namespace '{}' to frame {} of log {} ({})", name,
+               restored->frame, log::format_log_id(restored->log_id),
+               format_rfc3339_us(restored->commit_time_us));
+  bj::object o;
+  o["log_id"] = log::format_log_id(restored->log_id);
+  o["frame"] = restored->frame;
+  o["commit_time"] = format_rfc3339_us(restored->commit_time_us);
+  bj::object doc;
+  doc["restored"] = std::move(o);
+  if (existed) {
+    // The state it replaced stays restorable: by timestamp, or by this log id and frame.
+    bj::object p;
+    p["log_id"] = before_log_id;
+    p["last_frame"] = before_frame;
+    doc["previous"] = std::move(p);
+  }
+  return json(req, http::status::ok, bj::serialize(doc));
+}
+
+Response AdminRouter::backup_status(const Request& req, const std::string& name) {
+  if (!engine::NamespaceStore::valid_name(name)) return invalid_name(req, name);
+  if (!backup_) {
+    return fail(req, http::status::bad_request,
+                "Backups are off on this server: start it with --backup-url");
+  }
+  bj::object doc;
+  doc["namespace"] = name;
+  doc["exists"] = namespaces_.exists(name);
+  doc["url"] = backup_->options().url;
+  auto reader = backup::BackupReader::open(backup_->object_store(), BackupService::prefix(name));
+  if (!reader) {
+    // The store may be down: the shipping status below still says how far behind it is.
+    if (reader.error().kind != backup::BackupErrc::kNoBackup) {
+      doc["store_error"] = reader.error().message;
+    }
+    doc["restorable"] = nullptr;
+    doc["lineages"] = bj::array();
+  } else {
+    bj::array lineages;
+    for (const auto& m : reader->lineages()) {
+      bj::object l;
+      l["log_id"] = log::format_log_id(m.log_id);
+      if (auto r = reader->restorable_range(m.log_id)) {
+        l["first_frame"] = r->first_frame;
+        l["first_time"] = format_rfc3339_us(r->first_time_us);
+        l["last_frame"] = r->last_frame;
+        l["last_time"] = format_rfc3339_us(r->last_time_us);
+      }
+      l["snapshots"] = m.snapshots.size();
+      l["batches"] = m.batches.size();
+      lineages.push_back(std::move(l));
+    }
+    doc["lineages"] = std::move(lineages);
+    if (auto r = reader->restorable_range()) {
+      bj::object o;
+      o["log_id"] = log::format_log_id(r->log_id);
+      o["first_frame"] = r->first_frame;
+      o["first_time"] = format_rfc3339_us(r->first_time_us);
+      o["last_frame"] = r->last_frame;
+      o["last_time"] = format_rfc3339_us(r->last_time_us);
+      doc["restorable"] = std::move(o);
+    } else {
+      doc["restorable"] = nullptr;
+    }
+  }
+  if (auto st = backup_->status(name)) {
+    bj::object o;
+    o["log_id"] = st->log_id;
+    o["committed_frame"] = st->committed_frame;
+    o["shipped_frame"] = st->shipped_frame;
+    o["ships"] = st->ships;
+    o["objects_written"] = st->objects_written;
+    o["bytes_uploaded"] = st->bytes_uploaded;
+    o["failures"] = st->failures;
+    o["last_error"] = st->last_error;
+    o["last_ship"] =
+        st->last_ship_unix_us ? bj::value(format_rfc3339_us(st->last_ship_unix_us)) : nullptr;
+    doc["shipping"] = std::move(o);
+  }
+  return json(req, http::status::ok, bj::serialize(doc));
 }
 
 Response AdminRouter::get_config(const Request& req, const std::string& name) {

@@ -12,12 +12,16 @@
 // Members are immutable after construction apart from config_mu_, and the store is thread-safe.
 #pragma once
 
+#include <boost/json.hpp>
+
 #include <cstdint>
+#include <filesystem>
 #include <mutex>
 #include <string>
 #include <string_view>
 
 #include "common/expected.h"
+#include "backup/backup.h"
 #include "engine/namespace_store.h"
 #include "server/config.h"
 #include "server/http_session.h"
@@ -29,11 +33,15 @@ class PrimaryReplicas;
 
 namespace quire::server {
 
+class BackupService;
+
 class AdminRouter final : public HttpHandler {
  public:
   // `replicas` is set on a read replica: stats then report how it follows its primary.
+  // `backup` is set with --backup-url: then a namespace can be restored in place, forked at a
+  // past moment, and its restorable range listed.
   AdminRouter(const Config& config, engine::NamespaceStore& namespaces,
-              replication::PrimaryReplicas* replicas = nullptr);
+              replication::PrimaryReplicas* replicas = nullptr, BackupService* backup = nullptr);
 
   Router::Routed handle(const Request& req, const std::string& client) override;
   bool serves_websocket() const override { return false; }
@@ -51,10 +59,18 @@ class AdminRouter final : public HttpHandler {
   Response set_config(const Request& req, const std::string& name);
   Response stats(const Request& req, const std::string& name);
   Response checkpoint(const Request& req, const std::string& name);
+  Response backup_status(const Request& req, const std::string& name);
+  Response restore(const Request& req, const std::string& name);
+  // Restores `name`'s backup as of the body's "timestamp" or "frame" into `out` (a scratch
+  // file); the error is the response to send.
+  Expected<backup::RestoreResult, Response> restore_to(const Request& req, const std::string& name,
+                                                       const boost::json::object& body,
+                                                       const std::filesystem::path& out);
 
   const Config& config_;
   engine::NamespaceStore& namespaces_;
   replication::PrimaryReplicas* replicas_;  // null on a primary
+  BackupService* backup_;                   // null without --backup-url
   // Config updates read, change and write config.json: one at a time.
   std::mutex config_mu_;
 };

@@ -8,6 +8,7 @@
 #include "auth/key_set.h"
 #include "engine/database.h"
 #include "protocol/limits.h"
+#include "server/backup_service.h"
 
 namespace quire::server {
 
@@ -47,6 +48,8 @@ struct Config {
   std::string primary_url;
   // The replica's token for the primary's replication API (--primary-auth-token).
   std::string primary_auth_token;
+  // Continuous backup of every namespace (--backup-url and friends); an empty url: off.
+  BackupServiceOptions backup;
 };
 
 }  // namespace quire::server

@@ -52,6 +52,7 @@ Server::Server(Config config) : config_(std::move(config)) {
 }
 
 Server::~Server() {
+  if (backup_) backup_->stop(std::chrono::milliseconds(0));
   if (namespaces_) namespaces_->close_all();
 }
 
@@ -74,6 +75,21 @@ Expected<void, std::string> Server::start() {
     options.replication_log = false;
     options.replica = replicas_;
   }
+  if (!config_.backup.url.empty()) {
+    if (replicas_) {
+      return unexpected(std::string("--backup-url is for a primary: a read replica keeps no log of "
+                                    "its own to back up (back up the primary)"));
+    }
+    if (!config_.replication_log) {
+      return unexpected(std::string("--backup-url needs the replication log: drop --no-replication-log"));
+    }
+    auto service = BackupService::create(config_.backup);
+    if (!service) return unexpected("--backup-url: " + service.error());
+    backup_ = std::move(service.value());
+    options.observe_commits = [svc = backup_.get()](const std::string& ns) {
+      return svc->observer(ns);
+    };
+  }
   auto namespaces = engine::NamespaceStore::open(std::move(options));
   if (!namespaces) return unexpected("cannot open the data directory: " + namespaces.error().message);
   namespaces_ = std::move(namespaces.value());
@@ -82,6 +98,16 @@ Expected<void, std::string> Server::start() {
   if (auto db = namespaces_->get("default"); !db) {
     if (!replicas_) return unexpected("cannot open the default database: " + db.error().message);
     spdlog::warn("the default namespace is not available yet: {}", db.error().message);
+  }
+  if (backup_) {
+    backup_->start(*namespaces_);
+    spdlog::info("backing up every namespace to {} (every {} ms{}{})", config_.backup.url,
+                 config_.backup.interval.count(),
+                 config_.backup.sync ? ", writes acknowledged once in the store" : "",
+                 config_.backup.retention.count() > 0
+                     ? ", keeping " + std::to_string(config_.backup.retention.count() / 86400) +
+                           " days of history"
+                     : "");
   }
   router_ = std::make_unique<Router>(config_, *namespaces_, *streams_, replicas_.get());
   main_handler_ = std::make_unique<RouterHandler>(*router_);
@@ -115,7 +141,8 @@ Expected<void, std::string> Server::start() {
     if (!admin) return unexpected(admin.error());
     admin_acceptor_ = std::move(admin.value());
     admin_port_ = admin_acceptor_->local_endpoint().port();
-    admin_router_ = std::make_unique<AdminRouter>(config_, *namespaces_, replicas_.get());
+    admin_router_ =
+        std::make_unique<AdminRouter>(config_, *namespaces_, replicas_.get(), backup_.get());
   }
   return {};
 }
@@ -177,12 +204,18 @@ void Server::run() {
   admin_router_.reset();
   main_handler_.reset();
   router_.reset();
+  // What was committed before the stop goes up before the databases close.
+  if (backup_) backup_->stop(std::chrono::seconds(10));
   if (namespaces_) namespaces_->close_all();
   spdlog::info("stopped");
 }
 
 void Server::stop() {
   if (stopping_.exchange(true)) return;
+  // Under --backup-sync, commits waiting for the store must not hold up the shutdown forever:
+  // they get an error (their outcome is unknown to the client) once the store was given a
+  // last chance in run().
+  if (backup_) backup_->release_waiters(std::chrono::seconds(10));
   asio::post(*contexts_[0], [this] {
     boost::system::error_code ec;
     if (acceptor_) acceptor_->close(ec);

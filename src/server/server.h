@@ -41,6 +41,9 @@ class Server {
   // The bound port (useful with port 0).
   std::uint16_t port() const { return port_; }
 
+  // The backup service; null without --backup-url.
+  BackupService* backup() { return backup_.get(); }
+
   // The admin API's bound port; 0 without an admin listener.
   std::uint16_t admin_port() const { return admin_port_; }
 
@@ -69,6 +72,7 @@ class Server {
   std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
   std::unique_ptr<boost::asio::steady_timer> sweep_timer_;
   std::shared_ptr<replication::PrimaryReplicas> replicas_;  // a read replica's; null on a primary
+  std::unique_ptr<BackupService> backup_;  // null without --backup-url
   std::unique_ptr<engine::NamespaceStore> namespaces_;
   std::unique_ptr<hrana::StreamRegistry> streams_;
   std::unique_ptr<Router> router_;

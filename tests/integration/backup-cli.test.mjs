@@ -4,68 +4,18 @@
 // rows (--timestamp), refuses to overwrite, and fails with exit 1 naming a corrupted batch.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
 import { createClient } from '@libsql/client';
-import Database from 'libsql';
 
-import { quireBin, sleep, startServer } from './server.mjs';
-
-function quire(args) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(quireBin(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c) => { stdout += c; });
-    child.stderr.setEncoding('utf8').on('data', (c) => { stderr += c; });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-async function ok(args) {
-  const r = await quire(args);
-  assert.equal(r.code, 0, `quire ${args.join(' ')} exited ${r.code}\n${r.stdout}\n${r.stderr}`);
-  return r.stdout;
-}
-
-function walk(dir) {
-  const out = [];
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...walk(p));
-    else out.push(p);
-  }
-  return out;
-}
-
-function readRows(file) {
-  const db = new Database(file, { readonly: true });
-  try {
-    return db.prepare('SELECT id, name, hex(body) AS body FROM t ORDER BY id').all()
-      .map((r) => ({ id: Number(r.id), name: r.name, body: r.body }));
-  } finally {
-    db.close();
-  }
-}
-
-const tmpDirs = [];
-function tmp() {
-  const dir = mkdtempSync(path.join(tmpdir(), 'quire-backup-cli-'));
-  tmpDirs.push(dir);
-  return dir;
-}
-after(() => {
-  for (const d of tmpDirs) rmSync(d, { recursive: true, force: true });
-});
+import { ok, quire, readRows, tmp, walk } from './cli-helpers.mjs';
+import { sleep, startServer } from './server.mjs';
 
 describe('quire backup / quire restore', () => {
   test('backs up a stopped server, restores latest and point in time, detects corruption', async () => {
-    const root = tmp();
+    const root = tmp('quire-backup-cli-');
     const dataDir = path.join(root, 'data');
     const storeDir = path.join(root, 'store');
     const url = `file://${storeDir}`;

@@ -59,11 +59,12 @@ class Tail {
  * Starts a server. Options: `args` (extra command-line arguments after the defaults);
  * `dataDir` (an existing data directory to serve instead of a fresh temporary one; it is
  * left in place on stop()); `listen` (HOST:PORT instead of 127.0.0.1:0, to restart a server
- * on the port another process knows it by).
+ * on the port another process knows it by); `env` (variables added to the server's environment,
+ * e.g. an S3 store's AWS_*).
  * Resolves to { url, adminUrl, port, host, pid, dataDir, stop(), kill(), logs(), isRunning() };
  * adminUrl is set when `args` turn the admin API on (it waits for `admin listening on URL`).
  */
-export async function startServer({ args = [], dataDir: givenDataDir, listen = '127.0.0.1:0' } = {}) {
+export async function startServer({ args = [], dataDir: givenDataDir, listen = '127.0.0.1:0', env } = {}) {
   const bin = quireBin();
   const ownsDataDir = givenDataDir === undefined;
   const dataDir = ownsDataDir ? mkdtempSync(path.join(tmpdir(), 'quire-it-')) : givenDataDir;
@@ -72,7 +73,7 @@ export async function startServer({ args = [], dataDir: givenDataDir, listen = '
   };
   const argv = ['serve', '--data', dataDir, '--listen', listen, ...args];
   const wantsAdmin = args.some((a) => /^--admin-listen(-addr)?(=|$)/.test(a));
-  const child = spawn(bin, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(bin, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: env ? { ...process.env, ...env } : process.env });
   const stdout = new Tail(LOG_TAIL_BYTES);
   const stderr = new Tail(LOG_TAIL_BYTES);
   const logs = () =>
