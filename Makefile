@@ -4,6 +4,8 @@ RELEASE   := build/release
 ASAN      := build/asan
 DATA      ?= ./data
 LISTEN    ?= 127.0.0.1:8080
+# Continuous backup (point-in-time restore, forks at a timestamp); BACKUP_URL=none turns it off.
+BACKUP_URL ?= file://$(abspath $(DATA))/backups
 
 .PHONY: all deps build asan serve test unit unit-asan integration integration-asan bench bench-write clean format
 
@@ -25,7 +27,8 @@ asan: deps $(ASAN)/build.ninja
 	cmake --build $(ASAN) -j $(JOBS)
 
 serve: build
-	$(RELEASE)/quire serve --data $(DATA) --listen $(LISTEN)
+	$(RELEASE)/quire serve --data $(DATA) --listen $(LISTEN) \
+	  $(if $(filter none,$(BACKUP_URL)),,--backup-url $(BACKUP_URL))
 
 unit: build
 	cd $(RELEASE) && ctest --output-on-failure -j $(JOBS)

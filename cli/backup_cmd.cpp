@@ -7,10 +7,12 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "backup/backup.h"
+#include "backup/encryption.h"
 #include "backup/ship.h"
 #include "log/log.h"
 #include "storage/object_store.h"
@@ -25,6 +27,7 @@ struct BackupOptions {
   std::string data = "data";
   std::string ns = "default";
   std::string url;
+  std::string key_file;
 };
 
 struct RestoreOptions {
@@ -35,7 +38,19 @@ struct RestoreOptions {
   std::string out;
   bool force = false;
   bool verify = false;
+  std::string key_file;
+  bool allow_unencrypted = false;
 };
+
+// The key from --encryption-key-file; nullopt (after printing why) when it cannot be loaded.
+std::optional<backup::EncryptionKey> load_key(const char* cmd, const std::string& path) {
+  auto key = backup::load_encryption_key(path);
+  if (!key) {
+    std::cerr << cmd << ": " << key.error().message << "\n";
+    return std::nullopt;
+  }
+  return *key;
+}
 
 std::string iso_time(std::int64_t us) {
   const std::time_t t = static_cast<std::time_t>(us / 1'000'000);
@@ -81,9 +96,16 @@ int run_backup(const BackupOptions& o) {
     return kExitFailure;
   }
   auto& log = *opened.value();
+  std::optional<backup::EncryptionKey> key;
+  if (!o.key_file.empty()) {
+    key = load_key("quire backup", o.key_file);
+    if (!key) return kExitUsage;
+  }
   auto store = open_store("quire backup", o.url);
   if (!store) return kExitFailure;
-  auto shipped = backup::ship(log, *store, o.ns);
+  backup::ShipOptions ship_options;
+  ship_options.encryption_key = key ? &*key : nullptr;
+  auto shipped = backup::ship(log, *store, o.ns, ship_options);
   if (!shipped) {
     std::cerr << "quire backup: " << backup::to_string(shipped.error().kind) << ": "
               << shipped.error().message << "\n";
@@ -92,13 +114,14 @@ int run_backup(const BackupOptions& o) {
   const auto& r = *shipped;
   std::cout << "namespace " << o.ns << ", log " << log::format_log_id(log.log_id())
             << ", frames " << log.first_available_frame() << ".." << log.last_frame() << "\n";
+  if (key) std::cout << "encrypting new objects with key id " << key->id_hex() << "\n";
   if (!r.uploaded_anything()) {
     std::cout << "up to date: the backup already holds frame " << r.store_frame_after
               << "; uploaded nothing\n";
     return kExitOk;
   }
   if (r.snapshot) {
-    std::cout << "uploaded snapshot " << r.snapshot->key << ": frame " << r.snapshot->frame
+    std::cout << "uploaded " << (r.periodic_snapshot ? "periodic " : "") << "snapshot " << r.snapshot->key << ": frame " << r.snapshot->frame
               << ", " << r.snapshot->db_size << " pages, " << human_bytes(r.snapshot->size)
               << "\n";
   }
@@ -160,6 +183,11 @@ int run_restore(const RestoreOptions& o) {
               << " already exists: give --force to overwrite it\n";
     return kExitFailure;
   }
+  std::optional<backup::EncryptionKey> key;
+  if (!o.key_file.empty()) {
+    key = load_key("quire restore", o.key_file);
+    if (!key) return kExitUsage;
+  }
   auto store = open_store("quire restore", o.url);
   if (!store) return kExitFailure;
   if (o.force) {
@@ -167,10 +195,20 @@ int run_restore(const RestoreOptions& o) {
     fs::remove(out.string() + "-wal", ec);
     fs::remove(out.string() + "-shm", ec);
   }
-  auto restored = backup::restore(*store, o.ns, target, out);
+  auto reader = backup::BackupReader::open(*store, o.ns, key ? &*key : nullptr);
+  if (!reader) {
+    std::cerr << "quire restore: " << backup::to_string(reader.error().kind) << ": "
+              << reader.error().message << "\n";
+    return kExitFailure;
+  }
+  reader->allow_unencrypted = o.allow_unencrypted;
+  auto restored = reader->restore(target, out);
   if (!restored) {
     std::cerr << "quire restore: " << backup::to_string(restored.error().kind) << ": "
               << restored.error().message << "\n";
+    if (restored.error().kind == backup::BackupErrc::kEncryption)
+      std::cerr << "(give the key the backup was made with: --encryption-key-file FILE; add "
+                   "--allow-unencrypted to also accept objects stored in clear)\n";
     return kExitFailure;
   }
   const auto& r = *restored;
@@ -266,6 +304,12 @@ Command add_backup_command(CLI::App& parent) {
       ->required();
   cmd->add_option("--namespace,-n", o->ns, "The namespace (also the prefix in the store)")
       ->capture_default_str();
+  cmd->add_option("--encryption-key-file", o->key_file,
+                  "Encrypt new snapshots and batches with AES-256-GCM under the key in FILE: 32 "
+                  "raw bytes or 64 hex digits (openssl rand -hex 32 > FILE). Manifests stay "
+                  "readable: frame numbers, sizes and commit times are not secret. Losing the "
+                  "key loses the backup.")
+      ->option_text("FILE");
   return Command{cmd, [o]() { return run_backup(*o); }};
 }
 
@@ -286,6 +330,15 @@ Command add_restore_command(CLI::App& parent) {
   cmd->add_flag("--force", o->force, "Overwrite FILE if it exists");
   cmd->add_flag("--verify", o->verify,
                 "Run PRAGMA integrity_check on the result; exit 1 unless it says ok");
+  auto* key = cmd->add_option("--encryption-key-file", o->key_file,
+                              "Decrypt with the key in FILE (32 raw bytes or 64 hex digits), "
+                              "needed when the backup was made with --encryption-key-file; "
+                              "objects in clear are then refused")
+                  ->option_text("FILE");
+  cmd->add_flag("--allow-unencrypted", o->allow_unencrypted,
+                "With --encryption-key-file, also accept objects in clear (a backup made "
+                "before encryption was turned on)")
+      ->needs(key);
   return Command{cmd, [o]() { return run_restore(*o); }};
 }
 

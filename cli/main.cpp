@@ -20,6 +20,7 @@
 #include "cli/log_cmd.h"
 #include "cli/replica_cmd.h"
 #include "cli/token_cmd.h"
+#include "backup/encryption.h"
 #include "server/server.h"
 
 namespace {
@@ -243,6 +244,16 @@ int main(int argc, char** argv) {
                         "Point-in-time history to keep in the store, e.g. 30d, 12h, 90m (0: "
                         "keep everything)")
       ->capture_default_str();
+  std::string backup_key_file;
+  serve_cmd->add_option("--backup-encryption-key-file", backup_key_file,
+                        "Encrypt every backup object with AES-256-GCM under this key (32 raw bytes "
+                        "or 64 hex digits; e.g. `openssl rand -hex 32 > key`); restores need it");
+  std::string backup_snapshot_interval = "24h";
+  serve_cmd->add_option("--backup-snapshot-interval", backup_snapshot_interval,
+                        "Upload a fresh snapshot of a database this long after its last one (if "
+                        "it changed), or once its batches since outgrow it; restores replay less "
+                        "and retention can drop what is older")
+      ->capture_default_str();
   serve_cmd->add_option("--checkpoint-threshold", config.database.checkpoint_threshold_frames,
                         "WAL frames after which the server checkpoints (PASSIVE)")
       ->capture_default_str();
@@ -347,6 +358,22 @@ int main(int argc, char** argv) {
       return 2;
     } else {
       config.backup.retention = std::chrono::seconds(*r);
+    }
+    if (auto r = parse_duration_s(backup_snapshot_interval); !r) {
+      std::cerr << "quire: --backup-snapshot-interval: expected a duration such as 24h, 30m or "
+                   "90s, got '"
+                << backup_snapshot_interval << "'\n";
+      return 2;
+    } else {
+      config.backup.ship.snapshot_interval_us = *r * 1'000'000;
+    }
+    if (!backup_key_file.empty()) {
+      auto key = quire::backup::load_encryption_key(backup_key_file);
+      if (!key) {
+        std::cerr << "quire: --backup-encryption-key-file: " << key.error().message << "\n";
+        return 2;
+      }
+      config.backup.encryption_key = std::move(key.value());
     }
     if (auth_jwt_key_file.empty()) {
       if (const char* env = std::getenv("SQLD_AUTH_JWT_KEY_FILE"); env && *env) auth_jwt_key_file = env;

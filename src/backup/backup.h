@@ -2,8 +2,9 @@
 // (docs/formats/backup.md): snapshots and batches of whole transactions, zstd-compressed and
 // checksummed, described by a per-lineage manifest so that restore never LISTs the store.
 //
-// Not yet wired into the server: the caller feeds BackupWriter from the replication log
-// (LogReader::next() for batches, a PageSource for snapshots).
+// The caller feeds BackupWriter from the replication log (LogReader::next() for batches, a
+// PageSource for snapshots; ship() in ship.h does both), optionally encrypting with an
+// EncryptionKey (encryption.h), and bounds the backup with apply_retention().
 //
 // Thread model: a BackupWriter belongs to one thread at a time, and one writer per prefix is
 // assumed. restore(), restorable_range() and BackupReader only read and may run concurrently with
@@ -12,12 +13,15 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "backup/backup_error.h"
+#include "backup/encryption.h"
 #include "common/expected.h"
 #include "log/format.h"
 #include "log/snapshot.h"
@@ -26,27 +30,24 @@
 
 namespace quire::backup {
 
-enum class BackupErrc {
-  kNoBackup,         // nothing under the prefix (no lineages.json / manifest)
-  kMissingObject,    // the manifest names an object the store does not have
-  kCorrupt,          // an object or manifest contradicts its checksum or the format
-  kGap,              // frames needed for the target are in no batch
-  kOutOfRange,       // the target is outside the restorable range
-  kInvalidArgument,  // the caller broke a precondition
-  kStorage,          // the object store failed (storage_kind says how)
-  kIo,               // the local file system failed
+namespace detail {
+class ChunkSealer;
+struct ObjectHeader;
+}  // namespace detail
+
+// Progress of a long operation: `done` of `total` units (pages for upload_snapshot, stored bytes
+// for restore). Called on the calling thread; `done` never decreases and ends at `total` on
+// success.
+using ProgressFn = std::function<void(std::uint64_t done, std::uint64_t total)>;
+
+// How a BackupWriter writes objects.
+struct BackupOptions {
+  // When set, snapshots and batches are sealed with chunked AES-256-GCM under this key
+  // (docs/formats/backup.md, "Encryption"); manifests and lineages.json stay in clear.
+  std::optional<EncryptionKey> encryption_key;
+  // Plaintext bytes per sealed chunk (4 KiB .. 16 MiB).
+  std::uint32_t encryption_chunk_bytes = 64u << 10;
 };
-
-struct BackupError {
-  BackupErrc kind = BackupErrc::kIo;
-  std::string message;
-  std::optional<storage::StorageErrc> storage_kind;
-};
-
-const char* to_string(BackupErrc kind);
-
-template <class T>
-using BackupResult = Expected<T, BackupError>;
 
 struct SnapshotEntry {
   std::string key;  // relative to <prefix>/<log-id>/
@@ -87,18 +88,51 @@ struct RestorableRange {
   std::int64_t last_time_us = 0;
 };
 
+// What apply_retention() removed. Keys are full store keys.
+struct RetentionResult {
+  std::uint64_t objects_deleted = 0;  // data objects, manifests and unreferenced objects
+  std::uint64_t bytes_deleted = 0;
+  std::size_t snapshots_deleted = 0;  // manifest entries dropped (all lineages)
+  std::size_t batches_deleted = 0;
+  std::size_t lineages_deleted = 0;  // whole older lineages dropped from lineages.json
+  std::vector<std::string> deleted_keys;
+};
+
+struct RetentionOptions {
+  // Also delete objects under the current lineage's snapshots/ and batches/ that its manifest
+  // does not name (uploads whose manifest write failed, an earlier retention cut short). One
+  // LIST of the lineage.
+  bool sweep_unreferenced = true;
+};
+
+class BackupWriter;
+
+// Deletes what is no longer needed to restore every point in time >= keep_after_us (unix µs),
+// docs/formats/backup.md "Retention": in each kept lineage, the snapshots older than its newest
+// snapshot committed at or before the cutoff and the batches that end at or before that
+// snapshot; whole older lineages whose every commit is before the cutoff, except the one that
+// still provides the state at the cutoff. Manifests and lineages.json are rewritten before any
+// object is deleted, so a crash leaves unreferenced objects, never a manifest naming a missing
+// one. Goes through `current` (the writer of the current lineage), whose in-memory manifest is
+// pruned too. Same thread rules as the writer.
+BackupResult<RetentionResult> apply_retention(BackupWriter& current, std::int64_t keep_after_us,
+                                              const RetentionOptions& options = {});
+
 class BackupWriter {
  public:
   // Resumes the lineage of `log_id` under `prefix` ("" for the store's root), or starts it (and
   // registers it in lineages.json on its first upload).
   static BackupResult<std::unique_ptr<BackupWriter>> open(storage::ObjectStore& store,
                                                           std::string prefix,
-                                                          const log::LogId& log_id);
+                                                          const log::LogId& log_id,
+                                                          const BackupOptions& options = {});
 
   // Uploads the database image as of commit frame `frame` (pages 1..pages.page_count()) and
   // records it in the manifest. Streams through a multipart writer; memory stays bounded.
+  // `progress` gets (pages read, page count).
   BackupResult<SnapshotEntry> upload_snapshot(const log::PageSource& pages, log::Frame frame,
-                                              std::int64_t commit_time_us);
+                                              std::int64_t commit_time_us,
+                                              const ProgressFn& progress = {});
   // Uploads whole transactions whose frames start at `first_frame`, which must be
   // manifest().last_frame() + 1 (1 for a lineage with nothing yet: otherwise start with a
   // snapshot). Commit times must not decrease.
@@ -107,15 +141,23 @@ class BackupWriter {
 
   const Manifest& manifest() const { return manifest_; }
   log::Frame last_frame() const { return manifest_.last_frame(); }
+  storage::ObjectStore& store() const { return store_; }
+  const std::string& prefix() const { return prefix_; }  // normalised: "" or ending in '/'
+  const BackupOptions& options() const { return options_; }
   // Objects written by this writer (data objects and manifests), for "objects per hour".
   std::uint64_t objects_written() const { return objects_written_; }
 
   int zstd_level = 3;
 
  private:
+  friend BackupResult<RetentionResult> apply_retention(BackupWriter&, std::int64_t,
+                                                      const RetentionOptions&);
   BackupWriter(storage::ObjectStore& store, std::string prefix, Manifest manifest,
-               bool registered);
+               bool registered, BackupOptions options);
   BackupResult<void> write_manifest();
+  // The object header's encryption fields and a sealer when encrypting; nullptr otherwise.
+  std::unique_ptr<detail::ChunkSealer> start_sealing(detail::ObjectHeader& header,
+                                                     std::uint8_t* encoded_header) const;
   BackupResult<void> register_lineage();
   std::string lineage_key(const std::string& rel) const;
 
@@ -124,6 +166,7 @@ class BackupWriter {
   Manifest manifest_;
   bool registered_ = false;
   std::uint64_t objects_written_ = 0;
+  BackupOptions options_;
 };
 
 struct RestoreTarget {
@@ -151,28 +194,41 @@ struct RestoreResult {
 // Reads a prefix's lineages and manifests (two or more GETs, never a LIST).
 class BackupReader {
  public:
-  static BackupResult<BackupReader> open(storage::ObjectStore& store, std::string prefix);
+  // `key` (copied) opens encrypted objects; without it they are a kEncryption error. Manifests
+  // are in clear, so lineages() and restorable_range() never need the key.
+  static BackupResult<BackupReader> open(storage::ObjectStore& store, std::string prefix,
+                                         const EncryptionKey* key = nullptr);
 
   const std::vector<Manifest>& lineages() const { return lineages_; }  // oldest first
   BackupResult<RestorableRange> restorable_range(
       const std::optional<log::LogId>& log_id = std::nullopt) const;
   // Writes the database as of `target` to `out_path` (via a temporary file, fsync, rename).
+  // `progress` gets (stored bytes of the snapshot and batches read so far, their planned total).
   BackupResult<RestoreResult> restore(const RestoreTarget& target,
-                                      const std::filesystem::path& out_path) const;
+                                      const std::filesystem::path& out_path,
+                                      const ProgressFn& progress = {}) const;
 
   // Snapshots are fetched and decompressed in ranged GETs of this size (at least 4096).
   std::uint64_t read_chunk_bytes = 8u << 20;
+  // With a key, an object that is not encrypted is refused (kEncryption): anyone with write
+  // access to the bucket could have put it there. Set to accept them (a prefix that was backed
+  // up in clear before encryption was turned on).
+  bool allow_unencrypted = false;
 
  private:
-  BackupReader(storage::ObjectStore& store, std::string prefix) : store_(&store), prefix_(std::move(prefix)) {}
+  BackupReader(storage::ObjectStore& store, std::string prefix)
+      : store_(&store), prefix_(std::move(prefix)) {}
   storage::ObjectStore* store_;
   std::string prefix_;
   std::vector<Manifest> lineages_;
+  std::optional<EncryptionKey> key_;
 };
 
 BackupResult<RestoreResult> restore(storage::ObjectStore& store, const std::string& prefix,
                                     const RestoreTarget& target,
-                                    const std::filesystem::path& out_path);
+                                    const std::filesystem::path& out_path,
+                                    const EncryptionKey* key = nullptr,
+                                    const ProgressFn& progress = {});
 BackupResult<RestorableRange> restorable_range(storage::ObjectStore& store,
                                                const std::string& prefix);
 

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "backup/chunk_cipher.h"
 #include "log/crc32c.h"
 
 namespace quire::backup {
@@ -19,6 +20,7 @@ const char* to_string(BackupErrc kind) {
     case BackupErrc::kInvalidArgument: return "invalid argument";
     case BackupErrc::kStorage: return "storage";
     case BackupErrc::kIo: return "io";
+    case BackupErrc::kEncryption: return "encryption";
   }
   return "?";
 }
@@ -76,6 +78,12 @@ void encode_header(const ObjectHeader& h, std::uint8_t* out) {
   put_u32(out + 52, h.txns);
   put_u64(out + 56, static_cast<std::uint64_t>(h.first_time_us));
   put_u64(out + 64, static_cast<std::uint64_t>(h.last_time_us));
+  put_u32(out + 72, h.flags);
+  if (h.encrypted()) {
+    put_u32(out + 76, h.chunk_bytes);
+    std::memcpy(out + 80, h.key_id.data(), h.key_id.size());
+    std::memcpy(out + 88, h.nonce.data(), h.nonce.size());
+  }
   put_u32(out + 124, log::crc32c(0, out, 124));
 }
 
@@ -108,6 +116,20 @@ std::optional<ObjectHeader> decode_header(const std::uint8_t* in, std::string& w
   h.txns = get_u32(in + 52);
   h.first_time_us = static_cast<std::int64_t>(get_u64(in + 56));
   h.last_time_us = static_cast<std::int64_t>(get_u64(in + 64));
+  h.flags = get_u32(in + 72);
+  if ((h.flags & ~kFlagEncrypted) != 0) {
+    why = "unsupported header flags " + std::to_string(h.flags);
+    return std::nullopt;
+  }
+  if (h.encrypted()) {
+    h.chunk_bytes = get_u32(in + 76);
+    std::memcpy(h.key_id.data(), in + 80, h.key_id.size());
+    std::memcpy(h.nonce.data(), in + 88, h.nonce.size());
+    if (h.chunk_bytes < kMinChunkBytes || h.chunk_bytes > kMaxChunkBytes) {
+      why = "unsupported encryption chunk size " + std::to_string(h.chunk_bytes);
+      return std::nullopt;
+    }
+  }
   return h;
 }
 

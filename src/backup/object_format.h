@@ -26,6 +26,9 @@ inline constexpr std::size_t kPageRecordSize = 4 + log::kPageSize;
 
 enum class ObjectKind { kSnapshot, kBatch };
 
+// Header flags (offset 72). Unknown bits make the object unreadable (a newer format).
+inline constexpr std::uint32_t kFlagEncrypted = 1;  // body sealed with chunked AES-256-GCM
+
 struct ObjectHeader {
   ObjectKind kind = ObjectKind::kSnapshot;
   log::LogId log_id{};
@@ -35,6 +38,12 @@ struct ObjectHeader {
   std::uint32_t txns = 0;
   std::int64_t first_time_us = 0;
   std::int64_t last_time_us = 0;
+  // Encryption (flags & kFlagEncrypted): the chunk size, the key's id and the nonce base.
+  std::uint32_t flags = 0;
+  std::uint32_t chunk_bytes = 0;
+  std::array<std::uint8_t, 8> key_id{};
+  std::array<std::uint8_t, 12> nonce{};
+  bool encrypted() const { return (flags & kFlagEncrypted) != 0; }
 };
 
 struct ObjectTrailer {
@@ -69,6 +78,9 @@ std::uint32_t get_u32(const std::uint8_t* p);
 std::uint64_t get_u64(const std::uint8_t* p);
 
 BackupError error(BackupErrc kind, std::string message);
+// A lineage's restorable range (docs/formats/backup.md, end of "Restore"); kOutOfRange when it
+// has no restorable point.
+BackupResult<RestorableRange> range_of(const Manifest& m);
 BackupError storage_failure(const std::string& what, const storage::StorageError& e);
 
 }  // namespace quire::backup::detail

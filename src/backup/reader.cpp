@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "backup/backup.h"
+#include "backup/chunk_cipher.h"
 #include "backup/object_format.h"
 #include "log/file.h"
 
@@ -37,6 +38,292 @@ const Manifest* find_lineage(const std::vector<Manifest>& ls, const log::LogId& 
     if (m.log_id == id) return &m;
   return nullptr;
 }
+
+// Checks an object's header against what the manifest says about it.
+BackupResult<detail::ObjectHeader> check_header(const std::string& key, const std::uint8_t* bytes,
+                                                detail::ObjectKind kind, const log::LogId& id) {
+  std::string why;
+  auto h = detail::decode_header(bytes, why);
+  if (!h) return unexpected(corrupt(key, why));
+  if (h->kind != kind) return unexpected(corrupt(key, "wrong object kind"));
+  if (h->log_id != id) return unexpected(corrupt(key, "belongs to another log id"));
+  return *h;
+}
+
+// How the reader's key (if any) fits the object: kEncryption when it needs a key that was not
+// given or is another one, or is in clear while a key was given (unless that is allowed).
+BackupResult<void> check_encryption(const std::string& key, const detail::ObjectHeader& h,
+                                    const EncryptionKey* k, bool allow_unencrypted) {
+  if (h.encrypted()) {
+    const std::string id = detail::to_hex(h.key_id.data(), h.key_id.size());
+    if (k == nullptr)
+      return unexpected(error(BackupErrc::kEncryption,
+                              key + ": encrypted (AES-256-GCM, key id " + id +
+                                  ") and no encryption key was given"));
+    if (h.key_id != k->id())
+      return unexpected(error(BackupErrc::kEncryption,
+                              key + ": encrypted with another key (key id " + id +
+                                  "; the given key's id is " + k->id_hex() + ")"));
+    return {};
+  }
+  if (k != nullptr && !allow_unencrypted)
+    return unexpected(error(BackupErrc::kEncryption,
+                            key + ": not encrypted, but an encryption key was given (refusing an "
+                                  "object anyone with write access to the store could have made)"));
+  return {};
+}
+
+// The body of a snapshot (zstd payload ‖ trailer) fed in order: the payload is decompressed into
+// `out`, the trailer kept.
+class SnapshotBody {
+ public:
+  SnapshotBody(const std::string& key, const log::File& out, std::uint64_t body_len,
+               std::uint64_t content_len)
+      : key_(key), out_(out), payload_len_(body_len - detail::kTrailerSize),
+        content_len_(content_len), outbuf_(ZSTD_DStreamOutSize()) {}
+
+  BackupResult<void> feed(const std::uint8_t* d, std::size_t len) {
+    while (len > 0) {
+      if (pos_ < payload_len_) {
+        const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(len, payload_len_ - pos_));
+        ZSTD_inBuffer ib{d, n, 0};
+        while (ib.pos < ib.size)
+          if (auto r = step(ib); !r) return r;
+        d += n;
+        len -= n;
+        pos_ += n;
+      } else {
+        const std::size_t at = static_cast<std::size_t>(pos_ - payload_len_);
+        if (len > detail::kTrailerSize - at) return unexpected(corrupt(key_, "body too long"));
+        std::memcpy(trailer_ + at, d, len);
+        pos_ += len;
+        len = 0;
+      }
+    }
+    return {};
+  }
+
+  // After the whole body: flushes zstd and checks the trailer.
+  BackupResult<void> finish() {
+    while (last_ret_ != 0) {
+      ZSTD_inBuffer ib{nullptr, 0, 0};
+      const std::uint64_t before = written_;
+      if (auto r = step(ib); !r) return r;
+      if (written_ == before) break;
+    }
+    if (last_ret_ != 0) return unexpected(corrupt(key_, "truncated zstd stream"));
+    if (pos_ != payload_len_ + detail::kTrailerSize) return unexpected(corrupt(key_, "body too short"));
+    std::string why;
+    auto t = detail::decode_trailer(trailer_, why);
+    if (!t) return unexpected(corrupt(key_, why));
+    if (t->content_length != content_len_ || written_ != content_len_)
+      return unexpected(corrupt(key_, "content length mismatch"));
+    if (content_sha_.finish() != t->content_sha256)
+      return unexpected(corrupt(key_, "content SHA-256 mismatch"));
+    return {};
+  }
+
+ private:
+  BackupResult<void> step(ZSTD_inBuffer& ib) {
+    ZSTD_outBuffer ob{outbuf_.data(), outbuf_.size(), 0};
+    last_ret_ = ZSTD_decompressStream(dctx_.p, &ob, &ib);
+    if (ZSTD_isError(last_ret_))
+      return unexpected(corrupt(key_, std::string("zstd: ") + ZSTD_getErrorName(last_ret_)));
+    if (ob.pos > 0) {
+      if (written_ + ob.pos > content_len_)
+        return unexpected(corrupt(key_, "more pages than the header says"));
+      content_sha_.update(outbuf_.data(), ob.pos);
+      auto w = out_.write_at(outbuf_.data(), ob.pos, static_cast<off_t>(written_));
+      if (!w) return unexpected(io("writing restored pages", w.error()));
+      written_ += ob.pos;
+    }
+    return {};
+  }
+
+  const std::string& key_;
+  const log::File& out_;
+  const std::uint64_t payload_len_;
+  const std::uint64_t content_len_;
+  std::uint64_t pos_ = 0;  // body bytes fed
+  std::uint64_t written_ = 0;
+  std::size_t last_ret_ = 1;
+  DCtx dctx_;
+  std::vector<char> outbuf_;
+  detail::Sha256 content_sha_;
+  std::uint8_t trailer_[detail::kTrailerSize];
+};
+
+// Streams a snapshot object into `out` at offset 0 with every check. `progress` gets the stored
+// bytes read so far.
+BackupResult<void> read_snapshot(storage::ObjectStore& store, const std::string& key,
+                                 const SnapshotEntry& e, const log::LogId& id,
+                                 const log::File& out, std::uint64_t chunk,
+                                 const EncryptionKey* enc_key, bool allow_unencrypted,
+                                 const std::function<void(std::uint64_t)>& progress) {
+  chunk = std::max<std::uint64_t>(chunk, 4096);
+  auto head = store.head(key);
+  if (!head) return unexpected(storage_failure("snapshot " + key, head.error()));
+  if (head->size != e.size)
+    return unexpected(corrupt(key, "size " + std::to_string(head->size) + ", manifest says " +
+                                       std::to_string(e.size)));
+  const std::uint64_t size = e.size;
+  if (size < detail::kHeaderSize + detail::kTrailerSize)
+    return unexpected(corrupt(key, "too short"));
+  const std::uint64_t content_len = static_cast<std::uint64_t>(e.db_size) * log::kPageSize;
+  detail::Sha256 object_sha;
+  std::optional<SnapshotBody> body;
+  std::unique_ptr<detail::ChunkOpener> opener;
+  std::string plain;
+  for (std::uint64_t off = 0; off < size;) {
+    auto got = store.get_range(key, off, std::min(chunk, size - off));
+    if (!got) return unexpected(storage_failure("snapshot " + key, got.error()));
+    if (got->empty()) return unexpected(corrupt(key, "shorter than the manifest says"));
+    const auto* d = reinterpret_cast<const std::uint8_t*>(got->data());
+    std::uint64_t len = got->size();
+    if (len > size - off) return unexpected(corrupt(key, "longer than the manifest says"));
+    object_sha.update(d, len);
+    const bool first = off == 0;
+    off += len;
+    if (first) {  // the header is in the first piece (chunk >= 4096)
+      if (len < detail::kHeaderSize) return unexpected(corrupt(key, "short read"));
+      auto h = check_header(key, d, detail::ObjectKind::kSnapshot, id);
+      if (!h) return unexpected(std::move(h).error());
+      if (h->first_frame != e.frame || h->last_frame != e.frame || h->db_size != e.db_size ||
+          h->first_time_us != e.commit_time_us)
+        return unexpected(corrupt(key, "header disagrees with the manifest"));
+      if (auto r = check_encryption(key, *h, enc_key, allow_unencrypted); !r)
+        return unexpected(std::move(r.error()));
+      std::uint64_t body_len = size - detail::kHeaderSize;
+      if (h->encrypted()) {
+        auto opened = detail::opened_length(body_len, h->chunk_bytes);
+        if (!opened || *opened < detail::kTrailerSize)
+          return unexpected(corrupt(key, "size does not fit its encrypted chunks"));
+        opener = std::make_unique<detail::ChunkOpener>(*enc_key, d, h->chunk_bytes, h->nonce,
+                                                       body_len);
+        body_len = *opened;
+      }
+      body.emplace(key, out, body_len, content_len);
+      d += detail::kHeaderSize;
+      len -= detail::kHeaderSize;
+    }
+    if (opener) {
+      plain.clear();
+      std::string why;
+      if (!opener->update(d, len, plain, why)) return unexpected(corrupt(key, why));
+      if (auto r = body->feed(reinterpret_cast<const std::uint8_t*>(plain.data()), plain.size()); !r)
+        return r;
+    } else if (auto r = body->feed(d, len); !r) {
+      return r;
+    }
+    if (progress) progress(off);
+  }
+  auto sha = object_sha.finish();
+  if (detail::to_hex(sha.data(), sha.size()) != e.sha256)
+    return unexpected(corrupt(key, "SHA-256 does not match the manifest"));
+  if (opener && !opener->done()) return unexpected(corrupt(key, "truncated encrypted body"));
+  return body->finish();
+}
+
+struct BatchTxn {
+  log::Frame first_frame;
+  std::uint32_t pages;
+  std::uint32_t db_size;
+  std::int64_t commit_time_us;
+  const std::uint8_t* records;  // pages × (pgno, image)
+};
+
+// Fetches, verifies and decodes a batch; `content` keeps the bytes the result points into.
+BackupResult<std::vector<BatchTxn>> read_batch(storage::ObjectStore& store, const std::string& key,
+                                               const BatchEntry& e, const log::LogId& id,
+                                               std::string& content, const EncryptionKey* enc_key,
+                                               bool allow_unencrypted) {
+  auto got = store.get(key);
+  if (!got) return unexpected(storage_failure("batch " + key, got.error()));
+  const std::string& obj = *got;
+  if (obj.size() != e.size)
+    return unexpected(corrupt(key, "size " + std::to_string(obj.size()) + ", manifest says " +
+                                       std::to_string(e.size)));
+  detail::Sha256 object_sha;
+  object_sha.update(obj.data(), obj.size());
+  auto sha = object_sha.finish();
+  if (detail::to_hex(sha.data(), sha.size()) != e.sha256)
+    return unexpected(corrupt(key, "SHA-256 does not match the manifest"));
+  if (obj.size() < detail::kHeaderSize + detail::kTrailerSize)
+    return unexpected(corrupt(key, "too short"));
+  const auto* d = reinterpret_cast<const std::uint8_t*>(obj.data());
+  auto h = check_header(key, d, detail::ObjectKind::kBatch, id);
+  if (!h) return unexpected(std::move(h).error());
+  if (h->first_frame != e.first_frame || h->last_frame != e.last_frame || h->txns != e.txns ||
+      h->db_size != e.db_size || h->first_time_us != e.first_commit_time_us ||
+      h->last_time_us != e.last_commit_time_us)
+    return unexpected(corrupt(key, "header disagrees with the manifest"));
+  if (auto r = check_encryption(key, *h, enc_key, allow_unencrypted); !r)
+    return unexpected(std::move(r.error()));
+  // The body: zstd payload ‖ trailer (opened first when encrypted).
+  const std::uint8_t* body = d + detail::kHeaderSize;
+  std::size_t body_len = obj.size() - detail::kHeaderSize;
+  std::string plain;
+  std::string why;
+  if (h->encrypted()) {
+    auto opened = detail::opened_length(body_len, h->chunk_bytes);
+    if (!opened || *opened < detail::kTrailerSize)
+      return unexpected(corrupt(key, "size does not fit its encrypted chunks"));
+    detail::ChunkOpener opener(*enc_key, d, h->chunk_bytes, h->nonce, body_len);
+    plain.reserve(*opened);
+    if (!opener.update(body, body_len, plain, why)) return unexpected(corrupt(key, why));
+    body = reinterpret_cast<const std::uint8_t*>(plain.data());
+    body_len = plain.size();
+  }
+  auto t = detail::decode_trailer(body + body_len - detail::kTrailerSize, why);
+  if (!t) return unexpected(corrupt(key, why));
+  const std::uint64_t frames = e.last_frame - e.first_frame + 1;
+  if (t->content_length !=
+      e.txns * detail::kTxnHeaderSize + frames * detail::kPageRecordSize)
+    return unexpected(corrupt(key, "content length disagrees with its frames"));
+  content.assign(t->content_length, '\0');
+  const std::size_t n = ZSTD_decompress(content.data(), content.size(), body,
+                                        body_len - detail::kTrailerSize);
+  if (ZSTD_isError(n)) return unexpected(corrupt(key, std::string("zstd: ") + ZSTD_getErrorName(n)));
+  if (n != content.size()) return unexpected(corrupt(key, "content length mismatch"));
+  detail::Sha256 content_sha;
+  content_sha.update(content.data(), content.size());
+  if (content_sha.finish() != t->content_sha256)
+    return unexpected(corrupt(key, "content SHA-256 mismatch"));
+
+  std::vector<BatchTxn> txns;
+  const auto* p = reinterpret_cast<const std::uint8_t*>(content.data());
+  const auto* end = p + content.size();
+  log::Frame next = e.first_frame;
+  std::int64_t prev_time = std::numeric_limits<std::int64_t>::min();
+  for (std::uint32_t i = 0; i < e.txns; ++i) {
+    if (end - p < static_cast<std::ptrdiff_t>(detail::kTxnHeaderSize))
+      return unexpected(corrupt(key, "truncated transaction"));
+    BatchTxn x{detail::get_u64(p), detail::get_u32(p + 8), detail::get_u32(p + 12),
+               static_cast<std::int64_t>(detail::get_u64(p + 16)), p + detail::kTxnHeaderSize};
+    if (x.first_frame != next || x.pages == 0 || x.db_size == 0 || x.commit_time_us < prev_time)
+      return unexpected(corrupt(key, "transaction " + std::to_string(i) + " is malformed"));
+    p += detail::kTxnHeaderSize;
+    if (static_cast<std::uint64_t>(end - p) < std::uint64_t{x.pages} * detail::kPageRecordSize)
+      return unexpected(corrupt(key, "truncated transaction"));
+    for (std::uint32_t k = 0; k < x.pages; ++k)
+      if (detail::get_u32(p + k * detail::kPageRecordSize) == 0)
+        return unexpected(corrupt(key, "page number 0"));
+    p += std::uint64_t{x.pages} * detail::kPageRecordSize;
+    next += x.pages;
+    prev_time = x.commit_time_us;
+    txns.push_back(x);
+  }
+  if (p != end || next != e.last_frame + 1 || txns.back().db_size != e.db_size ||
+      txns.front().first_frame + txns.front().pages - 1 != e.first_commit_frame ||
+      txns.front().commit_time_us != e.first_commit_time_us ||
+      txns.back().commit_time_us != e.last_commit_time_us)
+    return unexpected(corrupt(key, "transactions disagree with the header"));
+  return txns;
+}
+
+}  // namespace
+
+namespace detail {
 
 BackupResult<RestorableRange> range_of(const Manifest& m) {
   RestorableRange r;
@@ -82,194 +369,16 @@ BackupResult<RestorableRange> range_of(const Manifest& m) {
   return r;
 }
 
-// Checks an object's header against what the manifest says about it.
-BackupResult<detail::ObjectHeader> check_header(const std::string& key, const std::uint8_t* bytes,
-                                                detail::ObjectKind kind, const log::LogId& id) {
-  std::string why;
-  auto h = detail::decode_header(bytes, why);
-  if (!h) return unexpected(corrupt(key, why));
-  if (h->kind != kind) return unexpected(corrupt(key, "wrong object kind"));
-  if (h->log_id != id) return unexpected(corrupt(key, "belongs to another log id"));
-  return *h;
-}
+}  // namespace detail
 
-// Streams a snapshot object into `out` at offset 0 with every check.
-BackupResult<void> read_snapshot(storage::ObjectStore& store, const std::string& key,
-                                 const SnapshotEntry& e, const log::LogId& id,
-                                 const log::File& out, std::uint64_t chunk) {
-  chunk = std::max<std::uint64_t>(chunk, 4096);
-  auto head = store.head(key);
-  if (!head) return unexpected(storage_failure("snapshot " + key, head.error()));
-  if (head->size != e.size)
-    return unexpected(corrupt(key, "size " + std::to_string(head->size) + ", manifest says " +
-                                       std::to_string(e.size)));
-  const std::uint64_t size = e.size;
-  if (size < detail::kHeaderSize + detail::kTrailerSize)
-    return unexpected(corrupt(key, "too short"));
-  const std::uint64_t payload_end = size - detail::kTrailerSize;
-  const std::uint64_t content_len = static_cast<std::uint64_t>(e.db_size) * log::kPageSize;
-  detail::Sha256 object_sha, content_sha;
-  std::uint8_t trailer[detail::kTrailerSize];
-  DCtx dctx;
-  std::vector<char> outbuf(ZSTD_DStreamOutSize());
-  std::uint64_t written = 0;
-  std::size_t last_ret = 1;
-  for (std::uint64_t off = 0; off < size;) {
-    auto got = store.get_range(key, off, std::min(chunk, size - off));
-    if (!got) return unexpected(storage_failure("snapshot " + key, got.error()));
-    if (got->empty()) return unexpected(corrupt(key, "shorter than the manifest says"));
-    const auto* d = reinterpret_cast<const std::uint8_t*>(got->data());
-    const std::uint64_t len = got->size();
-    object_sha.update(d, len);
-    if (off == 0) {
-      if (len < detail::kHeaderSize) return unexpected(corrupt(key, "short read"));
-      auto h = check_header(key, d, detail::ObjectKind::kSnapshot, id);
-      if (!h) return unexpected(std::move(h).error());
-      if (h->first_frame != e.frame || h->last_frame != e.frame || h->db_size != e.db_size ||
-          h->first_time_us != e.commit_time_us)
-        return unexpected(corrupt(key, "header disagrees with the manifest"));
-    }
-    // Trailer bytes in this chunk.
-    for (std::uint64_t i = std::max(off, payload_end); i < off + len; ++i)
-      trailer[i - payload_end] = d[i - off];
-    // Payload bytes in this chunk.
-    const std::uint64_t ps = std::max<std::uint64_t>(off, detail::kHeaderSize);
-    const std::uint64_t pe = std::min(off + len, payload_end);
-    if (ps < pe) {
-      ZSTD_inBuffer ib{d + (ps - off), pe - ps, 0};
-      while (ib.pos < ib.size) {
-        ZSTD_outBuffer ob{outbuf.data(), outbuf.size(), 0};
-        last_ret = ZSTD_decompressStream(dctx.p, &ob, &ib);
-        if (ZSTD_isError(last_ret))
-          return unexpected(corrupt(key, std::string("zstd: ") + ZSTD_getErrorName(last_ret)));
-        if (ob.pos > 0) {
-          if (written + ob.pos > content_len)
-            return unexpected(corrupt(key, "more pages than the header says"));
-          content_sha.update(outbuf.data(), ob.pos);
-          auto w = out.write_at(outbuf.data(), ob.pos, static_cast<off_t>(written));
-          if (!w) return unexpected(io("writing restored pages", w.error()));
-          written += ob.pos;
-        }
-      }
-    }
-    off += len;
-  }
-  // Flush anything zstd still holds.
-  for (;;) {
-    ZSTD_inBuffer ib{nullptr, 0, 0};
-    ZSTD_outBuffer ob{outbuf.data(), outbuf.size(), 0};
-    if (last_ret == 0) break;
-    last_ret = ZSTD_decompressStream(dctx.p, &ob, &ib);
-    if (ZSTD_isError(last_ret))
-      return unexpected(corrupt(key, std::string("zstd: ") + ZSTD_getErrorName(last_ret)));
-    if (ob.pos == 0) break;
-    if (written + ob.pos > content_len)
-      return unexpected(corrupt(key, "more pages than the header says"));
-    content_sha.update(outbuf.data(), ob.pos);
-    auto w = out.write_at(outbuf.data(), ob.pos, static_cast<off_t>(written));
-    if (!w) return unexpected(io("writing restored pages", w.error()));
-    written += ob.pos;
-  }
-  auto sha = object_sha.finish();
-  if (detail::to_hex(sha.data(), sha.size()) != e.sha256)
-    return unexpected(corrupt(key, "SHA-256 does not match the manifest"));
-  if (last_ret != 0) return unexpected(corrupt(key, "truncated zstd stream"));
-  std::string why;
-  auto t = detail::decode_trailer(trailer, why);
-  if (!t) return unexpected(corrupt(key, why));
-  if (t->content_length != content_len || written != content_len)
-    return unexpected(corrupt(key, "content length mismatch"));
-  if (content_sha.finish() != t->content_sha256)
-    return unexpected(corrupt(key, "content SHA-256 mismatch"));
-  return {};
-}
+using detail::range_of;
 
-struct BatchTxn {
-  log::Frame first_frame;
-  std::uint32_t pages;
-  std::uint32_t db_size;
-  std::int64_t commit_time_us;
-  const std::uint8_t* records;  // pages × (pgno, image)
-};
-
-// Fetches, verifies and decodes a batch; `content` keeps the bytes the result points into.
-BackupResult<std::vector<BatchTxn>> read_batch(storage::ObjectStore& store, const std::string& key,
-                                               const BatchEntry& e, const log::LogId& id,
-                                               std::string& content) {
-  auto got = store.get(key);
-  if (!got) return unexpected(storage_failure("batch " + key, got.error()));
-  const std::string& obj = *got;
-  if (obj.size() != e.size)
-    return unexpected(corrupt(key, "size " + std::to_string(obj.size()) + ", manifest says " +
-                                       std::to_string(e.size)));
-  detail::Sha256 object_sha;
-  object_sha.update(obj.data(), obj.size());
-  auto sha = object_sha.finish();
-  if (detail::to_hex(sha.data(), sha.size()) != e.sha256)
-    return unexpected(corrupt(key, "SHA-256 does not match the manifest"));
-  if (obj.size() < detail::kHeaderSize + detail::kTrailerSize)
-    return unexpected(corrupt(key, "too short"));
-  const auto* d = reinterpret_cast<const std::uint8_t*>(obj.data());
-  auto h = check_header(key, d, detail::ObjectKind::kBatch, id);
-  if (!h) return unexpected(std::move(h).error());
-  if (h->first_frame != e.first_frame || h->last_frame != e.last_frame || h->txns != e.txns ||
-      h->db_size != e.db_size || h->first_time_us != e.first_commit_time_us ||
-      h->last_time_us != e.last_commit_time_us)
-    return unexpected(corrupt(key, "header disagrees with the manifest"));
-  std::string why;
-  auto t = detail::decode_trailer(d + obj.size() - detail::kTrailerSize, why);
-  if (!t) return unexpected(corrupt(key, why));
-  const std::uint64_t frames = e.last_frame - e.first_frame + 1;
-  if (t->content_length !=
-      e.txns * detail::kTxnHeaderSize + frames * detail::kPageRecordSize)
-    return unexpected(corrupt(key, "content length disagrees with its frames"));
-  content.assign(t->content_length, '\0');
-  const std::size_t n = ZSTD_decompress(content.data(), content.size(), d + detail::kHeaderSize,
-                                        obj.size() - detail::kHeaderSize - detail::kTrailerSize);
-  if (ZSTD_isError(n)) return unexpected(corrupt(key, std::string("zstd: ") + ZSTD_getErrorName(n)));
-  if (n != content.size()) return unexpected(corrupt(key, "content length mismatch"));
-  detail::Sha256 content_sha;
-  content_sha.update(content.data(), content.size());
-  if (content_sha.finish() != t->content_sha256)
-    return unexpected(corrupt(key, "content SHA-256 mismatch"));
-
-  std::vector<BatchTxn> txns;
-  const auto* p = reinterpret_cast<const std::uint8_t*>(content.data());
-  const auto* end = p + content.size();
-  log::Frame next = e.first_frame;
-  std::int64_t prev_time = std::numeric_limits<std::int64_t>::min();
-  for (std::uint32_t i = 0; i < e.txns; ++i) {
-    if (end - p < static_cast<std::ptrdiff_t>(detail::kTxnHeaderSize))
-      return unexpected(corrupt(key, "truncated transaction"));
-    BatchTxn x{detail::get_u64(p), detail::get_u32(p + 8), detail::get_u32(p + 12),
-               static_cast<std::int64_t>(detail::get_u64(p + 16)), p + detail::kTxnHeaderSize};
-    if (x.first_frame != next || x.pages == 0 || x.db_size == 0 || x.commit_time_us < prev_time)
-      return unexpected(corrupt(key, "transaction " + std::to_string(i) + " is malformed"));
-    p += detail::kTxnHeaderSize;
-    if (static_cast<std::uint64_t>(end - p) < std::uint64_t{x.pages} * detail::kPageRecordSize)
-      return unexpected(corrupt(key, "truncated transaction"));
-    for (std::uint32_t k = 0; k < x.pages; ++k)
-      if (detail::get_u32(p + k * detail::kPageRecordSize) == 0)
-        return unexpected(corrupt(key, "page number 0"));
-    p += std::uint64_t{x.pages} * detail::kPageRecordSize;
-    next += x.pages;
-    prev_time = x.commit_time_us;
-    txns.push_back(x);
-  }
-  if (p != end || next != e.last_frame + 1 || txns.back().db_size != e.db_size ||
-      txns.front().first_frame + txns.front().pages - 1 != e.first_commit_frame ||
-      txns.front().commit_time_us != e.first_commit_time_us ||
-      txns.back().commit_time_us != e.last_commit_time_us)
-    return unexpected(corrupt(key, "transactions disagree with the header"));
-  return txns;
-}
-
-}  // namespace
-
-BackupResult<BackupReader> BackupReader::open(storage::ObjectStore& store, std::string prefix) {
+BackupResult<BackupReader> BackupReader::open(storage::ObjectStore& store, std::string prefix,
+                                              const EncryptionKey* key) {
   auto norm = detail::normalize_prefix(std::move(prefix));
   if (!norm) return unexpected(std::move(norm).error());
   BackupReader r(store, *norm);
+  if (key != nullptr) r.key_ = *key;
   auto lineages = detail::read_lineages(store, *norm);
   if (!lineages) return unexpected(std::move(lineages).error());
   if (!*lineages || (*lineages)->empty())
@@ -297,7 +406,8 @@ BackupResult<RestorableRange> BackupReader::restorable_range(
 }
 
 BackupResult<RestoreResult> BackupReader::restore(const RestoreTarget& target,
-                                                  const std::filesystem::path& out_path) const {
+                                                  const std::filesystem::path& out_path,
+                                                  const ProgressFn& progress) const {
   using Kind = RestoreTarget::Kind;
   // 1. The lineage.
   const Manifest* m = nullptr;
@@ -346,6 +456,18 @@ BackupResult<RestoreResult> BackupReader::restore(const RestoreTarget& target,
     return unexpected(error(BackupErrc::kOutOfRange, "no snapshot at or before the target"));
 
   const std::string dir = detail::lineage_dir(prefix_, m->log_id);
+  const EncryptionKey* enc_key = key_ ? &*key_ : nullptr;
+  // Progress: the stored bytes of the start snapshot and of the batches that may be needed.
+  std::uint64_t total = start != nullptr ? start->size : 0, done_bytes = 0;
+  const log::Frame start_frame = start != nullptr ? start->frame : 0;
+  for (const auto& b : m->batches)
+    if (b.last_frame > start_frame && b.first_frame <= limit_frame &&
+        b.first_commit_time_us <= limit_time)
+      total += b.size;
+  auto report = [&](std::uint64_t bytes) {
+    if (progress) progress(std::min(bytes, total), total);
+  };
+  report(0);
   std::filesystem::path tmp = out_path;
   tmp += ".restore-tmp";
   auto file = log::File::open(tmp, O_RDWR | O_CREAT | O_TRUNC);
@@ -361,8 +483,14 @@ BackupResult<RestoreResult> BackupReader::restore(const RestoreTarget& target,
   std::uint64_t file_pages = 0;
   if (start != nullptr) {
     const std::string key = dir + start->key;
-    if (auto r = read_snapshot(*store_, key, *start, m->log_id, *file, read_chunk_bytes); !r)
+    auto snapshot_progress = [&](std::uint64_t bytes) { report(bytes); };
+    if (auto r = read_snapshot(*store_, key, *start, m->log_id, *file, read_chunk_bytes, enc_key,
+                               allow_unencrypted,
+                               progress ? std::function<void(std::uint64_t)>(snapshot_progress)
+                                        : std::function<void(std::uint64_t)>());
+        !r)
       return fail(std::move(r.error()));
+    done_bytes = start->size;
     res.frame = start->frame;
     res.db_size = start->db_size;
     res.commit_time_us = start->commit_time_us;
@@ -383,9 +511,11 @@ BackupResult<RestoreResult> BackupReader::restore(const RestoreTarget& target,
                                                std::to_string(b.first_frame - 1) +
                                                " are in no batch (next is " + dir + b.key + ")"));
     const std::string key = dir + b.key;
-    auto txns = read_batch(*store_, key, b, m->log_id, content);
+    auto txns = read_batch(*store_, key, b, m->log_id, content, enc_key, allow_unencrypted);
     if (!txns) return fail(std::move(txns).error());
     ++res.batches_read;
+    done_bytes += b.size;
+    report(done_bytes);
     for (const auto& t : *txns) {
       const log::Frame commit = t.first_frame + t.pages - 1;
       if (t.first_frame < expected) {
@@ -437,15 +567,17 @@ BackupResult<RestoreResult> BackupReader::restore(const RestoreTarget& target,
   if (parent.empty()) parent = ".";
   if (auto s = log::sync_directory(parent); !s)
     return unexpected(io("syncing " + parent.string(), s.error()));
+  if (progress) progress(total, total);
   return res;
 }
 
 BackupResult<RestoreResult> restore(storage::ObjectStore& store, const std::string& prefix,
                                     const RestoreTarget& target,
-                                    const std::filesystem::path& out_path) {
-  auto r = BackupReader::open(store, prefix);
+                                    const std::filesystem::path& out_path,
+                                    const EncryptionKey* key, const ProgressFn& progress) {
+  auto r = BackupReader::open(store, prefix, key);
   if (!r) return unexpected(std::move(r).error());
-  return r->restore(target, out_path);
+  return r->restore(target, out_path, progress);
 }
 
 BackupResult<RestorableRange> restorable_range(storage::ObjectStore& store,

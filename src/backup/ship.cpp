@@ -1,5 +1,6 @@
 #include "backup/ship.h"
 
+#include <algorithm>
 #include <utility>
 
 namespace quire::backup {
@@ -20,59 +21,25 @@ BackupError invalid(std::string m) {
   return out;
 }
 
-}  // namespace
-
-BackupResult<ShipResult> ship(log::ReplicationLog& log, storage::ObjectStore& store,
-                              const std::string& prefix, const ShipOptions& options) {
-  auto opened = BackupWriter::open(store, prefix, log.log_id());
-  if (!opened) return unexpected(std::move(opened).error());
-  return ship(log, **opened, options);
+// Uploads the log's snapshot `snap` (a file in the log's directory).
+BackupResult<void> upload_log_snapshot(log::ReplicationLog& log, BackupWriter& writer,
+                                       const log::SnapshotInfo& snap, const ShipOptions& options,
+                                       ShipResult& res) {
+  auto file = log::SnapshotFile::open(snap.path, &log.log_id());
+  if (!file) return unexpected(from_log("opening " + snap.path.string(), file.error()));
+  auto up = writer.upload_snapshot(*file, snap.frame, snap.commit_time_us, options.snapshot_progress);
+  if (!up) return unexpected(std::move(up).error());
+  res.bytes += up->size;
+  res.snapshot = std::move(*up);
+  return {};
 }
 
-BackupResult<ShipResult> ship(log::ReplicationLog& log, BackupWriter& writer,
-                              const ShipOptions& options) {
-  if (writer.manifest().log_id != log.log_id()) {
-    return unexpected(invalid("the backup writer's lineage is not log " +
-                              log::format_log_id(log.log_id())));
-  }
-  writer.zstd_level = options.zstd_level;
-  const std::uint64_t objects_before = writer.objects_written();
-
-  ShipResult res;
-  res.store_frame_before = writer.last_frame();
-  const log::Frame target = log.last_frame();
+// Uploads every whole transaction from writer.last_frame()+1 through frame `target`.
+BackupResult<void> ship_batches(log::ReplicationLog& log, BackupWriter& writer, log::Frame target,
+                                const ShipOptions& options, ShipResult& res) {
   const std::string id = log::format_log_id(log.log_id());
-  if (writer.last_frame() > target) {
-    return unexpected(invalid("the backup of log " + id + " holds frame " +
-                              std::to_string(writer.last_frame()) + " but the log ends at frame " +
-                              std::to_string(target)));
-  }
-  if (writer.last_frame() == target) {
-    res.store_frame_after = target;
-    return res;
-  }
-
-  // A snapshot first when the lineage is empty (unless the log still starts at frame 1, whose
-  // first transaction is the base image) or when the frames after the store's last one are gone.
-  const log::Frame next = writer.last_frame() + 1;
-  const bool empty = writer.last_frame() == 0;
-  const bool compacted = log.first_available_frame() > next;
-  auto snap = log.latest_snapshot();
-  if (compacted || (empty && snap)) {
-    if (!snap || (compacted && snap->frame + 1 < log.first_available_frame())) {
-      auto built = log.snapshot();
-      if (!built) return unexpected(from_log("building a snapshot of log " + id, built.error()));
-      snap = *built;
-    }
-    auto file = log::SnapshotFile::open(snap->path, &log.log_id());
-    if (!file) return unexpected(from_log("opening " + snap->path.string(), file.error()));
-    auto up = writer.upload_snapshot(*file, snap->frame, snap->commit_time_us);
-    if (!up) return unexpected(std::move(up).error());
-    res.bytes += up->size;
-    res.snapshot = std::move(*up);
-  }
-
   const log::Frame from = writer.last_frame() + 1;
+  if (from > target) return {};
   auto reader = log.read_from(from);
   if (!reader) {
     return unexpected(
@@ -107,7 +74,98 @@ BackupResult<ShipResult> ship(log::ReplicationLog& log, BackupWriter& writer,
       if (auto r = flush(); !r) return unexpected(std::move(r.error()));
     }
   }
-  if (auto r = flush(); !r) return unexpected(std::move(r.error()));
+  return flush();
+}
+
+// The snapshot policy (ShipOptions) applied to a lineage's manifest.
+bool snapshot_due(const Manifest& m, const ShipOptions& o, std::uint32_t db_size) {
+  const SnapshotEntry* newest = m.snapshots.empty() ? nullptr : &m.snapshots.back();
+  const log::Frame since = newest != nullptr ? newest->frame : 0;
+  if (m.batches.empty() || m.batches.back().last_frame <= since) return false;  // no commits since
+  std::uint64_t bytes = 0;
+  for (const auto& b : m.batches)
+    if (b.last_frame > since) bytes += b.size;
+  const std::uint64_t limit =
+      o.snapshot_after_bytes == ShipOptions::kSnapshotAfterBytesAuto
+          ? std::max<std::uint64_t>(64ull << 20, std::uint64_t{db_size} * log::kPageSize)
+          : o.snapshot_after_bytes;
+  if (limit != ShipOptions::kNever && bytes > limit) return true;
+  if (o.snapshot_interval_us > 0) {
+    const std::int64_t from =
+        newest != nullptr ? newest->commit_time_us : m.batches.front().first_commit_time_us;
+    if (m.batches.back().last_commit_time_us - from >= o.snapshot_interval_us) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+BackupResult<ShipResult> ship(log::ReplicationLog& log, storage::ObjectStore& store,
+                              const std::string& prefix, const ShipOptions& options) {
+  BackupOptions backup_options;
+  if (options.encryption_key != nullptr) backup_options.encryption_key = *options.encryption_key;
+  auto opened = BackupWriter::open(store, prefix, log.log_id(), backup_options);
+  if (!opened) return unexpected(std::move(opened).error());
+  return ship(log, **opened, options);
+}
+
+BackupResult<ShipResult> ship(log::ReplicationLog& log, BackupWriter& writer,
+                              const ShipOptions& options) {
+  if (writer.manifest().log_id != log.log_id()) {
+    return unexpected(invalid("the backup writer's lineage is not log " +
+                              log::format_log_id(log.log_id())));
+  }
+  writer.zstd_level = options.zstd_level;
+  const std::uint64_t objects_before = writer.objects_written();
+
+  ShipResult res;
+  res.store_frame_before = writer.last_frame();
+  const log::Frame target = log.last_frame();
+  const std::string id = log::format_log_id(log.log_id());
+  if (writer.last_frame() > target) {
+    return unexpected(invalid("the backup of log " + id + " holds frame " +
+                              std::to_string(writer.last_frame()) + " but the log ends at frame " +
+                              std::to_string(target)));
+  }
+
+  if (writer.last_frame() < target) {
+    // A snapshot first when the lineage is empty (unless the log still starts at frame 1, whose
+    // first transaction is the base image) or when the frames after the store's last one are
+    // gone.
+    const log::Frame next = writer.last_frame() + 1;
+    const bool empty = writer.last_frame() == 0;
+    const bool compacted = log.first_available_frame() > next;
+    auto snap = log.latest_snapshot();
+    if (compacted || (empty && snap)) {
+      if (!snap || (compacted && snap->frame + 1 < log.first_available_frame())) {
+        auto built = log.snapshot();
+        if (!built) return unexpected(from_log("building a snapshot of log " + id, built.error()));
+        snap = *built;
+      }
+      if (auto r = upload_log_snapshot(log, writer, *snap, options, res); !r)
+        return unexpected(std::move(r.error()));
+    }
+    if (auto r = ship_batches(log, writer, target, options, res); !r)
+      return unexpected(std::move(r.error()));
+  }
+
+  // The snapshot policy (checked even when nothing was new: a policy snapshot whose upload
+  // failed last time is retried). The log's newest snapshot when it reaches what the store holds,
+  // else a new one; frames the log gained meanwhile are shipped first so the lineage stays
+  // contiguous.
+  if (snapshot_due(writer.manifest(), options, log.db_size())) {
+    auto snap = log.latest_snapshot();
+    if (!snap || snap->frame < writer.last_frame()) {
+      auto built = log.snapshot();
+      if (!built) return unexpected(from_log("building a snapshot of log " + id, built.error()));
+      snap = *built;
+    }
+    if (auto r = ship_batches(log, writer, snap->frame, options, res); !r)
+      return unexpected(std::move(r.error()));
+    if (auto r = upload_log_snapshot(log, writer, *snap, options, res); !r)
+      return unexpected(std::move(r.error()));
+    res.periodic_snapshot = true;
+  }
   res.store_frame_after = writer.last_frame();
   res.objects_written = writer.objects_written() - objects_before;
   return res;

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "backup/backup.h"
+#include "backup/chunk_cipher.h"
 #include "backup/object_format.h"
 
 namespace quire::backup {
@@ -30,13 +31,19 @@ struct CCtx {
 }  // namespace
 
 BackupWriter::BackupWriter(storage::ObjectStore& store, std::string prefix, Manifest manifest,
-                           bool registered)
+                           bool registered, BackupOptions options)
     : store_(store), prefix_(std::move(prefix)), manifest_(std::move(manifest)),
-      registered_(registered) {}
+      registered_(registered), options_(std::move(options)) {}
 
 BackupResult<std::unique_ptr<BackupWriter>> BackupWriter::open(storage::ObjectStore& store,
                                                                std::string prefix,
-                                                               const log::LogId& log_id) {
+                                                               const log::LogId& log_id,
+                                                               const BackupOptions& options) {
+  if (options.encryption_chunk_bytes < detail::kMinChunkBytes ||
+      options.encryption_chunk_bytes > detail::kMaxChunkBytes)
+    return unexpected(error(BackupErrc::kInvalidArgument,
+                            "encryption_chunk_bytes must be 4096..16777216, got " +
+                                std::to_string(options.encryption_chunk_bytes)));
   auto norm = detail::normalize_prefix(std::move(prefix));
   if (!norm) return unexpected(std::move(norm).error());
   const std::string mkey = detail::manifest_key(*norm, log_id);
@@ -59,7 +66,22 @@ BackupResult<std::unique_ptr<BackupWriter>> BackupWriter::open(storage::ObjectSt
     registered = !(*lineages)->empty() && (*lineages)->back().log_id == log_id;
   }
   return std::unique_ptr<BackupWriter>(
-      new BackupWriter(store, std::move(*norm), std::move(manifest), registered));
+      new BackupWriter(store, std::move(*norm), std::move(manifest), registered, options));
+}
+
+std::unique_ptr<detail::ChunkSealer> BackupWriter::start_sealing(
+    detail::ObjectHeader& header, std::uint8_t* encoded_header) const {
+  if (!options_.encryption_key) {
+    detail::encode_header(header, encoded_header);
+    return nullptr;
+  }
+  header.flags |= detail::kFlagEncrypted;
+  header.chunk_bytes = options_.encryption_chunk_bytes;
+  header.key_id = options_.encryption_key->id();
+  header.nonce = detail::random_nonce();
+  detail::encode_header(header, encoded_header);
+  return std::make_unique<detail::ChunkSealer>(*options_.encryption_key, encoded_header,
+                                               header.chunk_bytes, header.nonce);
 }
 
 std::string BackupWriter::lineage_key(const std::string& rel) const {
@@ -92,7 +114,8 @@ BackupResult<void> BackupWriter::register_lineage() {
 
 BackupResult<SnapshotEntry> BackupWriter::upload_snapshot(const log::PageSource& pages,
                                                           log::Frame frame,
-                                                          std::int64_t commit_time_us) {
+                                                          std::int64_t commit_time_us,
+                                                          const ProgressFn& progress) {
   const std::uint32_t n = pages.page_count();
   if (frame == 0 || n == 0)
     return unexpected(error(BackupErrc::kInvalidArgument, "snapshot needs a frame >= 1 and pages"));
@@ -116,10 +139,18 @@ BackupResult<SnapshotEntry> BackupWriter::upload_snapshot(const log::PageSource&
   };
 
   std::uint8_t header[detail::kHeaderSize];
-  detail::encode_header({detail::ObjectKind::kSnapshot, manifest_.log_id, frame, frame, n, 0,
-                         commit_time_us, commit_time_us},
-                        header);
+  detail::ObjectHeader h{detail::ObjectKind::kSnapshot, manifest_.log_id, frame, frame, n, 0,
+                         commit_time_us, commit_time_us};
+  auto sealer = start_sealing(h, header);
   if (auto r = emit(header, sizeof header); !r) return unexpected(std::move(r.error()));
+  // The body (payload ‖ trailer), sealed chunk by chunk when encrypting.
+  auto emit_body = [&](const void* data, std::size_t len) -> BackupResult<void> {
+    if (!sealer) return emit(data, len);
+    const std::string sealed = sealer->update(data, len);
+    if (sealed.empty()) return {};
+    return emit(sealed.data(), sealed.size());
+  };
+  if (progress) progress(0, n);
 
   CCtx cctx;
   ZSTD_CCtx_setParameter(cctx.p, ZSTD_c_compressionLevel, zstd_level);
@@ -146,14 +177,19 @@ BackupResult<SnapshotEntry> BackupWriter::upload_snapshot(const log::PageSource&
       if (ZSTD_isError(rem))
         return unexpected(error(BackupErrc::kIo, key + ": zstd: " + ZSTD_getErrorName(rem)));
       if (ob.pos > 0)
-        if (auto r = emit(out.data(), ob.pos); !r) return unexpected(std::move(r.error()));
+        if (auto r = emit_body(out.data(), ob.pos); !r) return unexpected(std::move(r.error()));
       if (last ? rem == 0 : ib.pos == ib.size) break;
     }
+    if (progress) progress(p - 1, n);
   }
   std::uint8_t trailer[detail::kTrailerSize];
   detail::encode_trailer({static_cast<std::uint64_t>(n) * log::kPageSize, content_sha.finish()},
                          trailer);
-  if (auto r = emit(trailer, sizeof trailer); !r) return unexpected(std::move(r.error()));
+  if (auto r = emit_body(trailer, sizeof trailer); !r) return unexpected(std::move(r.error()));
+  if (sealer) {
+    const std::string last = sealer->finish();
+    if (auto r = emit(last.data(), last.size()); !r) return unexpected(std::move(r.error()));
+  }
   auto done = (*writer)->complete();
   if (!done) return unexpected(storage_failure("uploading " + key, done.error()));
   ++objects_written_;
@@ -226,25 +262,32 @@ BackupResult<BatchEntry> BackupWriter::upload_batch(std::span<const log::Transac
   entry.key = batch_key(entry.first_frame, entry.last_frame);
   const std::string key = lineage_key(entry.key);
 
-  std::string object(detail::kHeaderSize + ZSTD_compressBound(content.size()) + detail::kTrailerSize,
-                     '\0');
-  auto* o = reinterpret_cast<std::uint8_t*>(object.data());
-  detail::encode_header({detail::ObjectKind::kBatch, manifest_.log_id, entry.first_frame,
-                         entry.last_frame, entry.db_size, entry.txns, entry.first_commit_time_us,
-                         entry.last_commit_time_us},
-                        o);
+  // body = zstd payload ‖ trailer; object = header ‖ body (sealed when encrypting).
+  std::string body(ZSTD_compressBound(content.size()) + detail::kTrailerSize, '\0');
   CCtx cctx;
   ZSTD_CCtx_setParameter(cctx.p, ZSTD_c_compressionLevel, zstd_level);
   ZSTD_CCtx_setParameter(cctx.p, ZSTD_c_checksumFlag, 1);
-  const std::size_t clen = ZSTD_compress2(cctx.p, o + detail::kHeaderSize,
-                                          object.size() - detail::kHeaderSize - detail::kTrailerSize,
+  const std::size_t clen = ZSTD_compress2(cctx.p, body.data(), body.size() - detail::kTrailerSize,
                                           content.data(), content.size());
   if (ZSTD_isError(clen))
     return unexpected(error(BackupErrc::kIo, key + ": zstd: " + ZSTD_getErrorName(clen)));
   detail::Sha256 content_sha;
   content_sha.update(content.data(), content.size());
-  detail::encode_trailer({content.size(), content_sha.finish()}, o + detail::kHeaderSize + clen);
-  object.resize(detail::kHeaderSize + clen + detail::kTrailerSize);
+  detail::encode_trailer({content.size(), content_sha.finish()},
+                         reinterpret_cast<std::uint8_t*>(body.data()) + clen);
+  body.resize(clen + detail::kTrailerSize);
+  std::string object(detail::kHeaderSize, '\0');
+  object.reserve(detail::kHeaderSize + detail::sealed_length(body.size(), options_.encryption_chunk_bytes));
+  detail::ObjectHeader h{detail::ObjectKind::kBatch, manifest_.log_id, entry.first_frame,
+                         entry.last_frame, entry.db_size, entry.txns, entry.first_commit_time_us,
+                         entry.last_commit_time_us};
+  auto sealer = start_sealing(h, reinterpret_cast<std::uint8_t*>(object.data()));
+  if (sealer) {
+    object += sealer->update(body.data(), body.size());
+    object += sealer->finish();
+  } else {
+    object += body;
+  }
   detail::Sha256 object_sha;
   object_sha.update(object.data(), object.size());
   auto sha = object_sha.finish();

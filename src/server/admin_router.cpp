@@ -601,8 +601,8 @@ Expected<backup::RestoreResult, Response> AdminRouter::restore_to(
                                  "' before restoring (nothing was changed): " + flushed.error()));
     }
   }
-  auto restored =
-      backup::restore(backup_->object_store(), BackupService::prefix(name), target, out);
+  auto restored = backup::restore(backup_->object_store(), BackupService::prefix(name), target,
+                                  out, backup_->encryption_key());
   if (!restored) {
     const auto& e = restored.error();
     http::status status = http::status::internal_server_error;
@@ -688,7 +688,8 @@ Response AdminRouter::backup_status(const Request& req, const std::string& name)
   doc["namespace"] = name;
   doc["exists"] = namespaces_.exists(name);
   doc["url"] = backup_->options().url;
-  auto reader = backup::BackupReader::open(backup_->object_store(), BackupService::prefix(name));
+  auto reader = backup::BackupReader::open(backup_->object_store(), BackupService::prefix(name),
+                                           backup_->encryption_key());
   if (!reader) {
     // The store may be down: the shipping status below still says how far behind it is.
     if (reader.error().kind != backup::BackupErrc::kNoBackup) {
@@ -738,6 +739,16 @@ Response AdminRouter::backup_status(const Request& req, const std::string& name)
         st->last_ship_unix_us ? bj::value(format_rfc3339_us(st->last_ship_unix_us)) : nullptr;
     doc["shipping"] = std::move(o);
   }
+  // Server-wide, for what object storage bills: requests.
+  const auto t = backup_->totals();
+  const double hours =
+      std::max(1.0 / 60, std::chrono::duration<double>(t.uptime).count() / 3600.0);
+  bj::object server;
+  server["objects_written"] = t.objects_written;
+  server["bytes_uploaded"] = t.bytes_uploaded;
+  server["objects_per_hour"] = std::round(static_cast<double>(t.objects_written) / hours);
+  server["uptime_s"] = std::chrono::duration_cast<std::chrono::seconds>(t.uptime).count();
+  doc["server"] = std::move(server);
   return json(req, http::status::ok, bj::serialize(doc));
 }
 

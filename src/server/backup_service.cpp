@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "common/rfc3339.h"
 #include "engine/namespace_store.h"
 #include "log/log.h"
 
@@ -164,6 +165,15 @@ void BackupService::run() {
       shipped_.notify_all();
     }
     if (release_at_ && !waiters_released_) next = std::min(next, *release_at_);
+    if (now - hour_began_ >= std::chrono::hours(1)) {
+      // Request cost is what object storage bills: say what the last hour cost.
+      spdlog::info("backup: {} objects written ({} bytes) in the last hour, {} failed rounds",
+                   totals_.objects_written - hour_start_.objects_written,
+                   totals_.bytes_uploaded - hour_start_.bytes_uploaded,
+                   totals_.failures - hour_start_.failures);
+      hour_start_ = totals_;
+      hour_began_ = now;
+    }
     std::vector<std::pair<std::string, std::shared_ptr<Namespace>>> due;
     for (auto& [name, st] : namespaces_state_) {
       if (!st->pending) continue;
@@ -233,7 +243,9 @@ Expected<backup::ShipResult, std::string> BackupService::ship(const std::string&
   }
   if (!st.writer || st.writer->manifest().log_id != log->log_id()) {
     // First ship, or the database got a new log (restored in place): a new lineage.
-    auto opened = backup::BackupWriter::open(*store_, prefix(ns), log->log_id());
+    backup::BackupOptions writer_options;
+    writer_options.encryption_key = options_.encryption_key;
+    auto opened = backup::BackupWriter::open(*store_, prefix(ns), log->log_id(), writer_options);
     if (!opened) return fail(opened.error().message);
     st.writer = std::move(opened.value());
   }
@@ -272,7 +284,30 @@ Expected<backup::ShipResult, std::string> BackupService::ship(const std::string&
   return std::move(shipped.value());
 }
 
-void BackupService::apply_retention(const std::string&, Namespace&) {}
+void BackupService::apply_retention(const std::string& ns, Namespace& st) {
+  if (options_.retention.count() <= 0 || !st.writer) return;
+  // Hourly, or more often for a short retention (at least once a tenth of it).
+  const auto every = std::max<Clock::duration>(
+      std::chrono::seconds(1),
+      std::min<Clock::duration>(std::chrono::hours(1), options_.retention / 10));
+  const auto now = Clock::now();
+  if (st.last_retention != Clock::time_point{} && now - st.last_retention < every) return;
+  st.last_retention = now;
+  const std::int64_t cutoff =
+      unix_now_us() -
+      std::chrono::duration_cast<std::chrono::microseconds>(options_.retention).count();
+  auto r = backup::apply_retention(*st.writer, cutoff);
+  if (!r) {
+    spdlog::warn("backup of namespace '{}': retention failed (retried later): {}", ns,
+                 r.error().message);
+    st.writer.reset();
+    return;
+  }
+  if (r->objects_deleted > 0) {
+    spdlog::info("backup of namespace '{}': retention deleted {} objects ({} bytes) older than {}",
+                 ns, r->objects_deleted, r->bytes_deleted, format_rfc3339_us(cutoff));
+  }
+}
 
 Expected<backup::ShipResult, std::string> BackupService::flush(const std::string& ns) {
   std::shared_ptr<Namespace> st;

@@ -31,6 +31,7 @@
 #include <unordered_map>
 
 #include "backup/backup.h"
+#include "backup/encryption.h"
 #include "backup/ship.h"
 #include "common/expected.h"
 #include "storage/object_store.h"
@@ -50,6 +51,8 @@ struct BackupServiceOptions {
   // Point-in-time history kept in the store; older objects are deleted (0: keep everything).
   std::chrono::seconds retention{std::chrono::hours(24 * 30)};
   backup::ShipOptions ship;
+  // Client-side encryption (AES-256-GCM) of every object uploaded, and the key restores use.
+  std::optional<backup::EncryptionKey> encryption_key;
 };
 
 struct NamespaceBackupStatus {
@@ -99,6 +102,9 @@ class BackupService {
 
   storage::ObjectStore& object_store() { return *store_; }
   const BackupServiceOptions& options() const { return options_; }
+  const backup::EncryptionKey* encryption_key() const {
+    return options_.encryption_key ? &*options_.encryption_key : nullptr;
+  }
   // Where namespace `ns` lives in the store.
   static std::string prefix(const std::string& ns) { return ns; }
 
@@ -125,6 +131,8 @@ class BackupService {
   bool waiters_released_ = false;  // guarded by mu_
   std::optional<std::chrono::steady_clock::time_point> release_at_;  // guarded by mu_
   BackupTotals totals_;            // guarded by mu_ (uptime computed on read)
+  BackupTotals hour_start_;        // guarded by mu_: totals_ when the current hour began
+  std::chrono::steady_clock::time_point hour_began_ = started_;  // guarded by mu_
   std::thread thread_;
 };
 

@@ -10,16 +10,19 @@
 //  * kill -9 during shipping: after a restart the lineage continues with no gap and no
 //    duplicate frame, and every acknowledged row is restorable;
 //  * --backup-sync: an acknowledged write is already in the store;
+//  * encryption: objects hold no plaintext, restore needs the key;
+//  * retention: history older than the window goes, every moment inside it restores exactly;
 //  * the store down for a minute (S3): writes go on, the backup catches up, nothing is lost.
 
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { createClient } from '@libsql/client';
 
-import { ok, quire, readRows, tmp } from './cli-helpers.mjs';
+import { ok, quire, readRows, tmp, walk } from './cli-helpers.mjs';
 import { startS3rver } from './s3.mjs';
 import { sleep, startServer } from './server.mjs';
 
@@ -303,6 +306,100 @@ for (const kind of stores()) {
           }
         }
         c.close();
+      } finally {
+        await server.stop();
+      }
+    });
+
+    test('encrypted backups: unreadable without the key, restored with it', async () => {
+      const root = tmp('quire-backup-enc-');
+      const url = store.url('t6');
+      const key = path.join(root, 'key');
+      writeFileSync(key, `${randomBytes(32).toString('hex')}\n`);
+      const server = await startServer({
+        env: store.env,
+        args: ['--backup-url', url, '--backup-interval', '0.1', '--backup-encryption-key-file', key,
+          '--admin-listen', '127.0.0.1:0'],
+      });
+      try {
+        const c = createClient({ url: server.url });
+        await c.execute('CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, body BLOB)');
+        for (let i = 1; i <= 20; i++) {
+          await c.execute({ sql: 'INSERT INTO t VALUES (?, ?, ?)', args: [i, `secret-marker-${i}`, BODY(i)] });
+        }
+        c.close();
+        await waitShipped(server);
+      } finally {
+        await server.stop();
+      }
+      if (store.dir) {
+        for (const f of walk(path.join(store.dir, 't6'))) {
+          if (f.endsWith('.json')) continue;
+          assert.ok(!readFileSync(f).includes('secret-marker'), `${f} holds plaintext`);
+        }
+      }
+      const out = path.join(root, 'out.db');
+      const denied = await quire(['restore', '--backup-url', url, '-o', out], { env: store.env });
+      assert.equal(denied.code, 1, denied.stdout + denied.stderr);
+      assert.match(denied.stderr, /encrypt/i);
+      const other = path.join(root, 'other');
+      writeFileSync(other, randomBytes(32));
+      const wrong = await quire(['restore', '--backup-url', url, '-o', out, '--encryption-key-file', other], { env: store.env });
+      assert.equal(wrong.code, 1);
+      assert.match(wrong.stderr, /another key|key/i);
+      await ok(['restore', '--backup-url', url, '-o', out, '--encryption-key-file', key, '--verify'], { env: store.env });
+      assert.equal(readRows(out).length, 20);
+      assert.equal(readRows(out)[19].name, 'secret-marker-20');
+    });
+
+    test('retention deletes only history older than the window', async () => {
+      const root = tmp('quire-backup-retention-');
+      const url = store.url('t7');
+      const server = await startServer({
+        env: store.env,
+        args: ['--backup-url', url, '--backup-interval', '0.1', '--backup-retention', '4s',
+          '--backup-snapshot-interval', '1s', '--admin-listen', '127.0.0.1:0'],
+      });
+      const moments = [];
+      try {
+        const c = createClient({ url: server.url });
+        await c.execute('CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, body BLOB)');
+        // 10 s of history, a moment recorded every 250 ms.
+        let i = 0;
+        const until = Date.now() + 10000;
+        while (Date.now() < until) {
+          i++;
+          await c.execute({ sql: 'INSERT INTO t VALUES (?, ?, ?)', args: [i, `r${i}`, BODY(i)] });
+          await sleep(10);
+          moments.push({ at: new Date().toISOString(), ms: Date.now(), count: i });
+          await sleep(240);
+        }
+        c.close();
+        await waitShipped(server);
+        await sleep(1500);  // a retention round after the last ship
+        const status = (await adminJson(server, 'GET', '/v1/namespaces/default/backup')).json;
+        const first = Date.parse(status.restorable.first_time);
+        // Old history is gone (the window is 4 s, checked at least every 1 s, and a snapshot is
+        // kept at or before the cutoff), recent history is not.
+        assert.ok(first > moments[0].ms, `nothing was deleted: ${JSON.stringify(status)}`);
+        assert.ok(first <= Date.now() - 4000, `too much was deleted: ${JSON.stringify(status)}`);
+        // Every kept moment restores exactly; a deleted one is refused, never approximated.
+        const now = Date.now();
+        let kept = 0;
+        for (const m of moments) {
+          const file = path.join(root, `m${m.count}.db`);
+          const r = await quire(['restore', '--backup-url', url, '--timestamp', m.at, '-o', file], { env: store.env });
+          if (m.ms >= now - 4000) {
+            assert.equal(r.code, 0, `a moment inside the window: ${m.at}\n${r.stderr}`);
+          }
+          if (r.code === 0) {
+            kept++;
+            assert.equal(readRows(file, 'SELECT count(*) AS id FROM t')[0].id, m.count, m.at);
+          } else {
+            assert.match(r.stderr, /range|before/i, r.stderr);
+          }
+        }
+        assert.ok(kept < moments.length, 'every moment is still restorable: retention did nothing');
       } finally {
         await server.stop();
       }
