@@ -12,28 +12,8 @@ import { after, before, describe, test } from 'node:test';
 
 import { createClient } from '@libsql/client';
 
-import { sleep, startServer } from './server.mjs';
+import { eventually, rows, startServer } from './server.mjs';
 import { HranaConn, integer, stmt, wsUrl } from './ws-helpers.mjs';
-
-/** Polls `fn` until it returns a truthy value or `ms` pass; returns the last value. */
-async function eventually(fn, ms = 10_000, what = 'condition') {
-  const deadline = Date.now() + ms;
-  let last;
-  while (Date.now() < deadline) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(20);
-  }
-  throw new Error(`${what} not reached within ${ms} ms (last: ${last?.stack ?? JSON.stringify(last)})`);
-}
-
-async function rows(client, sql) {
-  return (await client.execute(sql)).rows.map((r) => Object.values(r));
-}
 
 /** The first row of a JSON execute result, as plain values. */
 const firstRow = (result) => result.rows[0]?.map((v) => (v.type === 'null' ? null : v.value));

@@ -10,27 +10,7 @@ import { after, before, describe, test } from 'node:test';
 
 import { createClient } from '@libsql/client';
 
-import { sleep, startServer } from './server.mjs';
-
-/** Polls `fn` until it returns a truthy value or `ms` pass; returns the last value. */
-async function eventually(fn, ms = 10_000, what = 'condition') {
-  const deadline = Date.now() + ms;
-  let last;
-  while (Date.now() < deadline) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(10);
-  }
-  throw new Error(`${what} not reached within ${ms} ms (last: ${last?.stack ?? JSON.stringify(last)})`);
-}
-
-async function rows(client, sql) {
-  return (await client.execute(sql)).rows.map((r) => Object.values(r));
-}
+import { eventually, rows, sleep, startServer } from './server.mjs';
 
 async function raw(url, body, headers = {}) {
   const res = await fetch(`${url}/v2/pipeline`, {

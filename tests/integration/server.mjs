@@ -201,3 +201,24 @@ export function useServer(options) {
 }
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `fn` until it returns a truthy value or `ms` pass; returns that value, else throws. */
+export async function eventually(fn, ms = 10_000, what = 'condition') {
+  const deadline = Date.now() + ms;
+  let last;
+  while (Date.now() < deadline) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    await sleep(10);
+  }
+  throw new Error(`${what} not reached within ${ms} ms (last: ${last?.stack ?? JSON.stringify(last)})`);
+}
+
+/** A query's rows as arrays of values (via @libsql/client). */
+export async function rows(client, sql) {
+  return (await client.execute(sql)).rows.map((r) => Object.values(r));
+}
