@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <vector>
 
 #include "common/rfc3339.h"
@@ -307,6 +308,49 @@ void BackupService::apply_retention(const std::string& ns, Namespace& st) {
     spdlog::info("backup of namespace '{}': retention deleted {} objects ({} bytes) older than {}",
                  ns, r->objects_deleted, r->bytes_deleted, format_rfc3339_us(cutoff));
   }
+}
+
+Expected<std::vector<std::string>, std::string> BackupService::restore_all(
+    engine::NamespaceStore& store) {
+  // One LIST of the whole store, once, on a new machine: the namespaces are the first path
+  // components with a lineages.json under them.
+  auto listed = store_->list("");
+  if (!listed) {
+    return unexpected("cannot list the backup at " + options_.url + ": " + listed.error().message);
+  }
+  std::vector<std::string> names;
+  constexpr std::string_view kLineages = "/lineages.json";
+  for (const auto& o : *listed) {
+    const std::string& k = o.key;
+    if (k.size() > kLineages.size() && k.ends_with(kLineages) &&
+        k.find('/') == k.size() - kLineages.size()) {
+      std::string name = k.substr(0, k.size() - kLineages.size());
+      if (engine::NamespaceStore::valid_name(name)) names.push_back(std::move(name));
+    }
+  }
+  for (const auto& name : names) {
+    const auto scratch = store.scratch_path("restore", name);
+    auto restored =
+        backup::restore(*store_, prefix(name), backup::RestoreTarget::latest(), scratch,
+                        encryption_key());
+    if (!restored) {
+      std::error_code ec;
+      std::filesystem::remove(scratch, ec);
+      return unexpected("cannot restore namespace '" + name + "' from " + options_.url + ": " +
+                        restored.error().message);
+    }
+    auto done = store.exists(name) ? store.replace(name, scratch)
+                                   : store.adopt(name, scratch, engine::NamespaceConfig{});
+    if (!done) {
+      std::error_code ec;
+      std::filesystem::remove(scratch, ec);
+      return unexpected("cannot restore namespace '" + name + "': " + done.error().message);
+    }
+    spdlog::info("restored namespace '{}' from the backup: frame {} of log {}, committed {}", name,
+                 restored->frame, log::format_log_id(restored->log_id),
+                 format_rfc3339_us(restored->commit_time_us));
+  }
+  return names;
 }
 
 Expected<backup::ShipResult, std::string> BackupService::flush(const std::string& ns) {

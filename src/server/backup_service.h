@@ -29,6 +29,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "backup/backup.h"
 #include "backup/encryption.h"
@@ -92,6 +93,13 @@ class BackupService {
   // Releases the commit hooks waiting under `sync` `after` from now (server shutdown: the store
   // gets that long to take them), without stopping. Thread-safe, returns at once.
   void release_waiters(std::chrono::milliseconds after = std::chrono::milliseconds(0));
+
+  // A new machine: restores every namespace the store has a backup of (latest point) into
+  // `store`, replacing the empty `default` a new data directory starts with. Call before
+  // start(), on a data directory that did not exist. Returns the names restored; an error when
+  // the store cannot be read or a restore fails (the caller should not serve then: backing up
+  // the empty databases would start new, empty lineages ahead of the real ones).
+  Expected<std::vector<std::string>, std::string> restore_all(engine::NamespaceStore& store);
 
   // Ships namespace `ns` now and waits for it: afterwards the store holds every commit made
   // before the call. The error is a message for the operator.

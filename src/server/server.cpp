@@ -90,9 +90,24 @@ Expected<void, std::string> Server::start() {
       return svc->observer(ns);
     };
   }
+  // A data directory that does not exist yet, with a backup configured: a new machine (or a
+  // lost disk). What the store holds comes back before anything is served.
+  const bool new_data_dir = !fs::exists(options.root);
   auto namespaces = engine::NamespaceStore::open(std::move(options));
   if (!namespaces) return unexpected("cannot open the data directory: " + namespaces.error().message);
   namespaces_ = std::move(namespaces.value());
+  if (backup_ && new_data_dir) {
+    auto restored = backup_->restore_all(*namespaces_);
+    if (!restored) {
+      return unexpected(restored.error() +
+                        " (the data directory is new: serving it empty would back up empty "
+                        "databases ahead of the real ones; fix the store, or remove --backup-url)");
+    }
+    if (!restored->empty()) {
+      spdlog::info("the data directory was new: restored {} namespace(s) from {}",
+                   restored->size(), config_.backup.url);
+    }
+  }
   // The default namespace opens at once, so a broken database is reported at start. A replica
   // whose primary is unreachable still starts (it serves what it has, and catches up later).
   if (auto db = namespaces_->get("default"); !db) {

@@ -157,6 +157,45 @@ for (const kind of stores()) {
       }
     });
 
+    test('a new machine with the same --backup-url comes back with every namespace', async () => {
+      const url = store.url('t8');
+      const args = ['--backup-url', url, '--backup-interval', '0.1', '--admin-listen', '127.0.0.1:0'];
+      const first = await startServer({ env: store.env, args });
+      try {
+        const c = createClient({ url: first.url });
+        await c.execute('CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, body BLOB)');
+        await c.execute({ sql: 'INSERT INTO t VALUES (1, ?, ?)', args: ['in-default', BODY(1)] });
+        c.close();
+        assert.equal((await adminJson(first, 'POST', '/v1/namespaces/acme/create', {})).status, 200);
+        const a = nsClient(first, 'acme');
+        await a.execute('CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, body BLOB)');
+        await a.execute({ sql: 'INSERT INTO t VALUES (7, ?, ?)', args: ['in-acme', BODY(7)] });
+        a.close();
+        await waitShipped(first, 'default');
+        await waitShipped(first, 'acme');
+      } finally {
+        await first.kill();  // the machine is gone, data directory and all
+      }
+      const second = await startServer({ env: store.env, args });
+      try {
+        assert.match(second.logs(), /restored 2 namespace\(s\)/);
+        const c = createClient({ url: second.url });
+        assert.deepEqual((await c.execute('SELECT id, name FROM t')).rows.map((r) => [Number(r.id), r.name]), [[1, 'in-default']]);
+        await c.execute({ sql: 'INSERT INTO t VALUES (2, ?, ?)', args: ['after', BODY(2)] });
+        c.close();
+        const a = nsClient(second, 'acme');
+        assert.deepEqual((await a.execute('SELECT id, name FROM t')).rows.map((r) => [Number(r.id), r.name]), [[7, 'in-acme']]);
+        a.close();
+        await waitShipped(second, 'default');
+      } finally {
+        await second.stop();
+      }
+      // The latest point is the restored state plus what came after, not an empty database.
+      const out = path.join(tmp('quire-backup-new-machine-'), 'out.db');
+      await ok(['restore', '--backup-url', url, '-o', out], { env: store.env });
+      assert.deepEqual(readRows(out, 'SELECT id, name FROM t ORDER BY id'), [{ id: 1, name: 'in-default' }, { id: 2, name: 'after' }]);
+    });
+
     test('fork at a timestamp and restore in place through the admin API', async () => {
       const root = tmp('quire-backup-admin-');
       const url = store.url('t2');
