@@ -19,6 +19,7 @@
 #include "cli/db_cmd.h"
 #include "cli/log_cmd.h"
 #include "cli/replica_cmd.h"
+#include "cli/replicate_cmd.h"
 #include "cli/token_cmd.h"
 #include "backup/encryption.h"
 #include "server/server.h"
@@ -296,6 +297,7 @@ int main(int argc, char** argv) {
   const auto replica_cmd = quire::cli::add_replica_command(app);
   const auto backup_cmd = quire::cli::add_backup_command(app);
   const auto restore_cmd = quire::cli::add_restore_command(app);
+  const auto replicate_cmd = quire::cli::add_replicate_command(app);
 
   try {
     app.parse(argc, argv);
@@ -314,6 +316,7 @@ int main(int argc, char** argv) {
   if (replica_cmd.app->parsed()) return replica_cmd.run();
   if (backup_cmd.app->parsed()) return backup_cmd.run();
   if (restore_cmd.app->parsed()) return restore_cmd.run();
+  if (replicate_cmd.app->parsed()) return replicate_cmd.run();
   if (serve_cmd->parsed()) {
     if (!parse_listen(listen, config.listen_host, config.listen_port)) {
       std::cerr << "quire: --listen must be HOST:PORT, got '" << listen << "'\n";
