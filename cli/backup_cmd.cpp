@@ -2,8 +2,6 @@
 
 #include <sqlite3.h>
 
-#include <cctype>
-#include <ctime>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -14,6 +12,10 @@
 #include "backup/backup.h"
 #include "backup/encryption.h"
 #include "backup/ship.h"
+#include "cli/namespace_log.h"
+#include "cli/progress.h"
+#include "cli/units.h"
+#include "common/rfc3339.h"
 #include "log/log.h"
 #include "storage/object_store.h"
 
@@ -28,6 +30,7 @@ struct BackupOptions {
   std::string ns = "default";
   std::string url;
   std::string key_file;
+  bool no_progress = false;
 };
 
 struct RestoreOptions {
@@ -40,6 +43,7 @@ struct RestoreOptions {
   bool verify = false;
   std::string key_file;
   bool allow_unencrypted = false;
+  bool no_progress = false;
 };
 
 // The key from --encryption-key-file; nullopt (after printing why) when it cannot be loaded.
@@ -50,31 +54,6 @@ std::optional<backup::EncryptionKey> load_key(const char* cmd, const std::string
     return std::nullopt;
   }
   return *key;
-}
-
-std::string iso_time(std::int64_t us) {
-  const std::time_t t = static_cast<std::time_t>(us / 1'000'000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char frac[16];
-  std::snprintf(frac, sizeof frac, ".%06lldZ", static_cast<long long>(us % 1'000'000));
-  return std::string(buf) + frac;
-}
-
-std::string human_bytes(std::uint64_t n) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(n);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  char buf[32];
-  if (u == 0) std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(n));
-  else std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
-  return buf;
 }
 
 std::unique_ptr<storage::ObjectStore> open_store(const char* cmd, const std::string& url) {
@@ -88,11 +67,9 @@ std::unique_ptr<storage::ObjectStore> open_store(const char* cmd, const std::str
 }
 
 int run_backup(const BackupOptions& o) {
-  const fs::path dir = fs::path(o.data) / "dbs" / o.ns / "log";
-  auto opened = log::ReplicationLog::open(dir);
+  auto opened = open_namespace_log(o.data, o.ns);
   if (!opened) {
-    std::cerr << "quire backup: cannot open the log of namespace '" << o.ns << "' in "
-              << dir.string() << ": " << opened.error().message << "\n";
+    std::cerr << "quire backup: " << opened.error() << "\n";
     return kExitFailure;
   }
   auto& log = *opened.value();
@@ -105,15 +82,18 @@ int run_backup(const BackupOptions& o) {
   if (!store) return kExitFailure;
   backup::ShipOptions ship_options;
   ship_options.encryption_key = key ? &*key : nullptr;
+  Progress progress("uploading snapshot", ProgressUnit::kPages, !o.no_progress);
+  ship_options.snapshot_progress = progress.callback();
   auto shipped = backup::ship(log, *store, o.ns, ship_options);
+  progress.finish();
   if (!shipped) {
     std::cerr << "quire backup: " << backup::to_string(shipped.error().kind) << ": "
               << shipped.error().message << "\n";
     return kExitFailure;
   }
   const auto& r = *shipped;
-  std::cout << "namespace " << o.ns << ", log " << log::format_log_id(log.log_id())
-            << ", frames " << log.first_available_frame() << ".." << log.last_frame() << "\n";
+  std::cout << "namespace " << o.ns << ", log " << log::format_log_id(log.log_id()) << ", frames "
+            << log.first_available_frame() << ".." << log.last_frame() << "\n";
   if (key) std::cout << "encrypting new objects with key id " << key->id_hex() << "\n";
   if (!r.uploaded_anything()) {
     std::cout << "up to date: the backup already holds frame " << r.store_frame_after
@@ -121,19 +101,18 @@ int run_backup(const BackupOptions& o) {
     return kExitOk;
   }
   if (r.snapshot) {
-    std::cout << "uploaded " << (r.periodic_snapshot ? "periodic " : "") << "snapshot " << r.snapshot->key << ": frame " << r.snapshot->frame
-              << ", " << r.snapshot->db_size << " pages, " << human_bytes(r.snapshot->size)
-              << "\n";
+    std::cout << "uploaded " << (r.periodic_snapshot ? "periodic " : "") << "snapshot "
+              << r.snapshot->key << ": frame " << r.snapshot->frame << ", " << r.snapshot->db_size
+              << " pages, " << format_size(r.snapshot->size) << "\n";
   }
   for (const auto& b : r.batches) {
-    std::cout << "uploaded batch " << b.key << ": frames " << b.first_frame << ".."
-              << b.last_frame << ", " << b.txns << " transactions, " << human_bytes(b.size)
-              << "\n";
+    std::cout << "uploaded batch " << b.key << ": frames " << b.first_frame << ".." << b.last_frame
+              << ", " << b.txns << " transactions, " << format_size(b.size) << "\n";
   }
   std::cout << "backup now holds frames up to " << r.store_frame_after << " (was "
             << r.store_frame_before << "): " << (r.snapshot ? 1 : 0) << " snapshot, "
             << r.batches.size() << " batches, " << r.txns << " transactions, "
-            << human_bytes(r.bytes) << "\n";
+            << format_size(r.bytes) << "\n";
   return kExitOk;
 }
 
@@ -202,7 +181,9 @@ int run_restore(const RestoreOptions& o) {
     return kExitFailure;
   }
   reader->allow_unencrypted = o.allow_unencrypted;
-  auto restored = reader->restore(target, out);
+  Progress progress("restoring", ProgressUnit::kBytes, !o.no_progress);
+  auto restored = reader->restore(target, out, progress.callback());
+  progress.finish();
   if (!restored) {
     std::cerr << "quire restore: " << backup::to_string(restored.error().kind) << ": "
               << restored.error().message << "\n";
@@ -216,11 +197,11 @@ int run_restore(const RestoreOptions& o) {
   std::cout << "restored " << out.string() << " from lineage " << log::format_log_id(r.log_id)
             << "\n"
             << "frame:       " << r.frame << "\n"
-            << "commit time: " << (r.frame ? iso_time(r.commit_time_us) : "-") << "\n"
-            << "size:        " << r.db_size << " pages (" << human_bytes(bytes) << ")\n"
+            << "commit time: " << (r.frame ? format_rfc3339_us(r.commit_time_us) : "-") << "\n"
+            << "size:        " << r.db_size << " pages (" << format_size(bytes) << ")\n"
             << "from:        "
-            << (r.snapshot_key.empty() ? "an empty database" : "snapshot " + r.snapshot_key)
-            << ", " << r.batches_read << " batches, " << r.txns_applied << " transactions\n";
+            << (r.snapshot_key.empty() ? "an empty database" : "snapshot " + r.snapshot_key) << ", "
+            << r.batches_read << " batches, " << r.txns_applied << " transactions\n";
   if (o.verify) {
     const std::string check = integrity_check(out);
     if (check != "ok") {
@@ -233,65 +214,7 @@ int run_restore(const RestoreOptions& o) {
   return kExitOk;
 }
 
-bool digits(std::string_view s, std::size_t pos, std::size_t n, int& out) {
-  if (pos + n > s.size()) return false;
-  out = 0;
-  for (std::size_t i = pos; i < pos + n; ++i) {
-    if (!std::isdigit(static_cast<unsigned char>(s[i]))) return false;
-    out = out * 10 + (s[i] - '0');
-  }
-  return true;
-}
-
 }  // namespace
-
-std::optional<std::int64_t> parse_rfc3339_us(std::string_view s) {
-  int year, mon, day, hour, min, sec;
-  if (!digits(s, 0, 4, year) || s.size() < 19 || s[4] != '-' || !digits(s, 5, 2, mon) ||
-      s[7] != '-' || !digits(s, 8, 2, day) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
-      !digits(s, 11, 2, hour) || s[13] != ':' || !digits(s, 14, 2, min) || s[16] != ':' ||
-      !digits(s, 17, 2, sec))
-    return std::nullopt;
-  if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60)
-    return std::nullopt;
-  std::size_t pos = 19;
-  std::int64_t frac_us = 0;
-  if (pos < s.size() && s[pos] == '.') {
-    ++pos;
-    std::size_t n = 0;
-    std::int64_t scale = 100000;
-    while (pos < s.size() && std::isdigit(static_cast<unsigned char>(s[pos]))) {
-      frac_us += (s[pos] - '0') * scale;
-      scale /= 10;
-      ++pos;
-      ++n;
-    }
-    if (n == 0) return std::nullopt;
-  }
-  std::int64_t offset_s = 0;
-  if (pos < s.size() && (s[pos] == 'Z' || s[pos] == 'z')) {
-    ++pos;
-  } else if (pos < s.size() && (s[pos] == '+' || s[pos] == '-')) {
-    int oh, om;
-    if (!digits(s, pos + 1, 2, oh) || pos + 3 >= s.size() || s[pos + 3] != ':' ||
-        !digits(s, pos + 4, 2, om) || oh > 23 || om > 59)
-      return std::nullopt;
-    offset_s = (oh * 3600 + om * 60) * (s[pos] == '-' ? -1 : 1);
-    pos += 6;
-  } else {
-    return std::nullopt;  // RFC 3339 requires the offset
-  }
-  if (pos != s.size()) return std::nullopt;
-  std::tm tm{};
-  tm.tm_year = year - 1900;
-  tm.tm_mon = mon - 1;
-  tm.tm_mday = day;
-  tm.tm_hour = hour;
-  tm.tm_min = min;
-  tm.tm_sec = sec;
-  const std::time_t t = timegm(&tm);
-  return (static_cast<std::int64_t>(t) - offset_s) * 1'000'000 + frac_us;
-}
 
 Command add_backup_command(CLI::App& parent) {
   auto o = std::make_shared<BackupOptions>();
@@ -310,6 +233,9 @@ Command add_backup_command(CLI::App& parent) {
                   "readable: frame numbers, sizes and commit times are not secret. Losing the "
                   "key loses the backup.")
       ->option_text("FILE");
+  cmd->add_flag("--no-progress", o->no_progress,
+                "Print no progress of a snapshot upload on stderr (a bar on a terminal, plain "
+                "lines otherwise)");
   return Command{cmd, [o]() { return run_backup(*o); }};
 }
 
@@ -339,6 +265,8 @@ Command add_restore_command(CLI::App& parent) {
                 "With --encryption-key-file, also accept objects in clear (a backup made "
                 "before encryption was turned on)")
       ->needs(key);
+  cmd->add_flag("--no-progress", o->no_progress,
+                "Print no progress on stderr (a bar on a terminal, plain lines otherwise)");
   return Command{cmd, [o]() { return run_restore(*o); }};
 }
 

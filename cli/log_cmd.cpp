@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "cli/namespace_log.h"
+#include "common/rfc3339.h"
 #include "log/log.h"
 #include "log/materialize.h"
 
@@ -26,28 +28,13 @@ struct LogOptions {
   bool json = false;
 };
 
-fs::path namespace_dir(const LogOptions& o) { return fs::path(o.data) / "dbs" / o.ns; }
-
-std::string iso_time(std::int64_t us) {
-  const std::time_t t = static_cast<std::time_t>(us / 1'000'000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char frac[16];
-  std::snprintf(frac, sizeof frac, ".%06lldZ", static_cast<long long>(us % 1'000'000));
-  return std::string(buf) + frac;
-}
-
 std::unique_ptr<log::ReplicationLog> open_log(const LogOptions& o) {
-  const fs::path dir = namespace_dir(o) / "log";
-  auto opened = log::ReplicationLog::open(dir);
+  auto opened = open_namespace_log(o.data, o.ns);
   if (!opened) {
-    std::cerr << "quire log: cannot open the log in " << dir.string() << ": "
-              << opened.error().message << "\n";
+    std::cerr << "quire log: " << opened.error() << "\n";
     return nullptr;
   }
-  return std::move(opened.value());
+  return std::move(opened).value();
 }
 
 int run_info(const LogOptions& o) {
@@ -77,11 +64,11 @@ int run_info(const LogOptions& o) {
             << "\n"
             << "database size:    " << log->db_size() << " pages\n"
             << "last commit:      "
-            << (log->last_frame() ? iso_time(log->last_commit_time_us()) : "-") << "\n"
+            << (log->last_frame() ? format_rfc3339_us(log->last_commit_time_us()) : "-") << "\n"
             << "snapshots:        " << snapshots.size() << "\n";
   for (const auto& s : snapshots) {
     std::cout << "  frame " << s.frame << ", " << s.db_size << " pages, "
-              << iso_time(s.commit_time_us) << "\n";
+              << format_rfc3339_us(s.commit_time_us) << "\n";
   }
   return kExitOk;
 }
@@ -89,7 +76,7 @@ int run_info(const LogOptions& o) {
 int run_verify(const LogOptions& o) {
   auto log = open_log(o);
   if (!log) return kExitFailure;
-  const fs::path db = namespace_dir(o) / "data";
+  const fs::path db = namespace_dir(o.data, o.ns) / "data";
   std::error_code ec;
   if (fs::exists(db.string() + "-wal", ec) && fs::file_size(db.string() + "-wal", ec) > 0) {
     std::cerr << "quire log verify: " << db.string()
