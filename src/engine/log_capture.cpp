@@ -93,7 +93,9 @@ Expected<void, std::string> LogCapture::capture(std::uint32_t max_frame) {
     if (batch->state != log::WalState::kBehindCursor) cursor_ = batch->end;
     return {};
   }
-  if (auto r = append_batch(*batch); !r) return r;
+  auto appended = append_batch(*batch);
+  reader_.recycle(std::move(batch->transactions));
+  if (!appended) return appended;
   if (options_.sync_each_commit) {
     if (auto s = log_->sync(); !s) return unexpected(describe(s.error()));
   }
@@ -103,7 +105,9 @@ Expected<void, std::string> LogCapture::capture(std::uint32_t max_frame) {
 
 Expected<void, std::string> LogCapture::capture_and_sync() {
   if (auto r = capture(); !r) return r;
-  std::lock_guard lock(mu_);
+  // Not under mu_: commits keep being captured while the log is synced (ReplicationLog::sync
+  // covers every append that returned before it was called, so everything a checkpoint after
+  // this may copy is durable in the log).
   if (auto s = log_->sync(); !s) return unexpected(describe(s.error()));
   return {};
 }

@@ -558,7 +558,11 @@ Expected<Frame, LogError> ReplicationLog::append(const Transaction& txn) {
 }
 
 Expected<void, LogError> ReplicationLog::sync() {
-  std::lock_guard write_lock(write_mu_);
+  // Without the write mutex: an fdatasync of a few MiB takes milliseconds, and append() (the
+  // commit path, which holds the database's write gate) must not wait for it. It still covers
+  // every append that returned before the call: those records are in the segment that is
+  // active now, or in an older one, which roll_over() made durable before it published its
+  // successor. Appends racing with it are made durable by a later sync().
   std::shared_ptr<Segment> active;
   {
     std::lock_guard lock(state_->mu);

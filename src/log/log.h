@@ -17,9 +17,9 @@
 // transaction (a torn tail is cut off); damage that is not a torn tail is reported as kCorrupt,
 // never skipped. Nothing is durable against power loss until sync() returns.
 //
-// Thread model: every method may be called from any thread. append(), sync() and compact() are
+// Thread model: every method may be called from any thread. append() and compact() are
 // serialised by an internal mutex (one writer at a time; the server calls append from the
-// database's writer only). Readers (LogReader, materialize) run concurrently with appends and
+// database's writer only); sync() does not wait for appends, nor they for it. Readers (LogReader, materialize) run concurrently with appends and
 // only ever see whole transactions. snapshot() reads concurrently with appends (one snapshot at
 // a time). A LogReader is used by one thread at a time and may outlive the
 // log object.

@@ -45,12 +45,36 @@ off_t frame_offset(std::uint32_t frame) {
   return static_cast<off_t>(kWalHeaderSize + (static_cast<std::uint64_t>(frame) - 1) * kFrameSize);
 }
 
+// WalReader::recycle() keeps at most this many transactions, each with buffers of at most this
+// size (a commit's few pages; a bulk load's buffers are freed).
+constexpr std::size_t kMaxSpares = 4;
+constexpr std::size_t kMaxSpareBytes = 64 * kPageSize;
+
+// Empties `t` and keeps it (its buffers' capacity) in `spares`, within the limits above.
+void keep_spare(std::vector<Transaction>& spares, Transaction&& t) {
+  if (spares.size() >= kMaxSpares || t.pages.capacity() > kMaxSpareBytes) return;
+  t.pgnos.clear();
+  t.pages.clear();
+  t.db_size = 0;
+  t.commit_time_us = 0;
+  t.wal.reset();
+  spares.push_back(std::move(t));
+}
+
 // Collects the frames of the transaction in progress; a page seen again replaces its image.
 // On the commit path a transaction is a few pages: they are copied once, from the read buffer
 // into the transaction handed out, and looked up with a scan of the page numbers (a hash index
 // is built only for a transaction that grows large, such as a cache spill or a bulk load).
 class PendingTransaction {
  public:
+  // `spares`: transactions handed back through WalReader::recycle(), whose buffers are reused.
+  explicit PendingTransaction(std::vector<Transaction>* spares) : spares_(spares) {
+    txn_ = take_spare();
+  }
+  ~PendingTransaction() { keep_spare(*spares_, std::move(txn_)); }
+  PendingTransaction(const PendingTransaction&) = delete;
+  PendingTransaction& operator=(const PendingTransaction&) = delete;
+
   void add(std::uint32_t pgno, const unsigned char* image) {
     const std::size_t at = find(pgno);
     if (at == kNone) {
@@ -77,12 +101,19 @@ class PendingTransaction {
     }
     out.db_size = db_size;
     out.wal = at;
-    txn_ = Transaction{};
+    txn_ = take_spare();
     index_.clear();
     return out;
   }
 
  private:
+  Transaction take_spare() {
+    if (spares_->empty()) return Transaction{};
+    Transaction t = std::move(spares_->back());
+    spares_->pop_back();
+    return t;
+  }
+
   static constexpr std::size_t kNone = ~std::size_t{0};
   static constexpr std::size_t kScanLimit = 32;
 
@@ -97,6 +128,7 @@ class PendingTransaction {
     return kNone;
   }
 
+  std::vector<Transaction>* spares_;
   Transaction txn_;
   std::unordered_map<std::uint32_t, std::size_t> index_;  // empty below kScanLimit pages
 };
@@ -123,18 +155,35 @@ Expected<bool, LogError> WalReader::ensure_open() {
   return true;
 }
 
+void WalReader::recycle(std::vector<Transaction>&& done) {
+  for (Transaction& t : done) keep_spare(spares_, std::move(t));
+  done.clear();
+}
+
 Expected<WalBatch, LogError> WalReader::read_committed(const WalPosition& cursor,
                                                        std::uint32_t max_frame) {
   WalBatch batch;
   batch.end = cursor;
   // The commit path (the WAL hook): this reader's own cursor, frames up to the hook's count.
   // One read of the new frames suffices: they must carry the header's salts (cached when it was
-  // last read) and chain from the cursor's checksum, which a restarted WAL's frames cannot; and
-  // they must reach max_frame, the commit just made. Anything else takes the full path below.
+  // last read), which a restarted WAL's frames cannot, and they must reach max_frame, the commit
+  // just made. Anything else takes the full path below.
+  //
+  // On this path the frames' checksums are not recomputed (kTrustFrames): every frame up to
+  // max_frame is committed, so it was written whole before SQLite published it (a writer writes
+  // its frames, then moves the wal-index's mxFrame, then runs the hook), and a WAL restart gives
+  // every frame of the new generation new salts (salt-1 is incremented), so a frame with the
+  // cached header's salts at or below max_frame is this generation's committed frame after the
+  // cursor. The bytes are then exactly what SQLite itself reads for those pages (it never
+  // re-verifies a committed frame either), and the running checksum each frame header carries
+  // becomes the cursor. Torn frames exist only after a crash, and nothing read after a crash
+  // takes this path: a fresh reader (startup, the recovery rule) or any cursor it did not hand
+  // out itself is verified from frame 1: a log whose last commit is not a valid commit of the
+  // WAL there is reported (kBehindCursor, or kCorrupt when the checksums differ).
   if (max_frame > cursor.frame && header_ && trusted_ && *trusted_ == cursor &&
       cursor.salt1 == header_->salt1 && cursor.salt2 == header_->salt2) {
     std::vector<Transaction> txns;
-    auto end = scan(*header_, cursor, max_frame, &txns, nullptr, nullptr);
+    auto end = scan(*header_, cursor, max_frame, &txns, nullptr, nullptr, ScanMode::kTrustFrames);
     if (end && end->frame == max_frame) {
       batch.state = WalState::kContinues;
       batch.transactions = std::move(txns);
@@ -227,12 +276,13 @@ Expected<WalBatch, LogError> WalReader::read_committed(const WalPosition& cursor
 Expected<WalPosition, LogError> WalReader::scan(const Header& h, WalPosition from,
                                                 std::uint32_t max_frame,
                                                 std::vector<Transaction>* out,
-                                                const WalPosition* skip, bool* matched) {
+                                                const WalPosition* skip, bool* matched,
+                                                ScanMode mode) {
   const std::uint32_t skip_through = skip != nullptr ? skip->frame : 0;
   WalPosition last_commit = from;
   std::uint32_t s1 = from.checksum1, s2 = from.checksum2;
   std::uint32_t frame = from.frame;
-  PendingTransaction pending;
+  PendingTransaction pending(&spares_);
   // Reused across calls: a commit of a few pages must not pay for zeroing a 64-frame buffer.
   const std::uint32_t first_want =
       max_frame != 0 ? std::min<std::uint32_t>(kFramesPerRead, max_frame - frame) : kFramesPerRead;
@@ -251,10 +301,13 @@ Expected<WalPosition, LogError> WalReader::scan(const Header& h, WalPosition fro
       const std::uint32_t pgno = be32(p);
       const std::uint32_t commit = be32(p + 4);
       if (pgno == 0 || be32(p + 8) != h.salt1 || be32(p + 12) != h.salt2) return last_commit;
-      std::uint32_t c1 = s1, c2 = s2;
-      wal_checksum(h.big_endian_checksum, p, 8, c1, c2);
-      wal_checksum(h.big_endian_checksum, p + kFrameHeaderSize, kPageSize, c1, c2);
-      if (c1 != be32(p + 16) || c2 != be32(p + 20)) return last_commit;
+      std::uint32_t c1 = be32(p + 16), c2 = be32(p + 20);
+      if (mode == ScanMode::kVerify) {
+        std::uint32_t v1 = s1, v2 = s2;
+        wal_checksum(h.big_endian_checksum, p, 8, v1, v2);
+        wal_checksum(h.big_endian_checksum, p + kFrameHeaderSize, kPageSize, v1, v2);
+        if (v1 != c1 || v2 != c2) return last_commit;
+      }
       s1 = c1;
       s2 = c2;
       ++frame;

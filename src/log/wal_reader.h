@@ -14,6 +14,11 @@
 // sqlite3_wal_hook (with the hook's nFrame as max_frame), before every checkpoint it runs, and
 // at startup for the recovery rule (§3) with the log's last WalPosition as the cursor.
 //
+// One exception to recomputing checksums: on the commit path (this reader's own cursor, frames
+// up to the wal hook's nFrame) the frames are committed ones SQLite has just published, and only
+// their salts are checked (ScanMode::kTrustFrames; read_committed() says why that is sound).
+// Every other read, the recovery rule at startup included, verifies the checksum chain.
+//
 // The reader keeps its own descriptor on the -wal and reopens it when the file was unlinked
 // (st_nlink == 0) or did not exist. The unix VFS takes no locks on the -wal, so this descriptor
 // does not interfere with SQLite.
@@ -67,6 +72,11 @@ class WalReader {
   Expected<WalBatch, LogError> read_committed(const WalPosition& cursor,
                                               std::uint32_t max_frame = 0);
 
+  // Hands back transactions a read returned and the caller is done with: their buffers are
+  // reused by later reads, so that the commit path allocates nothing for a commit of a few
+  // pages. Optional.
+  void recycle(std::vector<Transaction>&& done);
+
   const std::filesystem::path& path() const { return path_; }
 
  private:
@@ -76,6 +86,17 @@ class WalReader {
     std::uint32_t checksum1 = 0, checksum2 = 0;
   };
 
+  // How scan() decides that a frame is valid.
+  enum class ScanMode {
+    // As SQLite's recovery: salts equal the header's and the checksum chains from the previous
+    // frame (recomputed over the frame header and the page).
+    kVerify,
+    // Salts equal the header's; the checksum the frame carries is taken as it is. Only for
+    // frames known to be committed in the current generation (up to the wal hook's nFrame,
+    // after a cursor this reader verified): see read_committed().
+    kTrustFrames,
+  };
+
   Expected<bool, LogError> ensure_open();  // false: no -wal file
   // Scans the valid frames after `from` (whose running checksum seeds the chain), collecting
   // committed transactions into `out` (when non-null) except those ending at or before
@@ -83,7 +104,7 @@ class WalReader {
   // commit at skip->frame carries skip's checksum.
   Expected<WalPosition, LogError> scan(const Header& h, WalPosition from, std::uint32_t max_frame,
                                        std::vector<Transaction>* out, const WalPosition* skip,
-                                       bool* matched);
+                                       bool* matched, ScanMode mode = ScanMode::kVerify);
 
   std::filesystem::path path_;
   File file_;
@@ -93,6 +114,7 @@ class WalReader {
   // The header as last read (the commit path's fast read relies on its salts and byte order).
   std::optional<Header> header_;
   std::vector<unsigned char> scratch_;  // frame buffer of scan(), reused
+  std::vector<Transaction> spares_;     // see recycle(); at most a few, with small buffers
 };
 
 }  // namespace quire::log
