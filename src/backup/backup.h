@@ -8,7 +8,7 @@
 //
 // Thread model: a BackupWriter belongs to one thread at a time, and one writer per prefix is
 // assumed. restore(), restorable_range() and BackupReader only read and may run concurrently with
-// a writer (they see the manifest before or after an upload).
+// a writer (they see the manifest, and each batch of the tail, before or after its upload).
 #pragma once
 
 #include <cstdint>
@@ -47,6 +47,13 @@ struct BackupOptions {
   std::optional<EncryptionKey> encryption_key;
   // Plaintext bytes per sealed chunk (4 KiB .. 16 MiB).
   std::uint32_t encryption_chunk_bytes = 64u << 10;
+  // Manifest cadence (docs/formats/backup.md, "Manifest cadence"): upload_batch() rewrites
+  // manifest.json only once this many batches are not in the stored manifest, or when
+  // manifest_every_us has passed since the writer last wrote it; readers find the batches in
+  // between (the tail) under their predictable keys. 1: after every batch (two PUTs a batch).
+  // upload_snapshot(), flush_manifest() and apply_retention() always write it.
+  std::uint32_t manifest_every_batches = 30;
+  std::int64_t manifest_every_us = 60'000'000;
 };
 
 struct SnapshotEntry {
@@ -135,11 +142,20 @@ class BackupWriter {
                                               const ProgressFn& progress = {});
   // Uploads whole transactions whose frames start at `first_frame`, which must be
   // manifest().last_frame() + 1 (1 for a lineage with nothing yet: otherwise start with a
-  // snapshot). Commit times must not decrease.
+  // snapshot). Commit times must not decrease. The object goes to batch_key(first_frame); the
+  // manifest is rewritten only when due (BackupOptions::manifest_every_*). An error after the
+  // object was stored (the manifest or lineages.json write failed) keeps the batch in manifest():
+  // it is in the store and readers reach it through the tail.
   BackupResult<BatchEntry> upload_batch(std::span<const log::Transaction> txns,
                                         log::Frame first_frame);
+  // Writes manifest.json now if batches are missing from the stored one (at shutdown, so that
+  // the next reader needs no tail GETs). No request when it is up to date.
+  BackupResult<void> flush_manifest();
 
+  // Everything the lineage holds, including the tail: the stored manifest may lag by up to
+  // unflushed_batches() batches.
   const Manifest& manifest() const { return manifest_; }
+  std::size_t unflushed_batches() const { return unflushed_; }
   log::Frame last_frame() const { return manifest_.last_frame(); }
   storage::ObjectStore& store() const { return store_; }
   const std::string& prefix() const { return prefix_; }  // normalised: "" or ending in '/'
@@ -155,6 +171,7 @@ class BackupWriter {
   BackupWriter(storage::ObjectStore& store, std::string prefix, Manifest manifest,
                bool registered, BackupOptions options);
   BackupResult<void> write_manifest();
+  bool manifest_due() const;
   // The object header's encryption fields and a sealer when encrypting; nullptr otherwise.
   std::unique_ptr<detail::ChunkSealer> start_sealing(detail::ObjectHeader& header,
                                                      std::uint8_t* encoded_header) const;
@@ -165,6 +182,9 @@ class BackupWriter {
   std::string prefix_;  // "" or ending in '/'
   Manifest manifest_;
   bool registered_ = false;
+  bool manifest_stored_ = false;  // the store has a manifest.json for the lineage
+  std::size_t unflushed_ = 0;     // batches at the end of manifest_ not in the stored manifest
+  std::int64_t manifest_written_us_ = 0;  // steady clock, µs; 0: not by this writer
   std::uint64_t objects_written_ = 0;
   BackupOptions options_;
 };
@@ -191,7 +211,9 @@ struct RestoreResult {
   std::size_t txns_applied = 0;
 };
 
-// Reads a prefix's lineages and manifests (two or more GETs, never a LIST).
+// Reads a prefix's lineages and manifests (two or more GETs, never a LIST), and each lineage's
+// tail: the batches stored after its manifest's last frame, one ranged GET of the header each
+// plus one GET answered "not found" per lineage.
 class BackupReader {
  public:
   // `key` (copied) opens encrypted objects; without it they are a kEncryption error. Manifests
@@ -199,7 +221,11 @@ class BackupReader {
   static BackupResult<BackupReader> open(storage::ObjectStore& store, std::string prefix,
                                          const EncryptionKey* key = nullptr);
 
-  const std::vector<Manifest>& lineages() const { return lineages_; }  // oldest first
+  // Oldest first, each with its tail appended (tail entries have size 0 and sha256 "": the
+  // object's own checks still apply when it is read).
+  const std::vector<Manifest>& lineages() const { return lineages_; }
+  // A lineage whose tail is broken (an object at the next key fails its header checks) reports
+  // that, naming the key, for anything that may need frames past the last good one.
   BackupResult<RestorableRange> restorable_range(
       const std::optional<log::LogId>& log_id = std::nullopt) const;
   // Writes the database as of `target` to `out_path` (via a temporary file, fsync, rename).
@@ -218,9 +244,12 @@ class BackupReader {
  private:
   BackupReader(storage::ObjectStore& store, std::string prefix)
       : store_(&store), prefix_(std::move(prefix)) {}
+  // The error that ends `m`'s tail (an element of lineages_), or nullptr.
+  const BackupError* broken_tail(const Manifest& m) const;
   storage::ObjectStore* store_;
   std::string prefix_;
   std::vector<Manifest> lineages_;
+  std::vector<std::optional<BackupError>> broken_tails_;  // by lineage
   std::optional<EncryptionKey> key_;
 };
 
@@ -236,8 +265,11 @@ BackupResult<RestorableRange> restorable_range(storage::ObjectStore& store,
 std::string manifest_to_json(const Manifest& m);
 BackupResult<Manifest> manifest_from_json(std::string_view json, const std::string& what);
 
-// Object keys relative to <prefix>/<log-id>/.
+// Object keys relative to <prefix>/<log-id>/. Batches are written under batch_key(first), a key
+// readers can predict from the frame after the previous batch; batch_key(first, last) is the
+// form of earlier versions (still read: manifest entries carry their key).
 std::string snapshot_key(log::Frame frame);
+std::string batch_key(log::Frame first);
 std::string batch_key(log::Frame first, log::Frame last);
 
 }  // namespace quire::backup

@@ -31,6 +31,12 @@ std::string snapshot_key(log::Frame frame) {
   return buf;
 }
 
+std::string batch_key(log::Frame first) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "batches/%016llx.qbbat", static_cast<unsigned long long>(first));
+  return buf;
+}
+
 std::string batch_key(log::Frame first, log::Frame last) {
   char buf[80];
   std::snprintf(buf, sizeof buf, "batches/%016llx-%016llx.qbbat",
@@ -79,6 +85,7 @@ void encode_header(const ObjectHeader& h, std::uint8_t* out) {
   put_u64(out + 56, static_cast<std::uint64_t>(h.first_time_us));
   put_u64(out + 64, static_cast<std::uint64_t>(h.last_time_us));
   put_u32(out + 72, h.flags);
+  put_u64(out + 100, h.first_commit_frame);
   if (h.encrypted()) {
     put_u32(out + 76, h.chunk_bytes);
     std::memcpy(out + 80, h.key_id.data(), h.key_id.size());
@@ -117,6 +124,7 @@ std::optional<ObjectHeader> decode_header(const std::uint8_t* in, std::string& w
   h.first_time_us = static_cast<std::int64_t>(get_u64(in + 56));
   h.last_time_us = static_cast<std::int64_t>(get_u64(in + 64));
   h.flags = get_u32(in + 72);
+  h.first_commit_frame = get_u64(in + 100);
   if ((h.flags & ~kFlagEncrypted) != 0) {
     why = "unsupported header flags " + std::to_string(h.flags);
     return std::nullopt;

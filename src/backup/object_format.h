@@ -38,6 +38,9 @@ struct ObjectHeader {
   std::uint32_t txns = 0;
   std::int64_t first_time_us = 0;
   std::int64_t last_time_us = 0;
+  // Batch: the first transaction's commit frame (offset 100); 0 in batches written before it was
+  // recorded there and in snapshots.
+  log::Frame first_commit_frame = 0;
   // Encryption (flags & kFlagEncrypted): the chunk size, the key's id and the nonce base.
   std::uint32_t flags = 0;
   std::uint32_t chunk_bytes = 0;
@@ -82,6 +85,26 @@ BackupError error(BackupErrc kind, std::string message);
 // has no restorable point.
 BackupResult<RestorableRange> range_of(const Manifest& m);
 BackupError storage_failure(const std::string& what, const storage::StorageError& e);
+
+// Following a lineage's tail (docs/formats/backup.md, "Manifest cadence"): the batches stored
+// after the manifest's last frame L under the predictable keys batch_key(L+1), then
+// batch_key(last+1) of each one found, until a key is not found.
+enum class TailRead {
+  kHeader,  // a ranged GET of the header: the entry's size is 0 and its sha256 "" (unknown)
+  kWhole,   // a GET of the whole object: size and SHA-256 of the stored object are filled in
+};
+struct Tail {
+  std::size_t appended = 0;  // entries appended to the manifest
+  // The object at the next key exists and fails validation (kCorrupt naming its key): the chain
+  // cannot be followed past it, and nothing says it ends there.
+  std::optional<BackupError> broken;
+};
+// Appends to `m.batches` every batch of the tail whose header is valid for it (batch magic, CRC,
+// version, log id, first frame = the frame after the previous one, sane fields). `dir` is the
+// lineage's directory (lineage_dir). Fails only when the store fails other than with kNotFound
+// (that is not the end of the chain).
+BackupResult<Tail> follow_tail(storage::ObjectStore& store, const std::string& dir, Manifest& m,
+                               TailRead mode);
 
 }  // namespace quire::backup::detail
 

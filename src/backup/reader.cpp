@@ -1,6 +1,7 @@
 // BackupReader and restore (docs/formats/backup.md, "Restore"): every object is checked against
-// the manifest (size, SHA-256), its header, its trailer and its decompressed content before any
-// of it counts; a missing or damaged object is an error naming its key.
+// the manifest (size, SHA-256; not for a tail object, which has no entry yet), its header, its
+// trailer and its decompressed content before any of it counts; a missing or damaged object is an
+// error naming its key. Each lineage's tail is followed at open ("Manifest cadence").
 #include <fcntl.h>
 #include <zstd.h>
 
@@ -236,18 +237,24 @@ struct BatchTxn {
 BackupResult<std::vector<BatchTxn>> read_batch(storage::ObjectStore& store, const std::string& key,
                                                const BatchEntry& e, const log::LogId& id,
                                                std::string& content, const EncryptionKey* enc_key,
-                                               bool allow_unencrypted) {
+                                               bool allow_unencrypted, std::uint64_t& stored_size) {
   auto got = store.get(key);
   if (!got) return unexpected(storage_failure("batch " + key, got.error()));
   const std::string& obj = *got;
-  if (obj.size() != e.size)
+  stored_size = obj.size();
+  // A tail entry (not in the stored manifest yet) has no size or hash to compare: the header,
+  // the trailer and the content SHA-256 below still check every byte.
+  const bool tail = e.sha256.empty();
+  if (!tail && obj.size() != e.size)
     return unexpected(corrupt(key, "size " + std::to_string(obj.size()) + ", manifest says " +
                                        std::to_string(e.size)));
-  detail::Sha256 object_sha;
-  object_sha.update(obj.data(), obj.size());
-  auto sha = object_sha.finish();
-  if (detail::to_hex(sha.data(), sha.size()) != e.sha256)
-    return unexpected(corrupt(key, "SHA-256 does not match the manifest"));
+  if (!tail) {
+    detail::Sha256 object_sha;
+    object_sha.update(obj.data(), obj.size());
+    auto sha = object_sha.finish();
+    if (detail::to_hex(sha.data(), sha.size()) != e.sha256)
+      return unexpected(corrupt(key, "SHA-256 does not match the manifest"));
+  }
   if (obj.size() < detail::kHeaderSize + detail::kTrailerSize)
     return unexpected(corrupt(key, "too short"));
   const auto* d = reinterpret_cast<const std::uint8_t*>(obj.data());
@@ -255,8 +262,10 @@ BackupResult<std::vector<BatchTxn>> read_batch(storage::ObjectStore& store, cons
   if (!h) return unexpected(std::move(h).error());
   if (h->first_frame != e.first_frame || h->last_frame != e.last_frame || h->txns != e.txns ||
       h->db_size != e.db_size || h->first_time_us != e.first_commit_time_us ||
-      h->last_time_us != e.last_commit_time_us)
-    return unexpected(corrupt(key, "header disagrees with the manifest"));
+      h->last_time_us != e.last_commit_time_us ||
+      (h->first_commit_frame != 0 && h->first_commit_frame != e.first_commit_frame))
+    return unexpected(corrupt(key, tail ? "header changed since it was first read"
+                                        : "header disagrees with the manifest"));
   if (auto r = check_encryption(key, *h, enc_key, allow_unencrypted); !r)
     return unexpected(std::move(r.error()));
   // The body: zstd payload ‖ trailer (opened first when encrypted).
@@ -392,9 +401,20 @@ BackupResult<BackupReader> BackupReader::open(storage::ObjectStore& store, std::
     auto m = manifest_from_json(*got, key);
     if (!m) return unexpected(std::move(m).error());
     if (m->log_id != l.log_id) return unexpected(corrupt(key, "names another log id"));
+    // Every lineage, not only the current one: a lineage that was current when its writer died
+    // may have a tail too. One "not found" GET when there is none.
+    auto tail = detail::follow_tail(store, detail::lineage_dir(*norm, l.log_id), *m,
+                                    detail::TailRead::kHeader);
+    if (!tail) return unexpected(std::move(tail).error());
     r.lineages_.push_back(std::move(*m));
+    r.broken_tails_.push_back(std::move(tail->broken));
   }
   return r;
+}
+
+const BackupError* BackupReader::broken_tail(const Manifest& m) const {
+  const auto i = static_cast<std::size_t>(&m - lineages_.data());
+  return broken_tails_[i] ? &*broken_tails_[i] : nullptr;
 }
 
 BackupResult<RestorableRange> BackupReader::restorable_range(
@@ -402,6 +422,7 @@ BackupResult<RestorableRange> BackupReader::restorable_range(
   const Manifest* m = log_id ? find_lineage(lineages_, *log_id) : &lineages_.back();
   if (m == nullptr)
     return unexpected(error(BackupErrc::kNoBackup, "no lineage " + log::format_log_id(*log_id)));
+  if (const BackupError* broken = broken_tail(*m)) return unexpected(*broken);
   return range_of(*m);
 }
 
@@ -430,6 +451,14 @@ BackupResult<RestoreResult> BackupReader::restore(const RestoreTarget& target,
   }
   auto range = range_of(*m);
   if (!range) return unexpected(std::move(range).error());
+  // A broken tail: only a target that cannot need a frame past the last good one is restorable
+  // (a commit at the same time as the last good one could be in the broken object).
+  if (const BackupError* broken = broken_tail(*m)) {
+    if (target.kind == Kind::kLatest ||
+        (target.kind == Kind::kFrame && target.frame > range->last_frame) ||
+        (target.kind == Kind::kTime && target.time_us >= range->last_time_us))
+      return unexpected(*broken);
+  }
   const log::Frame limit_frame =
       target.kind == Kind::kFrame ? target.frame : std::numeric_limits<log::Frame>::max();
   const std::int64_t limit_time = target.kind == Kind::kTime
@@ -464,6 +493,16 @@ BackupResult<RestoreResult> BackupReader::restore(const RestoreTarget& target,
     if (b.last_frame > start_frame && b.first_frame <= limit_frame &&
         b.first_commit_time_us <= limit_time)
       total += b.size;
+  // A tail entry's size is not known from its header: ask the store, so that the total stays
+  // what it was planned to be (only when someone watches the progress).
+  if (progress)
+    for (const auto& b : m->batches)
+      if (b.size == 0 && b.last_frame > start_frame && b.first_frame <= limit_frame &&
+          b.first_commit_time_us <= limit_time) {
+        auto head = store_->head(dir + b.key);
+        if (!head) return unexpected(storage_failure("batch " + dir + b.key, head.error()));
+        total += head->size;
+      }
   auto report = [&](std::uint64_t bytes) {
     if (progress) progress(std::min(bytes, total), total);
   };
@@ -511,10 +550,12 @@ BackupResult<RestoreResult> BackupReader::restore(const RestoreTarget& target,
                                                std::to_string(b.first_frame - 1) +
                                                " are in no batch (next is " + dir + b.key + ")"));
     const std::string key = dir + b.key;
-    auto txns = read_batch(*store_, key, b, m->log_id, content, enc_key, allow_unencrypted);
+    std::uint64_t stored_size = 0;
+    auto txns = read_batch(*store_, key, b, m->log_id, content, enc_key, allow_unencrypted,
+                           stored_size);
     if (!txns) return fail(std::move(txns).error());
     ++res.batches_read;
-    done_bytes += b.size;
+    done_bytes += stored_size;
     report(done_bytes);
     for (const auto& t : *txns) {
       const log::Frame commit = t.first_frame + t.pages - 1;

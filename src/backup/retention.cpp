@@ -59,6 +59,7 @@ struct Lineage {
   bool current = false;
   bool drop = false;
   bool pruned = false;
+  bool folded = false;  // its tail was appended to `manifest`: rewrite it
 };
 
 }  // namespace
@@ -93,6 +94,14 @@ BackupResult<RetentionResult> apply_retention(BackupWriter& writer, std::int64_t
     if (m->log_id != e.log_id) return unexpected(error(BackupErrc::kCorrupt, key + ": names another log id"));
     l.manifest = std::move(*m);
     l.manifest_bytes = got->size();
+    // Its tail (it was current when its writer stopped): its commits count for the plan, and
+    // the manifest is rewritten with them (folded in, since no writer will do it). A broken tail
+    // stops retention: how far the lineage reaches is unknown.
+    auto tail = detail::follow_tail(store, detail::lineage_dir(prefix, e.log_id), l.manifest,
+                                    detail::TailRead::kWhole);
+    if (!tail) return unexpected(std::move(tail).error());
+    if (tail->broken) return unexpected(std::move(*tail->broken));
+    l.folded = tail->appended > 0;
     lineages.push_back(std::move(l));
   }
   Lineage cur;
@@ -124,10 +133,12 @@ BackupResult<RetentionResult> apply_retention(BackupWriter& writer, std::int64_t
     l.pruned = doomed.size() != before;
   }
 
-  // 3. Manifests first: the current one through the writer, the older ones directly (no writer
-  //    owns them: one writer per prefix).
+  // 3. Manifests first: the current one through the writer (also when only its tail is missing
+  //    from the stored one, so that the sweep below and the store agree on what is named), the
+  //    older ones directly (no writer owns them: one writer per prefix).
   for (auto& l : lineages) {
-    if (!l.pruned) continue;
+    if (l.drop) continue;
+    if (!l.pruned && !l.folded && !(l.current && writer.unflushed_ > 0)) continue;
     if (l.current) {
       Manifest saved = std::move(writer.manifest_);
       writer.manifest_ = l.manifest;

@@ -106,7 +106,13 @@ BackupResult<ShipResult> ship(log::ReplicationLog& log, storage::ObjectStore& st
   if (options.encryption_key != nullptr) backup_options.encryption_key = *options.encryption_key;
   auto opened = BackupWriter::open(store, prefix, log.log_id(), backup_options);
   if (!opened) return unexpected(std::move(opened).error());
-  return ship(log, **opened, options);
+  auto res = ship(log, **opened, options);
+  if (!res) return res;
+  // The writer ends here: leave no tail for readers to follow.
+  const std::uint64_t before = (*opened)->objects_written();
+  if (auto r = (*opened)->flush_manifest(); !r) return unexpected(std::move(r.error()));
+  res->objects_written += (*opened)->objects_written() - before;
+  return res;
 }
 
 BackupResult<ShipResult> ship(log::ReplicationLog& log, BackupWriter& writer,

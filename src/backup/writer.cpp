@@ -1,5 +1,7 @@
 // BackupWriter: snapshots streamed through a multipart upload, batches built in memory; each
-// upload writes its object, then the manifest, then (once per lineage) lineages.json.
+// upload writes its object, then the manifest when due (always for a snapshot, every
+// manifest_every_batches batches or manifest_every_us otherwise), then (once per lineage)
+// lineages.json.
 #include <zstd.h>
 
 #include <algorithm>
@@ -20,6 +22,12 @@ namespace {
 std::int64_t now_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::int64_t steady_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 
@@ -44,12 +52,15 @@ BackupResult<std::unique_ptr<BackupWriter>> BackupWriter::open(storage::ObjectSt
     return unexpected(error(BackupErrc::kInvalidArgument,
                             "encryption_chunk_bytes must be 4096..16777216, got " +
                                 std::to_string(options.encryption_chunk_bytes)));
+  if (options.manifest_every_batches == 0)
+    return unexpected(error(BackupErrc::kInvalidArgument, "manifest_every_batches must be >= 1"));
   auto norm = detail::normalize_prefix(std::move(prefix));
   if (!norm) return unexpected(std::move(norm).error());
   const std::string mkey = detail::manifest_key(*norm, log_id);
   Manifest manifest;
   manifest.log_id = log_id;
   auto got = store.get(mkey);
+  const bool stored = got.has_value();
   if (got) {
     auto parsed = manifest_from_json(*got, mkey);
     if (!parsed) return unexpected(std::move(parsed).error());
@@ -59,14 +70,38 @@ BackupResult<std::unique_ptr<BackupWriter>> BackupWriter::open(storage::ObjectSt
   } else if (got.error().kind != storage::StorageErrc::kNotFound) {
     return unexpected(storage_failure("reading " + mkey, got.error()));
   }
+  // The batches uploaded after the last manifest write (a crash, kill -9): resume after them.
+  // An object at the next key that fails its header checks is not ours to keep: the chain ends
+  // before it and the next upload overwrites it (same key) with the frames from the log.
+  auto tail = detail::follow_tail(store, detail::lineage_dir(*norm, log_id), manifest,
+                                  detail::TailRead::kWhole);
+  if (!tail) return unexpected(std::move(tail).error());
   auto lineages = detail::read_lineages(store, *norm);
   if (!lineages) return unexpected(std::move(lineages).error());
   bool registered = false;
   if (*lineages) {
     registered = !(*lineages)->empty() && (*lineages)->back().log_id == log_id;
   }
-  return std::unique_ptr<BackupWriter>(
+  std::unique_ptr<BackupWriter> w(
       new BackupWriter(store, std::move(*norm), std::move(manifest), registered, options));
+  w->manifest_stored_ = stored;
+  // A tail found: the stored manifest is stale by an unknown time; rewrite it at the next upload.
+  w->unflushed_ = tail->appended;
+  return w;
+}
+
+bool BackupWriter::manifest_due() const {
+  if (!manifest_stored_ || !registered_) return true;  // a lineage is readable only once named
+  if (unflushed_ >= options_.manifest_every_batches) return true;
+  return manifest_written_us_ == 0 ||
+         steady_us() - manifest_written_us_ >= options_.manifest_every_us;
+}
+
+BackupResult<void> BackupWriter::flush_manifest() {
+  // Registration is not this call's business: every upload that succeeded registered the
+  // lineage, and one that failed is retried by the next upload.
+  if (unflushed_ == 0) return {};
+  return write_manifest();
 }
 
 std::unique_ptr<detail::ChunkSealer> BackupWriter::start_sealing(
@@ -93,6 +128,9 @@ BackupResult<void> BackupWriter::write_manifest() {
   auto put = store_.put(key, manifest_to_json(manifest_));
   if (!put) return unexpected(storage_failure("writing " + key, put.error()));
   ++objects_written_;
+  manifest_stored_ = true;
+  unflushed_ = 0;
+  manifest_written_us_ = steady_us();
   return {};
 }
 
@@ -259,7 +297,7 @@ BackupResult<BatchEntry> BackupWriter::upload_batch(std::span<const log::Transac
   entry.last_commit_time_us = txns.back().commit_time_us;
   entry.txns = static_cast<std::uint32_t>(txns.size());
   entry.db_size = txns.back().db_size;
-  entry.key = batch_key(entry.first_frame, entry.last_frame);
+  entry.key = batch_key(entry.first_frame);
   const std::string key = lineage_key(entry.key);
 
   // body = zstd payload ‖ trailer; object = header ‖ body (sealed when encrypting).
@@ -281,6 +319,7 @@ BackupResult<BatchEntry> BackupWriter::upload_batch(std::span<const log::Transac
   detail::ObjectHeader h{detail::ObjectKind::kBatch, manifest_.log_id, entry.first_frame,
                          entry.last_frame, entry.db_size, entry.txns, entry.first_commit_time_us,
                          entry.last_commit_time_us};
+  h.first_commit_frame = entry.first_commit_frame;  // so that a tail entry is whole from its header
   auto sealer = start_sealing(h, reinterpret_cast<std::uint8_t*>(object.data()));
   if (sealer) {
     object += sealer->update(body.data(), body.size());
@@ -297,11 +336,12 @@ BackupResult<BatchEntry> BackupWriter::upload_batch(std::span<const log::Transac
   auto put = store_.put_large(key, object);
   if (!put) return unexpected(storage_failure("uploading " + key, put.error()));
   ++objects_written_;
+  // From here the batch is in the store at a key readers predict: it belongs to the lineage
+  // whether or not the manifest names it yet.
   manifest_.batches.push_back(entry);
-  if (auto r = write_manifest(); !r) {
-    manifest_.batches.pop_back();  // the retry re-uploads the same key
-    return unexpected(std::move(r.error()));
-  }
+  ++unflushed_;
+  if (manifest_due())
+    if (auto r = write_manifest(); !r) return unexpected(std::move(r.error()));
   if (auto r = register_lineage(); !r) return unexpected(std::move(r.error()));
   return entry;
 }

@@ -146,6 +146,18 @@ void BackupService::stop(std::chrono::milliseconds grace) {
       std::lock_guard ship_lock(st->ship_mu);
       (void)ship(name, *st);
     }
+    // Batches since the last manifest write are found by readers through the tail; writing the
+    // manifest now spares them those GETs.
+    std::vector<std::shared_ptr<Namespace>> all;
+    {
+      std::lock_guard lock(mu_);
+      for (auto& [name, st] : namespaces_state_) all.push_back(st);
+    }
+    for (auto& st : all) {
+      if (Clock::now() > deadline) break;  // readers follow the tail instead
+      std::lock_guard ship_lock(st->ship_mu);
+      if (st->writer) (void)st->writer->flush_manifest();
+    }
   }
   {
     std::lock_guard lock(mu_);
@@ -243,7 +255,9 @@ Expected<backup::ShipResult, std::string> BackupService::ship(const std::string&
     return backup::ShipResult{};
   }
   if (!st.writer || st.writer->manifest().log_id != log->log_id()) {
-    // First ship, or the database got a new log (restored in place): a new lineage.
+    // First ship, or the database got a new log (restored in place): a new lineage. The old
+    // one's manifest is brought up to date first (readers would follow its tail otherwise).
+    if (st.writer) (void)st.writer->flush_manifest();
     backup::BackupOptions writer_options;
     writer_options.encryption_key = options_.encryption_key;
     auto opened = backup::BackupWriter::open(*store_, prefix(ns), log->log_id(), writer_options);

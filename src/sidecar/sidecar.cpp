@@ -161,6 +161,7 @@ Expected<std::unique_ptr<Sidecar>, std::string> Sidecar::open(const SidecarOptio
 Expected<void, std::string> Sidecar::retire_current() {
   if (!log_) return {};
   const std::string id = log::format_log_id(log_->log_id());
+  if (writer_) (void)writer_->flush_manifest();  // best effort: readers follow the tail anyway
   writer_.reset();
   log_.reset();
   const fs::path retired = state_dir_ / "retired";
@@ -559,6 +560,13 @@ Expected<void, std::string> Sidecar::run() {
     spdlog::warn("shipping at stop: {}; retrying", why);
     std::this_thread::sleep_for(wait);
     wait = std::min(wait * 2, std::chrono::milliseconds(5000));
+  }
+  // Readers follow the batches after the manifest anyway; writing it now spares them the GETs.
+  if (writer_) {
+    if (auto f = writer_->flush_manifest(); !f) {
+      spdlog::warn("stopping: the manifest of {}/{} was not rewritten ({}); readers follow the "
+                   "batches after it", store_.describe(), options_.prefix, describe(f.error()));
+    }
   }
   if (pin_) pin_->release();
   spdlog::info("stopped: {}/{} holds frame {} of log {}, everything captured", store_.describe(),

@@ -233,6 +233,7 @@ TEST(Encryption, TamperedChunkFailsAuthentication) {
   const auto id = make_id(25);
   const auto opts = encrypted(1);
   auto writer = upload(fx, w, id, 6, 3, "db1", opts);
+  ASSERT_TRUE(writer->flush_manifest());  // forge_manifest() edits the stored entries
   const std::string snap = writer->manifest().snapshots[0].key;
   const std::string batch = writer->manifest().batches.back().key;
   for (const auto& key : {snap, batch}) {

@@ -135,6 +135,7 @@ TEST(Retention, DeletesExactlyWhatNoPointAfterTheCutoffNeeds) {
   EXPECT_EQ(again->objects_deleted, 0u);
   const Frame next = w.last_frame + 1;
   ASSERT_TRUE(writer->upload_batch(w.batch(2), next));
+  ASSERT_TRUE(writer->flush_manifest());  // (else the new batch is in the tail)
   stored = manifest_from_json(fx.store->get(mkey).value(), mkey).value();
   EXPECT_EQ(stored.snapshots.front().frame, base.frame);
   EXPECT_EQ(stored.batches.back().last_frame, w.last_frame);
