@@ -87,7 +87,7 @@ bool snapshot_due(const Manifest& m, const ShipOptions& o, std::uint32_t db_size
     if (b.last_frame > since) bytes += b.size;
   const std::uint64_t limit =
       o.snapshot_after_bytes == ShipOptions::kSnapshotAfterBytesAuto
-          ? std::max<std::uint64_t>(64ull << 20, std::uint64_t{db_size} * log::kPageSize)
+          ? std::max<std::uint64_t>(256ull << 20, std::uint64_t{db_size} * log::kPageSize)
           : o.snapshot_after_bytes;
   if (limit != ShipOptions::kNever && bytes > limit) return true;
   if (o.snapshot_interval_us > 0) {

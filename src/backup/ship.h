@@ -30,7 +30,7 @@ struct ShipOptions {
   // commit in the store is snapshot_interval_us or more after the newest snapshot's commit (so
   // only if there were commits since). Without a snapshot in the lineage (it starts at frame 1),
   // all its batches count and the interval runs from its first commit.
-  static constexpr std::uint64_t kSnapshotAfterBytesAuto = 0;  // max(64 MiB, the db's size)
+  static constexpr std::uint64_t kSnapshotAfterBytesAuto = 0;  // max(256 MiB, the db's size)
   static constexpr std::uint64_t kNever = std::numeric_limits<std::uint64_t>::max();
   std::uint64_t snapshot_after_bytes = kSnapshotAfterBytesAuto;  // kNever: no size trigger
   std::int64_t snapshot_interval_us = 24ll * 3600 * 1'000'000;   // <= 0: no time trigger
