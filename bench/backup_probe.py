@@ -8,7 +8,7 @@ to reach the store and prints one JSON line.
 
   quire       the writer is a Hrana HTTP client (one keep-alive connection, `POST /v2/pipeline`
               with `execute` + `close`); each answer's `x-quire-frame: N` is the commit frame of
-              the write. A write is durable once `P/<log-id>/manifest.json` in the store lists a
+              the write. A write is durable once a batch object (or `P/<log-id>/manifest.json`) in the store holds a
               batch (or snapshot) reaching frame N.
   litestream  the writer is in-process SQLite (Python's sqlite3, autocommit, WAL,
               synchronous=NORMAL) on the database Litestream replicates; right after each commit
@@ -399,7 +399,7 @@ def main():
         watch = TreeWatch(a.store_dir, "s3rver" if a.s3rver else "file")
         th = threading.Thread(target=watch_quire_files, args=(watch, durable, stop), daemon=True)
         method = ("inotify on s3rver's directory" if a.s3rver else "inotify on the file store") + \
-            ", manifest read on each put"
+            ", each batch header (and manifest) read as it lands"
     else:
         writer = SqliteWriter(a.db)
         watch = TreeWatch(a.store_dir, "s3rver" if a.s3rver else "file")
