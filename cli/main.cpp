@@ -21,6 +21,7 @@
 #include "cli/replica_cmd.h"
 #include "cli/replicate_cmd.h"
 #include "cli/token_cmd.h"
+#include "cli/units.h"
 #include "backup/encryption.h"
 #include "server/server.h"
 
@@ -47,25 +48,6 @@ bool parse_listen(const std::string& s, std::string& host, std::uint16_t& port) 
 }
 
 // Parses sizes such as "16MiB", "10MB", "512k", "1048576".
-// "30d", "12h", "90m", "45s", or a plain number of seconds.
-std::optional<long long> parse_duration_s(const std::string& s) {
-  if (s.empty()) return std::nullopt;
-  std::size_t used = 0;
-  long long n = 0;
-  try {
-    n = std::stoll(s, &used);
-  } catch (...) {
-    return std::nullopt;
-  }
-  if (n < 0) return std::nullopt;
-  const std::string unit = s.substr(used);
-  if (unit.empty() || unit == "s") return n;
-  if (unit == "m") return n * 60;
-  if (unit == "h") return n * 3600;
-  if (unit == "d") return n * 86400;
-  return std::nullopt;
-}
-
 bool parse_size(const std::string& s, std::size_t& out) {
   std::size_t used = 0;
   double n = 0;
@@ -354,21 +336,21 @@ int main(int argc, char** argv) {
     }
     config.backup.interval =
         std::chrono::milliseconds(static_cast<long long>(backup_interval_s * 1000));
-    if (auto r = parse_duration_s(backup_retention); !r) {
+    if (auto r = quire::cli::parse_duration_setting(backup_retention); !r) {
       std::cerr << "quire: --backup-retention: expected a duration such as 30d, 12h, 90m or 0, "
                    "got '"
                 << backup_retention << "'\n";
       return 2;
     } else {
-      config.backup.retention = std::chrono::seconds(*r);
+      config.backup.retention = *r;
     }
-    if (auto r = parse_duration_s(backup_snapshot_interval); !r) {
+    if (auto r = quire::cli::parse_duration_setting(backup_snapshot_interval); !r) {
       std::cerr << "quire: --backup-snapshot-interval: expected a duration such as 24h, 30m or "
                    "90s, got '"
                 << backup_snapshot_interval << "'\n";
       return 2;
     } else {
-      config.backup.ship.snapshot_interval_us = *r * 1'000'000;
+      config.backup.ship.snapshot_interval_us = r->count() * 1'000'000;
     }
     if (!backup_key_file.empty()) {
       auto key = quire::backup::load_encryption_key(backup_key_file);

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "backup/encryption.h"
+#include "cli/units.h"
 #include "sidecar/sidecar.h"
 #include "sidecar/wal_pin.h"
 #include "storage/object_store.h"
@@ -35,31 +36,6 @@ struct ReplicateOptions {
   std::string log_level = "info";
 };
 
-// "30d", "12h", "90m", "45s", or a plain number of seconds.
-std::optional<std::chrono::seconds> parse_duration(const std::string& s) {
-  std::size_t used = 0;
-  long long n = 0;
-  try {
-    n = std::stoll(s, &used);
-  } catch (...) {
-    return std::nullopt;
-  }
-  if (n < 0) return std::nullopt;
-  const std::string unit = s.substr(used);
-  long long mult = 0;
-  if (unit.empty() || unit == "s")
-    mult = 1;
-  else if (unit == "m")
-    mult = 60;
-  else if (unit == "h")
-    mult = 3600;
-  else if (unit == "d")
-    mult = 86400;
-  else
-    return std::nullopt;
-  return std::chrono::seconds(n * mult);
-}
-
 std::chrono::milliseconds ms(double seconds) {
   return std::chrono::milliseconds(static_cast<long long>(seconds * 1000));
 }
@@ -75,7 +51,7 @@ int run_replicate(const ReplicateOptions& o) {
     return kExitUsage;
   }
   const std::string url = o.url.empty() ? o.backup_url : o.url;
-  const auto retention = parse_duration(o.retention);
+  const auto retention = parse_duration_setting(o.retention);
   if (!retention) {
     std::cerr << "quire replicate: --retention: expected a duration such as 30d, 12h, 90m or 0, "
                  "got '"

@@ -122,4 +122,15 @@ std::string format_size(std::uint64_t bytes) {
   return buf;
 }
 
+std::optional<std::chrono::seconds> parse_duration_setting(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  if (text.find_first_not_of("0123456789") == std::string_view::npos) {
+    if (text.size() > 12) return std::nullopt;
+    return std::chrono::seconds(std::stoll(std::string(text)));
+  }
+  auto d = parse_duration(text);
+  if (!d) return std::nullopt;
+  return *d;
+}
+
 }  // namespace quire::cli

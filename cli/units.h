@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -20,6 +21,8 @@ namespace quire::cli {
 // A positive whole number followed by exactly one unit: s, m, h, d or w. At most 100 years, so
 // `now + duration` never overflows a NumericDate. The error says what was wrong.
 Expected<std::chrono::seconds, std::string> parse_duration(std::string_view text);
+// The same for settings where 0 means "off": also "0" and a plain number of seconds.
+std::optional<std::chrono::seconds> parse_duration_setting(std::string_view text);
 
 // A non-negative number (digits, an optional fraction), optional blanks, and an optional unit in
 // any case: b; k, kb, m, mb, g, gb, t, tb (decimal); ki, kib, mi, mib, gi, gib, ti, tib (binary).
