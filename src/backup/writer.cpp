@@ -36,6 +36,32 @@ struct CCtx {
   ~CCtx() { ZSTD_freeCCtx(p); }
 };
 
+// What building a batch needs, kept per thread between batches: the server's one shipping thread
+// builds every namespace's batches, and fresh buffers of tens of MiB each time (zero-filled,
+// page-faulted in, unmapped after) cost more CPU than compressing them. Buffers grow to the
+// largest batch seen and are given back when that is over kKeepBytes.
+struct BatchScratch {
+  static constexpr std::size_t kKeepBytes = 64u << 20;
+  std::string content;  // the uncompressed batch (txn headers and page records)
+  std::string object;   // header ‖ zstd payload ‖ trailer (unencrypted objects)
+  CCtx cctx;            // reset between batches, its workspace kept
+
+  // A buffer of at least `n` bytes whose contents do not matter: no zero-fill once grown.
+  static char* reserve(std::string& buf, std::size_t n) {
+    if (buf.size() < n) buf.resize(n);
+    return buf.data();
+  }
+  void trim() {
+    if (content.size() > kKeepBytes) std::string().swap(content);
+    if (object.size() > kKeepBytes) std::string().swap(object);
+  }
+};
+
+BatchScratch& batch_scratch() {
+  thread_local BatchScratch scratch;
+  return scratch;
+}
+
 }  // namespace
 
 BackupWriter::BackupWriter(storage::ObjectStore& store, std::string prefix, Manifest manifest,
@@ -272,8 +298,9 @@ BackupResult<BatchEntry> BackupWriter::upload_batch(std::span<const log::Transac
     content_len += detail::kTxnHeaderSize + t.page_count() * detail::kPageRecordSize;
   }
 
-  std::string content(content_len, '\0');
-  auto* w = reinterpret_cast<std::uint8_t*>(content.data());
+  BatchScratch& scratch = batch_scratch();
+  auto* w = reinterpret_cast<std::uint8_t*>(BatchScratch::reserve(scratch.content, content_len));
+  const std::string_view content(scratch.content.data(), content_len);
   log::Frame f = first_frame;
   for (const auto& t : txns) {
     detail::put_u64(w, f);
@@ -300,32 +327,39 @@ BackupResult<BatchEntry> BackupWriter::upload_batch(std::span<const log::Transac
   entry.key = batch_key(entry.first_frame);
   const std::string key = lineage_key(entry.key);
 
-  // body = zstd payload ‖ trailer; object = header ‖ body (sealed when encrypting).
-  std::string body(ZSTD_compressBound(content.size()) + detail::kTrailerSize, '\0');
-  CCtx cctx;
-  ZSTD_CCtx_setParameter(cctx.p, ZSTD_c_compressionLevel, zstd_level);
-  ZSTD_CCtx_setParameter(cctx.p, ZSTD_c_checksumFlag, 1);
-  const std::size_t clen = ZSTD_compress2(cctx.p, body.data(), body.size() - detail::kTrailerSize,
+  // object = header ‖ body, body = zstd payload ‖ trailer (sealed when encrypting). Unencrypted,
+  // the payload is compressed in place behind the header; encrypted, the body is sealed from
+  // there into a string of its own.
+  const std::size_t body_cap = ZSTD_compressBound(content.size()) + detail::kTrailerSize;
+  auto* obj = reinterpret_cast<std::uint8_t*>(
+      BatchScratch::reserve(scratch.object, detail::kHeaderSize + body_cap));
+  std::uint8_t* body = obj + detail::kHeaderSize;
+  ZSTD_CCtx_reset(scratch.cctx.p, ZSTD_reset_session_and_parameters);
+  ZSTD_CCtx_setParameter(scratch.cctx.p, ZSTD_c_compressionLevel, zstd_level);
+  ZSTD_CCtx_setParameter(scratch.cctx.p, ZSTD_c_checksumFlag, 1);
+  const std::size_t clen = ZSTD_compress2(scratch.cctx.p, body, body_cap - detail::kTrailerSize,
                                           content.data(), content.size());
   if (ZSTD_isError(clen))
     return unexpected(error(BackupErrc::kIo, key + ": zstd: " + ZSTD_getErrorName(clen)));
   detail::Sha256 content_sha;
   content_sha.update(content.data(), content.size());
-  detail::encode_trailer({content.size(), content_sha.finish()},
-                         reinterpret_cast<std::uint8_t*>(body.data()) + clen);
-  body.resize(clen + detail::kTrailerSize);
-  std::string object(detail::kHeaderSize, '\0');
-  object.reserve(detail::kHeaderSize + detail::sealed_length(body.size(), options_.encryption_chunk_bytes));
+  detail::encode_trailer({content.size(), content_sha.finish()}, body + clen);
+  const std::size_t body_len = clen + detail::kTrailerSize;
   detail::ObjectHeader h{detail::ObjectKind::kBatch, manifest_.log_id, entry.first_frame,
                          entry.last_frame, entry.db_size, entry.txns, entry.first_commit_time_us,
                          entry.last_commit_time_us};
   h.first_commit_frame = entry.first_commit_frame;  // so that a tail entry is whole from its header
-  auto sealer = start_sealing(h, reinterpret_cast<std::uint8_t*>(object.data()));
-  if (sealer) {
-    object += sealer->update(body.data(), body.size());
-    object += sealer->finish();
+  std::string sealed_object;
+  std::string_view object;
+  if (auto sealer = start_sealing(h, obj)) {
+    sealed_object.reserve(detail::kHeaderSize +
+                          detail::sealed_length(body_len, options_.encryption_chunk_bytes));
+    sealed_object.assign(reinterpret_cast<const char*>(obj), detail::kHeaderSize);
+    sealed_object += sealer->update(body, body_len);
+    sealed_object += sealer->finish();
+    object = sealed_object;
   } else {
-    object += body;
+    object = std::string_view(scratch.object.data(), detail::kHeaderSize + body_len);
   }
   detail::Sha256 object_sha;
   object_sha.update(object.data(), object.size());
@@ -334,6 +368,7 @@ BackupResult<BatchEntry> BackupWriter::upload_batch(std::span<const log::Transac
   entry.sha256 = detail::to_hex(sha.data(), sha.size());
 
   auto put = store_.put_large(key, object);
+  scratch.trim();
   if (!put) return unexpected(storage_failure("uploading " + key, put.error()));
   ++objects_written_;
   // From here the batch is in the store at a key readers predict: it belongs to the lineage
