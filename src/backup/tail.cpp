@@ -1,12 +1,17 @@
 // follow_tail() (docs/formats/backup.md, "Manifest cadence"): the batches a writer stored after
 // the last manifest it wrote, found under their predictable keys without a LIST.
+#include <chrono>
 #include <limits>
+#include <thread>
 
 #include "backup/object_format.h"
 
 namespace quire::backup::detail {
 
 namespace {
+
+// Re-reads of a tail object that reads short, 25 ms doubling: about 1.6 s in all.
+constexpr int kShortReadRetries = 6;
 
 BackupError corrupt_tail(const std::string& key, log::Frame after, const std::string& why) {
   return error(BackupErrc::kCorrupt,
@@ -27,14 +32,22 @@ BackupResult<Tail> follow_tail(storage::ObjectStore& store, const std::string& d
     const log::Frame first = last + 1;
     const std::string rel = batch_key(first);
     const std::string key = dir + rel;
-    auto got = mode == TailRead::kWhole ? store.get(key) : store.get_range(key, 0, kHeaderSize);
+    const std::size_t min_size =
+        mode == TailRead::kWhole ? kHeaderSize + kTrailerSize : kHeaderSize;
+    // A short read is retried for a moment before it counts as corruption: a store that writes
+    // objects in place (s3rver, some S3-compatible servers on a plain file system) shows an
+    // object that is still being written as a short one. S3 itself never does.
+    storage::StorageResult<std::string> got = std::string();
+    for (int attempt = 0;; ++attempt) {
+      got = mode == TailRead::kWhole ? store.get(key) : store.get_range(key, 0, kHeaderSize);
+      if (!got || got->size() >= min_size || attempt == kShortReadRetries) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(25 << attempt));
+    }
     if (!got) {
       if (got.error().kind == storage::StorageErrc::kNotFound) return tail;  // the end
       return unexpected(storage_failure("following the backup's tail at " + key, got.error()));
     }
     const auto* d = reinterpret_cast<const std::uint8_t*>(got->data());
-    const std::size_t min_size =
-        mode == TailRead::kWhole ? kHeaderSize + kTrailerSize : kHeaderSize;
     if (got->size() < min_size) {
       tail.broken = corrupt_tail(key, last, "too short");
       return tail;

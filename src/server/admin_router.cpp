@@ -722,7 +722,9 @@ Response AdminRouter::backup_status(const Request& req, const std::string& name)
       o["last_time"] = format_rfc3339_us(r->last_time_us);
       doc["restorable"] = std::move(o);
     } else {
+      // Why not (a broken tail names the object that cannot be used).
       doc["restorable"] = nullptr;
+      doc["restorable_error"] = r.error().message;
     }
   }
   if (auto st = backup_->status(name)) {
