@@ -45,7 +45,10 @@ integration-asan: asan
 	ASAN_OPTIONS=quarantine_size_mb=64:detect_leaks=1 QUIRE_BIN=$(abspath $(ASAN)/quire) \
 	  QUIRE_TEST_STORE_DOWN_MS=10000 tests/integration/run
 
-test: unit unit-asan integration integration-asan
+# Every test: release unit + integration, then the same under ASan+UBSan; the sanitizer build
+# compiles in the background while the release tests run (scripts/test-all).
+test: build $(ASAN)/build.ninja
+	JOBS=$(JOBS) scripts/test-all
 
 bench: build
 	scripts/install-deps --bench
