@@ -69,15 +69,25 @@ class Sqlite:
 
 
 def wait_quire(store, frame, timeout=900):
-    """Until the lineage's manifest under `store` (P) reaches `frame`."""
+    """Until the lineage under `store` (its manifest, then the batches after it) reaches `frame`."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
             with open(os.path.join(store, "lineages.json")) as f:
                 log_id = json.load(f)["lineages"][-1]["log_id"]
             with open(os.path.join(store, log_id, "manifest.json"), "rb") as f:
-                if backup_probe.manifest_frame(f.read())[1] >= frame:
-                    return
+                last = backup_probe.manifest_frame(f.read())[1]
+            # The manifest is rewritten every 30 batches: the batches stored after it are found
+            # by key, each named by its first frame, its header naming its last (offset 40).
+            while last < frame:
+                key = os.path.join(store, log_id, "batches", "%016x.qbbat" % (last + 1))
+                with open(key, "rb") as f:
+                    head = f.read(48)
+                if len(head) < 48 or head[:8] != b"QBKBTCH1":
+                    break
+                last = int.from_bytes(head[40:48], "little")
+            if last >= frame:
+                return
         except (OSError, ValueError, KeyError, IndexError):
             pass
         time.sleep(0.2)

@@ -1,13 +1,25 @@
 // BackupReader and restore (docs/formats/backup.md, "Restore"): every object is checked against
 // the manifest (size, SHA-256; not for a tail object, which has no entry yet), its header, its
-// trailer and its decompressed content before any of it counts; a missing or damaged object is an
-// error naming its key. Each lineage's tail is followed at open ("Manifest cadence").
+// trailer and its decompressed content (length; SHA-256 only for a tail object, where nothing
+// else covers it) before any of it counts; a missing or damaged object is an error naming its
+// key. Each lineage's tail is followed at open ("Manifest cadence").
+//
+// Thread model: restore() runs on the calling thread, which verifies, decompresses and writes;
+// while it does, one background thread of its own (a Prefetcher) fetches the next objects, or
+// the next ranges of the snapshot, a bounded distance ahead. The thread is joined before
+// restore() returns, on every path.
 #include <fcntl.h>
 #include <zstd.h>
 
 #include <algorithm>
+#include <cassert>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <exception>
 #include <limits>
+#include <mutex>
+#include <thread>
 
 #include "backup/backup.h"
 #include "backup/chunk_cipher.h"
@@ -74,14 +86,147 @@ BackupResult<void> check_encryption(const std::string& key, const detail::Object
   return {};
 }
 
+// How far ahead a restore fetches: whole batches, or ranges of a snapshot (read_chunk_bytes
+// each). No fetch starts once kPrefetchBytes are waiting, so at most that plus one piece is held
+// ahead of the one being applied.
+constexpr std::size_t kPrefetchBatches = 2;
+constexpr std::size_t kPrefetchChunks = 3;
+constexpr std::uint64_t kPrefetchBytes = 48u << 20;
+
+// A piece of an object fetched ahead: a whole object (offset 0) or a range of one.
+struct Piece {
+  std::string key;
+  std::uint64_t offset = 0;
+  storage::StorageResult<std::string> got;
+};
+
+// Fetches pieces on one background thread, in the order `fetch` gives them, while the thread
+// that made it takes them with next(): up to `max_items` pieces ahead, and none started once
+// `max_bytes` are waiting. The worker ends after `fetch` returns nullopt or a failed piece (the
+// taker fails on it, or never gets that far).
+//
+// Thread model: next() from the thread that made the Prefetcher only; `fetch` runs on the worker
+// only, one call at a time. The destructor stops the worker and joins it: a store request in
+// flight is not interrupted, no other starts.
+class Prefetcher {
+ public:
+  using FetchFn = std::function<std::optional<Piece>()>;
+
+  Prefetcher(FetchFn fetch, std::size_t max_items, std::uint64_t max_bytes)
+      : fetch_(std::move(fetch)), max_items_(max_items), max_bytes_(max_bytes) {
+    assert(max_items_ > 0);
+    worker_ = std::thread([this] { run(); });
+  }
+  ~Prefetcher() {
+    {
+      std::lock_guard lk(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    worker_.join();
+  }
+  Prefetcher(const Prefetcher&) = delete;
+  Prefetcher& operator=(const Prefetcher&) = delete;
+
+  // The next piece, waiting for it; nullopt when the worker ended without one. An exception
+  // thrown by `fetch` (out of memory) is rethrown here, in its place in the order.
+  std::optional<Piece> next() {
+    std::unique_lock lk(mu_);
+    cv_.wait(lk, [&] { return !ready_.empty() || ended_; });
+    if (ready_.empty()) {
+      if (thrown_) std::rethrow_exception(thrown_);
+      return std::nullopt;
+    }
+    Piece p = std::move(ready_.front());
+    ready_.pop_front();
+    ready_bytes_ -= p.got ? p.got->size() : 0;
+    lk.unlock();
+    cv_.notify_all();
+    return p;
+  }
+
+ private:
+  void run() {
+    for (;;) {
+      {
+        std::unique_lock lk(mu_);
+        cv_.wait(lk, [&] {
+          return stop_ || (ready_.size() < max_items_ && ready_bytes_ < max_bytes_);
+        });
+        if (stop_) return;
+      }
+      std::optional<Piece> p;
+      std::exception_ptr thrown;
+      try {
+        p = fetch_();
+      } catch (...) {
+        thrown = std::current_exception();
+      }
+      const bool last = !p || !p->got;
+      {
+        std::lock_guard lk(mu_);
+        if (p) {
+          ready_bytes_ += p->got ? p->got->size() : 0;
+          ready_.push_back(std::move(*p));
+        }
+        thrown_ = thrown;
+        ended_ = last;
+      }
+      cv_.notify_all();
+      if (last) return;
+    }
+  }
+
+  FetchFn fetch_;
+  const std::size_t max_items_;
+  const std::uint64_t max_bytes_;
+  std::mutex mu_;
+  std::condition_variable cv_;  // both ways: a piece ready, room made, stop
+  std::deque<Piece> ready_;     // guarded by mu_, as are the four below
+  std::uint64_t ready_bytes_ = 0;
+  bool ended_ = false;  // the worker returned (or is about to) and will add nothing
+  bool stop_ = false;
+  std::exception_ptr thrown_;
+  std::thread worker_;  // last: started once everything above exists
+};
+
+// Starts writeback of the restored file while it is being written: after every kWriteBehind
+// bytes, sync_file_range(SYNC_FILE_RANGE_WRITE) over the range written since the last one, so
+// that the disk writes overlap the rest of the restore and the final fdatasync finds little
+// left. Best effort: a failure here leaves the writeback to the kernel, and a write error
+// surfaces from that fdatasync anyway.
+class WriteBehind {
+ public:
+  explicit WriteBehind(const log::File& f) : fd_(f.fd()) {}
+  void wrote(off_t offset, std::uint64_t n) {
+    lo_ = std::min(lo_, offset);
+    hi_ = std::max(hi_, offset + static_cast<off_t>(n));
+    pending_ += n;
+    if (pending_ < kWriteBehind) return;
+    ::sync_file_range(fd_, lo_, hi_ - lo_, SYNC_FILE_RANGE_WRITE);
+    lo_ = std::numeric_limits<off_t>::max();
+    hi_ = 0;
+    pending_ = 0;
+  }
+
+ private:
+  static constexpr std::uint64_t kWriteBehind = 64u << 20;
+  const int fd_;
+  off_t lo_ = std::numeric_limits<off_t>::max();
+  off_t hi_ = 0;
+  std::uint64_t pending_ = 0;
+};
+
 // The body of a snapshot (zstd payload ‖ trailer) fed in order: the payload is decompressed into
-// `out`, the trailer kept.
+// `out`, the trailer kept. The content's SHA-256 is computed and compared only when
+// `check_content_sha` (see read_snapshot).
 class SnapshotBody {
  public:
-  SnapshotBody(const std::string& key, const log::File& out, std::uint64_t body_len,
-               std::uint64_t content_len)
-      : key_(key), out_(out), payload_len_(body_len - detail::kTrailerSize),
-        content_len_(content_len), outbuf_(ZSTD_DStreamOutSize()) {}
+  SnapshotBody(const std::string& key, const log::File& out, WriteBehind& behind,
+               std::uint64_t body_len, std::uint64_t content_len, bool check_content_sha)
+      : key_(key), out_(out), behind_(behind), payload_len_(body_len - detail::kTrailerSize),
+        content_len_(content_len), check_content_sha_(check_content_sha),
+        outbuf_(ZSTD_DStreamOutSize()) {}
 
   BackupResult<void> feed(const std::uint8_t* d, std::size_t len) {
     while (len > 0) {
@@ -119,7 +264,7 @@ class SnapshotBody {
     if (!t) return unexpected(corrupt(key_, why));
     if (t->content_length != content_len_ || written_ != content_len_)
       return unexpected(corrupt(key_, "content length mismatch"));
-    if (content_sha_.finish() != t->content_sha256)
+    if (check_content_sha_ && content_sha_.finish() != t->content_sha256)
       return unexpected(corrupt(key_, "content SHA-256 mismatch"));
     return {};
   }
@@ -133,9 +278,10 @@ class SnapshotBody {
     if (ob.pos > 0) {
       if (written_ + ob.pos > content_len_)
         return unexpected(corrupt(key_, "more pages than the header says"));
-      content_sha_.update(outbuf_.data(), ob.pos);
+      if (check_content_sha_) content_sha_.update(outbuf_.data(), ob.pos);
       auto w = out_.write_at(outbuf_.data(), ob.pos, static_cast<off_t>(written_));
       if (!w) return unexpected(io("writing restored pages", w.error()));
+      behind_.wrote(static_cast<off_t>(written_), ob.pos);
       written_ += ob.pos;
     }
     return {};
@@ -143,8 +289,10 @@ class SnapshotBody {
 
   const std::string& key_;
   const log::File& out_;
+  WriteBehind& behind_;
   const std::uint64_t payload_len_;
   const std::uint64_t content_len_;
+  const bool check_content_sha_;
   std::uint64_t pos_ = 0;  // body bytes fed
   std::uint64_t written_ = 0;
   std::size_t last_ret_ = 1;
@@ -155,10 +303,11 @@ class SnapshotBody {
 };
 
 // Streams a snapshot object into `out` at offset 0 with every check. `progress` gets the stored
-// bytes read so far.
+// bytes read so far. The ranges are fetched ahead (kPrefetchChunks) while earlier ones are
+// verified and written.
 BackupResult<void> read_snapshot(storage::ObjectStore& store, const std::string& key,
                                  const SnapshotEntry& e, const log::LogId& id,
-                                 const log::File& out, std::uint64_t chunk,
+                                 const log::File& out, WriteBehind& behind, std::uint64_t chunk,
                                  const EncryptionKey* enc_key, bool allow_unencrypted,
                                  const std::function<void(std::uint64_t)>& progress) {
   chunk = std::max<std::uint64_t>(chunk, 4096);
@@ -171,12 +320,34 @@ BackupResult<void> read_snapshot(storage::ObjectStore& store, const std::string&
   if (size < detail::kHeaderSize + detail::kTrailerSize)
     return unexpected(corrupt(key, "too short"));
   const std::uint64_t content_len = static_cast<std::uint64_t>(e.db_size) * log::kPageSize;
+  // The same ranges the loop below asks for, in its order: each starts where the previous one
+  // ended; none after a failed, empty or overlong one (the loop stops there).
+  std::uint64_t fetch_off = 0;
+  bool fetch_end = false;
+  Prefetcher ahead(
+      [&]() -> std::optional<Piece> {
+        if (fetch_end || fetch_off >= size) return std::nullopt;
+        Piece p{key, fetch_off, store.get_range(key, fetch_off, std::min(chunk, size - fetch_off))};
+        if (!p.got || p.got->empty() || p.got->size() > size - fetch_off) fetch_end = true;
+        else fetch_off += p.got->size();
+        return p;
+      },
+      kPrefetchChunks, kPrefetchBytes);
+  // The object's SHA-256 against the manifest's covers every stored byte, so the trailer's
+  // SHA-256 of the decompressed content adds nothing to it (zstd and the chunk cipher are
+  // deterministic: the same stored bytes always give the same content) and is not computed; its
+  // length is still checked. Computing it cost a second pass over the whole database.
+  const bool check_content_sha = e.sha256.empty();
   detail::Sha256 object_sha;
   std::optional<SnapshotBody> body;
   std::unique_ptr<detail::ChunkOpener> opener;
   std::string plain;
   for (std::uint64_t off = 0; off < size;) {
-    auto got = store.get_range(key, off, std::min(chunk, size - off));
+    auto piece = ahead.next();
+    assert(piece && piece->offset == off);  // the worker follows the same rule as this loop
+    auto got = piece && piece->offset == off
+                   ? std::move(piece->got)
+                   : store.get_range(key, off, std::min(chunk, size - off));
     if (!got) return unexpected(storage_failure("snapshot " + key, got.error()));
     if (got->empty()) return unexpected(corrupt(key, "shorter than the manifest says"));
     const auto* d = reinterpret_cast<const std::uint8_t*>(got->data());
@@ -203,7 +374,7 @@ BackupResult<void> read_snapshot(storage::ObjectStore& store, const std::string&
                                                        body_len);
         body_len = *opened;
       }
-      body.emplace(key, out, body_len, content_len);
+      body.emplace(key, out, behind, body_len, content_len, check_content_sha);
       d += detail::kHeaderSize;
       len -= detail::kHeaderSize;
     }
@@ -233,14 +404,15 @@ struct BatchTxn {
   const std::uint8_t* records;  // pages × (pgno, image)
 };
 
-// Fetches, verifies and decodes a batch; `content` keeps the bytes the result points into.
-BackupResult<std::vector<BatchTxn>> read_batch(storage::ObjectStore& store, const std::string& key,
-                                               const BatchEntry& e, const log::LogId& id,
-                                               std::string& content, const EncryptionKey* enc_key,
+// Verifies and decodes a batch, `got` being the store's answer to a GET of it; `content` keeps
+// the bytes the result points into.
+BackupResult<std::vector<BatchTxn>> read_batch(const storage::StorageResult<std::string>& got,
+                                               const std::string& key, const BatchEntry& e,
+                                               const log::LogId& id, std::string& content,
+                                               const EncryptionKey* enc_key,
                                                bool allow_unencrypted, std::uint64_t& stored_size) {
-  auto got = store.get(key);
   if (!got) return unexpected(storage_failure("batch " + key, got.error()));
-  const std::string& obj = *got;
+  const std::string& obj = got.value();
   stored_size = obj.size();
   // A tail entry (not in the stored manifest yet) has no size or hash to compare: the header,
   // the trailer and the content SHA-256 below still check every byte.
@@ -294,10 +466,16 @@ BackupResult<std::vector<BatchTxn>> read_batch(storage::ObjectStore& store, cons
                                         body_len - detail::kTrailerSize);
   if (ZSTD_isError(n)) return unexpected(corrupt(key, std::string("zstd: ") + ZSTD_getErrorName(n)));
   if (n != content.size()) return unexpected(corrupt(key, "content length mismatch"));
-  detail::Sha256 content_sha;
-  content_sha.update(content.data(), content.size());
-  if (content_sha.finish() != t->content_sha256)
-    return unexpected(corrupt(key, "content SHA-256 mismatch"));
+  // Only for a tail entry is the content's SHA-256 computed: otherwise the object's SHA-256
+  // matched the manifest's above, which covers every stored byte, and the content is a
+  // deterministic function of them (zstd, the chunk cipher), so its hash would check nothing
+  // more, for the cost of a second pass over every page.
+  if (tail) {
+    detail::Sha256 content_sha;
+    content_sha.update(content.data(), content.size());
+    if (content_sha.finish() != t->content_sha256)
+      return unexpected(corrupt(key, "content SHA-256 mismatch"));
+  }
 
   std::vector<BatchTxn> txns;
   const auto* p = reinterpret_cast<const std::uint8_t*>(content.data());
@@ -328,6 +506,50 @@ BackupResult<std::vector<BatchTxn>> read_batch(storage::ObjectStore& store, cons
       txns.back().commit_time_us != e.last_commit_time_us)
     return unexpected(corrupt(key, "transactions disagree with the header"));
   return txns;
+}
+
+// The batches step 3 of restore() reads, in its order, when every transaction up to the target
+// applies: it reads a prefix of them (all of them unless it stops inside one or fails). Follows
+// the loop's rules: from frame `from`, skip batches that end before the next frame, stop at the
+// target or at a hole (the loop reports the hole).
+std::vector<const BatchEntry*> batches_to_read(const Manifest& m, log::Frame from,
+                                               log::Frame limit_frame, std::int64_t limit_time) {
+  std::vector<const BatchEntry*> v;
+  log::Frame expected = from;
+  for (const auto& b : m.batches) {
+    if (expected > limit_frame) break;
+    if (b.last_frame < expected) continue;
+    if (b.first_commit_time_us > limit_time && b.first_frame >= expected) break;
+    if (b.first_frame > expected) break;
+    v.push_back(&b);
+    expected = b.last_frame + 1;
+  }
+  return v;
+}
+
+// Writes a transaction's pages, each run of consecutive page numbers with one gathered write.
+// `parts` is scratch space kept between calls. Returns the highest page number written.
+BackupResult<std::uint32_t> write_pages(const log::File& file, WriteBehind& behind,
+                                        const BatchTxn& t,
+                                        std::vector<std::span<const std::byte>>& parts) {
+  std::uint32_t max_pgno = 0;
+  for (std::uint32_t k = 0; k < t.pages;) {
+    const std::uint32_t first = detail::get_u32(t.records + k * detail::kPageRecordSize);
+    parts.clear();
+    std::uint32_t pgno = first;
+    do {
+      const std::uint8_t* image = t.records + k * detail::kPageRecordSize + 4;
+      parts.emplace_back(reinterpret_cast<const std::byte*>(image), log::kPageSize);
+      ++k;
+      ++pgno;
+    } while (k < t.pages && detail::get_u32(t.records + k * detail::kPageRecordSize) == pgno);
+    const off_t at = static_cast<off_t>(first - 1) * log::kPageSize;
+    auto w = file.write_gather_at(parts, at);
+    if (!w) return unexpected(io("writing restored pages", w.error()));
+    behind.wrote(at, std::uint64_t{parts.size()} * log::kPageSize);
+    max_pgno = std::max(max_pgno, pgno - 1);
+  }
+  return max_pgno;
 }
 
 }  // namespace
@@ -519,11 +741,13 @@ BackupResult<RestoreResult> BackupReader::restore(const RestoreTarget& target,
     std::filesystem::remove(tmp, ec);
     return unexpected(std::move(e));
   };
+  WriteBehind behind(*file);
   std::uint64_t file_pages = 0;
   if (start != nullptr) {
     const std::string key = dir + start->key;
     auto snapshot_progress = [&](std::uint64_t bytes) { report(bytes); };
-    if (auto r = read_snapshot(*store_, key, *start, m->log_id, *file, read_chunk_bytes, enc_key,
+    if (auto r = read_snapshot(*store_, key, *start, m->log_id, *file, behind, read_chunk_bytes,
+                               enc_key,
                                allow_unencrypted,
                                progress ? std::function<void(std::uint64_t)>(snapshot_progress)
                                         : std::function<void(std::uint64_t)>());
@@ -537,10 +761,22 @@ BackupResult<RestoreResult> BackupReader::restore(const RestoreTarget& target,
     file_pages = start->db_size;
   }
 
-  // 3. The batches after it.
+  // 3. The batches after it, fetched ahead (kPrefetchBatches) while earlier ones are applied.
   log::Frame expected = res.frame + 1;
+  const auto plan = batches_to_read(*m, expected, limit_frame, limit_time);
+  std::size_t planned = 0;  // batches of `plan` the worker fetched
+  std::optional<Prefetcher> ahead;
+  if (!plan.empty())
+    ahead.emplace(
+        [&]() -> std::optional<Piece> {
+          if (planned == plan.size()) return std::nullopt;
+          const std::string key = dir + plan[planned++]->key;
+          return Piece{key, 0, store_->get(key)};
+        },
+        kPrefetchBatches, kPrefetchBytes);
   bool done = false;
   std::string content;
+  std::vector<std::span<const std::byte>> parts;
   for (const auto& b : m->batches) {
     if (done || expected > limit_frame) break;
     if (b.last_frame < expected) continue;
@@ -550,9 +786,15 @@ BackupResult<RestoreResult> BackupReader::restore(const RestoreTarget& target,
                                                std::to_string(b.first_frame - 1) +
                                                " are in no batch (next is " + dir + b.key + ")"));
     const std::string key = dir + b.key;
+    std::optional<Piece> piece = ahead ? ahead->next() : std::nullopt;
+    assert(piece && piece->key == key);  // the loop reads a prefix of `plan`
+    storage::StorageResult<std::string> got =
+        piece && piece->key == key ? std::move(piece->got) : store_->get(key);
+    piece.reset();
     std::uint64_t stored_size = 0;
-    auto txns = read_batch(*store_, key, b, m->log_id, content, enc_key, allow_unencrypted,
+    auto txns = read_batch(got, key, b, m->log_id, content, enc_key, allow_unencrypted,
                            stored_size);
+    got = std::string();  // the stored bytes are not needed past read_batch
     if (!txns) return fail(std::move(txns).error());
     ++res.batches_read;
     done_bytes += stored_size;
@@ -569,14 +811,9 @@ BackupResult<RestoreResult> BackupReader::restore(const RestoreTarget& target,
         done = true;
         break;
       }
-      for (std::uint32_t k = 0; k < t.pages; ++k) {
-        const std::uint8_t* rec = t.records + k * detail::kPageRecordSize;
-        const std::uint32_t pgno = detail::get_u32(rec);
-        auto w = file->write_at(rec + 4, log::kPageSize,
-                                static_cast<off_t>(pgno - 1) * log::kPageSize);
-        if (!w) return fail(io("writing restored pages", w.error()));
-        file_pages = std::max<std::uint64_t>(file_pages, pgno);
-      }
+      auto top = write_pages(*file, behind, t, parts);
+      if (!top) return fail(std::move(top).error());
+      file_pages = std::max<std::uint64_t>(file_pages, *top);
       if (t.db_size < file_pages) {
         auto tr = file->truncate(static_cast<off_t>(t.db_size) * log::kPageSize);
         if (!tr) return fail(io("truncating " + tmp.string(), tr.error()));
