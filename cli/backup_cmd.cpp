@@ -14,6 +14,7 @@
 #include "backup/ship.h"
 #include "cli/namespace_log.h"
 #include "cli/progress.h"
+#include "cli/store_access.h"
 #include "cli/units.h"
 #include "common/rfc3339.h"
 #include "log/log.h"
@@ -45,26 +46,6 @@ struct RestoreOptions {
   bool allow_unencrypted = false;
   bool no_progress = false;
 };
-
-// The key from --encryption-key-file; nullopt (after printing why) when it cannot be loaded.
-std::optional<backup::EncryptionKey> load_key(const char* cmd, const std::string& path) {
-  auto key = backup::load_encryption_key(path);
-  if (!key) {
-    std::cerr << cmd << ": " << key.error().message << "\n";
-    return std::nullopt;
-  }
-  return *key;
-}
-
-std::unique_ptr<storage::ObjectStore> open_store(const char* cmd, const std::string& url) {
-  auto store = storage::open_object_store(url);
-  if (!store) {
-    std::cerr << cmd << ": cannot open the object store " << url << ": " << store.error().message
-              << "\n";
-    return nullptr;
-  }
-  return std::move(store.value());
-}
 
 int run_backup(const BackupOptions& o) {
   auto opened = open_namespace_log(o.data, o.ns);

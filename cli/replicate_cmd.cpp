@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "backup/encryption.h"
+#include "cli/store_access.h"
 #include "cli/units.h"
 #include "sidecar/sidecar.h"
 #include "sidecar/wal_pin.h"
@@ -60,12 +61,8 @@ int run_replicate(const ReplicateOptions& o) {
   }
   std::optional<backup::EncryptionKey> key;
   if (!o.key_file.empty()) {
-    auto loaded = backup::load_encryption_key(o.key_file);
-    if (!loaded) {
-      std::cerr << "quire replicate: " << loaded.error().message << "\n";
-      return kExitUsage;
-    }
-    key = std::move(loaded.value());
+    key = load_key("quire replicate", o.key_file);
+    if (!key) return kExitUsage;
   }
   spdlog::set_level(spdlog::level::from_str(o.log_level));
 
@@ -84,12 +81,8 @@ int run_replicate(const ReplicateOptions& o) {
     }
   }
 
-  auto store = storage::open_object_store(url);
-  if (!store) {
-    std::cerr << "quire replicate: cannot open the object store " << url << ": "
-              << store.error().message << "\n";
-    return kExitFailure;
-  }
+  auto store = open_store("quire replicate", url);
+  if (!store) return kExitFailure;
 
   sidecar::SidecarOptions options;
   options.db_path = o.db;
@@ -110,7 +103,7 @@ int run_replicate(const ReplicateOptions& o) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
-  auto opened = sidecar::Sidecar::open(options, *store.value());
+  auto opened = sidecar::Sidecar::open(options, *store);
   if (!opened) {
     std::cerr << "quire replicate: " << opened.error() << "\n";
     return kExitFailure;
@@ -121,7 +114,7 @@ int run_replicate(const ReplicateOptions& o) {
   spdlog::info(
       "replicating {} to {} under prefix '{}' every {} s (state in {}); restore with "
       "`quire restore --backup-url {} -n {} -o FILE`",
-      o.db, store.value()->describe(), prefix, o.interval_s, sc.state_dir().string(), url, prefix);
+      o.db, store->describe(), prefix, o.interval_s, sc.state_dir().string(), url, prefix);
 
   std::thread signals([&sc, set] {
     int sig = 0;
