@@ -31,10 +31,10 @@ serve: build
 	  $(if $(filter none,$(BACKUP_URL)),,--backup-url $(BACKUP_URL))
 
 unit: build
-	cd $(RELEASE) && ctest --output-on-failure -j $(JOBS)
+	JOBS=$(JOBS) scripts/unit-tests $(RELEASE)
 
 unit-asan: asan
-	cd $(ASAN) && ctest --output-on-failure -j $(JOBS)
+	JOBS=$(JOBS) scripts/unit-tests $(ASAN)
 
 integration: build
 	QUIRE_BIN=$(abspath $(RELEASE)/quire) tests/integration/run
@@ -43,7 +43,7 @@ integration: build
 # down for 10 s there instead of a minute (the release run holds the full minute).
 integration-asan: asan
 	ASAN_OPTIONS=quarantine_size_mb=64:detect_leaks=1 QUIRE_BIN=$(abspath $(ASAN)/quire) \
-	  QUIRE_TEST_STORE_DOWN_MS=10000 tests/integration/run
+	  QUIRE_TEST_STORE_DOWN_MS=10000 QUIRE_TEST_STOP_TIMEOUT_MS=20000 tests/integration/run
 
 # Every test: release unit + integration, then the same under ASan+UBSan; the sanitizer build
 # compiles in the background while the release tests run (scripts/test-all).

@@ -310,7 +310,7 @@ describe('admin API', () => {
       assertError(await admin('POST', '/v1/namespaces/parent/fork/default'), 409);
       assertError(await admin('POST', '/v1/namespaces/parent/fork/parent'), 409);
       assertError(await admin('POST', '/v1/namespaces/nosuchns/fork/orphan'), 404);
-      // A point-in-time fork needs the continuous backup (--backup-url; backup-server.test.mjs).
+      // A point-in-time fork needs the continuous backup (--backup-url; backup-server-suite.mjs).
       assertError(await admin('POST', '/v1/namespaces/parent/fork/at', { body: { timestamp: '2024-01-01T00:00:00Z' } }), 400, /Backups are off.*--backup-url/);
       assert.equal((await sql(server, 'orphan', 'SELECT 1')).status, 404);
     });

@@ -176,7 +176,11 @@ TEST_F(ReplicationLogTest, BaseImageBecomesTheFirstTransaction) {
 }
 
 // kill -9 in the middle of the single pwrite of the last transaction leaves any prefix of it.
-TEST_F(ReplicationLogTest, TornTailAtEveryByteOffsetRecoversToThePreviousTransaction) {
+// Cut at every byte of both records' headers and of the bytes around the page images' sector
+// boundaries, and at a stride through the rest of the images (a cut there differs from its
+// neighbours only in how many payload bytes survive): 8,320 reopens took over a minute under
+// ASan for no extra coverage.
+TEST_F(ReplicationLogTest, TornTailAtAnyOffsetRecoversToThePreviousTransaction) {
   auto log = create();
   append(*log, {1, 2}, 2);
   append(*log, {3}, 3);
@@ -186,7 +190,17 @@ TEST_F(ReplicationLogTest, TornTailAtEveryByteOffsetRecoversToThePreviousTransac
   log.reset();
   const std::string full = read_bytes(seg);
   ASSERT_EQ(full.size(), good + 2 * kRecordSize);
+  auto worth_cutting = [&](std::size_t cut) {
+    const std::size_t in_record = (cut - good) % kRecordSize;
+    if (in_record < kRecordHeaderSize + 8 || cut + 8 >= full.size()) return true;
+    const std::size_t in_page = in_record - kRecordHeaderSize;
+    const std::size_t in_sector = in_page % 512;
+    return in_sector < 2 || in_sector > 509 || in_page % 61 == 0;
+  };
+  int cuts = 0;
   for (std::size_t cut = good; cut < full.size(); ++cut) {
+    if (!worth_cutting(cut)) continue;
+    ++cuts;
     {
       std::ofstream out(seg, std::ios::binary | std::ios::trunc);
       out.write(full.data(), static_cast<std::streamsize>(cut));
@@ -196,6 +210,7 @@ TEST_F(ReplicationLogTest, TornTailAtEveryByteOffsetRecoversToThePreviousTransac
     ASSERT_EQ((*reopened)->last_frame(), 3u) << cut;
     ASSERT_EQ(std::filesystem::file_size(seg), good) << cut;
   }
+  EXPECT_GT(cuts, 300);
   // And the log goes on from there.
   log = reopen();
   EXPECT_EQ(append(*log, {5}, 5), 4u);

@@ -1,6 +1,6 @@
-// Continuous backup from a running server (`quire serve --backup-url`), against both stores: a
-// local directory (file://) and a real S3-compatible server (s3rver on 127.0.0.1, started and
-// stopped by pid, see s3.mjs).
+// (shared, not a test file) Continuous backup from a running server (`quire serve
+// --backup-url`), against either store: a local directory (file://) or a real S3-compatible
+// server (s3rver on 127.0.0.1, started and stopped by pid, see s3.mjs).
 //
 //  * a scripted workload with 20 recorded moments; the server is killed with -9 (so only what
 //    the service shipped while running counts), the data directory deleted, and `quire restore`
@@ -89,7 +89,12 @@ function stores() {
   ];
 }
 
-for (const kind of stores()) {
+// The tests against one store (`file` or `s3`): backup-server-file.test.mjs and
+// backup-server-s3.test.mjs each run one, so the two run side by side and each stays well within
+// the per-file time limit under the sanitizers.
+export function backupServerSuite(name) {
+  const kind = stores().find((k) => k.name === name);
+  if (!kind) throw new Error(`backupServerSuite: no store kind '${name}'`);
   describe(`continuous backup to ${kind.name}`, () => {
     let store;
     before(async () => { store = await kind.open(); });
