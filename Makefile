@@ -7,7 +7,7 @@ LISTEN    ?= 127.0.0.1:8080
 # Continuous backup (point-in-time restore, forks at a timestamp); BACKUP_URL=none turns it off.
 BACKUP_URL ?= file://$(abspath $(DATA))/backups
 
-.PHONY: all deps build asan serve test unit unit-asan integration integration-asan bench bench-write clean format
+.PHONY: all deps build server asan serve test unit unit-asan integration integration-asan bench bench-write clean format
 
 all: build
 
@@ -23,10 +23,15 @@ $(ASAN)/build.ninja:
 build: deps $(RELEASE)/build.ninja
 	cmake --build $(RELEASE) -j $(JOBS)
 
+# The release server binary alone (what `make serve` and the integration tests need): the unit
+# tests and benchmark programs are most of a full build.
+server: deps $(RELEASE)/build.ninja
+	cmake --build $(RELEASE) -j $(JOBS) --target quire
+
 asan: deps $(ASAN)/build.ninja
 	cmake --build $(ASAN) -j $(JOBS)
 
-serve: build
+serve: server
 	$(RELEASE)/quire serve --data $(DATA) --listen $(LISTEN) \
 	  $(if $(filter none,$(BACKUP_URL)),,--backup-url $(BACKUP_URL))
 
@@ -36,7 +41,7 @@ unit: build
 unit-asan: asan
 	JOBS=$(JOBS) scripts/unit-tests $(ASAN)
 
-integration: build
+integration: server
 	QUIRE_BIN=$(abspath $(RELEASE)/quire) tests/integration/run
 
 # The same real-client suite against the sanitizer build of the server. The object store is
@@ -45,9 +50,11 @@ integration-asan: asan
 	ASAN_OPTIONS=quarantine_size_mb=64:detect_leaks=1 QUIRE_BIN=$(abspath $(ASAN)/quire) \
 	  QUIRE_TEST_STORE_DOWN_MS=10000 QUIRE_TEST_STOP_TIMEOUT_MS=20000 tests/integration/run
 
-# Every test: release unit + integration, then the same under ASan+UBSan; the sanitizer build
-# compiles in the background while the release tests run (scripts/test-all).
-test: build $(ASAN)/build.ninja
+# Every test: the integration suite against the release server, the unit tests and the
+# integration suite again under ASan+UBSan; the sanitizer build compiles in the background while
+# the release server is tested (scripts/test-all). `make unit` runs the unit tests of the
+# release build too.
+test: server $(ASAN)/build.ninja
 	JOBS=$(JOBS) scripts/test-all
 
 bench: build
