@@ -68,13 +68,20 @@ void WsSession::shutdown() {
   stop_reading_ = true;
   if (!close_)
     close_ = websocket::close_reason(websocket::close_code::going_away, "Server shutdown");
-  if (reading_ && !writing_ && inflight_ == 0) {
-    // Idle: close now; the pending read then ends.
+  // Idle: close now, and the pending read then ends. Busy: close once the work in progress is
+  // answered (wake() checks after every response and every finished request).
+  close_when_idle_ = true;
+  wake();
+}
+
+void WsSession::wake() {
+  wake_.cancel();
+  if (close_when_idle_ && reading_ && !writing_ && inflight_ == 0 && outbox_.empty() && close_) {
+    close_when_idle_ = false;
     auto self = shared_from_this();
     ws_.async_close(*close_, [self](beast::error_code) {});
     close_.reset();
   }
-  wake();
 }
 
 asio::awaitable<void> WsSession::run(beast::http::request<beast::http::string_body> req) {
@@ -194,6 +201,7 @@ void WsSession::apply(Outcome outcome) {
   if (outcome.close) {
     close_ = std::move(outcome.close);
     stop_reading_ = true;
+    close_when_idle_ = true;  // a deferred outcome arrives while the next read is pending
     wake();
   }
 }

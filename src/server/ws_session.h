@@ -109,7 +109,9 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   void fail_protocol(std::string message,
                      boost::beast::websocket::close_code code =
                          boost::beast::websocket::close_code::policy_error);
-  void wake() { wake_.cancel(); }
+  // Wakes the session's waiting loops; closes a session that shutdown() found busy once it is
+  // idle (see close_when_idle_).
+  void wake();
   std::size_t backlog() const;
 
   bool may_block(hrana::Stream& stream, const hrana::ws::Request& request);
@@ -151,6 +153,9 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   bool reading_ = false;
   bool writing_ = false;
   bool stop_reading_ = false;
+  // shutdown() found work in progress: close as soon as the last response is out. The read
+  // pending meanwhile ends only with the close (an idle client sends nothing more).
+  bool close_when_idle_ = false;
 };
 
 }  // namespace quire::server
