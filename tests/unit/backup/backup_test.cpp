@@ -347,12 +347,7 @@ TEST(Backup, RunsOfConsecutivePagesRestoreExactlyAtEveryCommit) {
   auto commit = [&](const std::vector<std::uint32_t>& pgnos, std::uint32_t db_size) {
     log::Transaction t;
     image.resize(std::size_t{db_size} * kPageSize, std::byte{0});
-    std::vector<std::byte> page(kPageSize);
-    for (auto p : pgnos) {
-      for (auto& b : page) b = static_cast<std::byte>(rng());
-      std::memcpy(image.data() + std::size_t{p - 1} * kPageSize, page.data(), kPageSize);
-      t.add_page(p, page);
-    }
+    add_random_pages(t, image, pgnos, rng);
     t.db_size = db_size;
     time_us += 1000;
     t.commit_time_us = time_us;

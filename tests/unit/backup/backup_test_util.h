@@ -51,6 +51,18 @@ struct Commit {
   Image image;
 };
 
+// Random images for `pgnos`, added to `t` and written into `image` (which must already hold
+// them): `image` is then the database as of `t`.
+inline void add_random_pages(log::Transaction& t, Image& image,
+                             const std::vector<std::uint32_t>& pgnos, std::mt19937_64& rng) {
+  std::vector<std::byte> page(kPageSize);
+  for (auto p : pgnos) {
+    for (auto& b : page) b = static_cast<std::byte>(rng());
+    std::memcpy(image.data() + std::size_t{p - 1} * kPageSize, page.data(), kPageSize);
+    t.add_page(p, page);
+  }
+}
+
 // Random transactions over an in-memory reference database; the history records the image after
 // every commit.
 struct Workload {
@@ -75,12 +87,7 @@ struct Workload {
       std::uint32_t p = 1 + static_cast<std::uint32_t>(rng() % new_size);
       if (std::find(pgnos.begin(), pgnos.end(), p) == pgnos.end()) pgnos.push_back(p);
     }
-    std::vector<std::byte> page(kPageSize);
-    for (auto p : pgnos) {
-      for (auto& b : page) b = static_cast<std::byte>(rng());
-      std::memcpy(image.data() + std::size_t{p - 1} * kPageSize, page.data(), kPageSize);
-      t.add_page(p, page);
-    }
+    add_random_pages(t, image, pgnos, rng);
     t.db_size = new_size;
     time_us += 1000 + static_cast<std::int64_t>(rng() % 5000);
     if (rng() % 7 == 0) time_us -= 1000;  // sometimes two commits share a time... or close
