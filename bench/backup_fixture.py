@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Loads the restore benchmark's database (bench/backup_run), the same on both sides.
 
-  backup_fixture.py quire --url http://127.0.0.1:PORT --mib 1024 [--quire-store P]
+  backup_fixture.py quire --url http://127.0.0.1:PORT --mib 1024 [--quire-store P [--s3rver]]
   backup_fixture.py sqlite --db FILE --mib 1024 [--litestream-replica DIR]
 
 Creates t(id INTEGER PRIMARY KEY, v BLOB) and inserts ceil(MiB * 2^20 / 4,000,000) transactions
@@ -68,19 +68,29 @@ class Sqlite:
         return None if row is None else row[0]
 
 
-def wait_quire(store, frame, timeout=900):
-    """Until the lineage under `store` (its manifest, then the batches after it) reaches `frame`."""
+def wait_quire(store, frame, s3rver=False, timeout=900):
+    """Until the lineage under `store` (its manifest, then the batches after it) reaches `frame`.
+    With `s3rver`, `store` is s3rver's directory for the prefix: an object is read from
+    `<key>._S3rver_object` once its `<key>._S3rver_metadata.json` (written after it) exists."""
+    def path(*parts):
+        p = os.path.join(store, *parts)
+        if not s3rver:
+            return p
+        if not os.path.exists(p + backup_probe.S3RVER_META):
+            raise OSError(f"{p}: not (completely) stored yet")
+        return p + backup_probe.S3RVER_OBJECT
+
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
-            with open(os.path.join(store, "lineages.json")) as f:
+            with open(path("lineages.json")) as f:
                 log_id = json.load(f)["lineages"][-1]["log_id"]
-            with open(os.path.join(store, log_id, "manifest.json"), "rb") as f:
+            with open(path(log_id, "manifest.json"), "rb") as f:
                 last = backup_probe.manifest_frame(f.read())[1]
             # The manifest is rewritten every 30 batches: the batches stored after it are found
             # by key, each named by its first frame, its header naming its last (offset 40).
             while last < frame:
-                key = os.path.join(store, log_id, "batches", "%016x.qbbat" % (last + 1))
+                key = path(log_id, "batches", "%016x.qbbat" % (last + 1))
                 with open(key, "rb") as f:
                     head = f.read(48)
                 if len(head) < 48 or head[:8] != b"QBKBTCH1":
@@ -124,6 +134,8 @@ def main():
     ap.add_argument("--db")
     ap.add_argument("--mib", type=int, default=1024)
     ap.add_argument("--quire-store", help="P: the store directory of the namespace")
+    ap.add_argument("--s3rver", action="store_true",
+                    help="--quire-store is s3rver's directory for the namespace's prefix")
     ap.add_argument("--litestream-replica", help="the file replica's directory")
     ap.add_argument("--after", type=float, default=1.5)
     a = ap.parse_args()
@@ -135,7 +147,7 @@ def main():
         side.run(INSERT)
     load_s = time.monotonic() - t0
     if a.quire_store:
-        wait_quire(a.quire_store, side.frame)
+        wait_quire(a.quire_store, side.frame, s3rver=a.s3rver)
     if a.litestream_replica:
         wait_litestream(a.litestream_replica, a.db, side.run("PRAGMA page_size"))
     target = int(time.time()) + 2

@@ -6,8 +6,9 @@
 //
 // Thread model: restore() runs on the calling thread, which verifies, decompresses and writes;
 // while it does, one background thread of its own (a Prefetcher) fetches the next objects, or
-// the next ranges of the snapshot, a bounded distance ahead. The thread is joined before
-// restore() returns, on every path.
+// the next ranges of the snapshot (hashing each range as it arrives, into buffers the calling
+// thread hands back), a bounded distance ahead. The thread is joined before restore() returns,
+// on every path.
 #include <fcntl.h>
 #include <zstd.h>
 
@@ -98,6 +99,36 @@ struct Piece {
   std::string key;
   std::uint64_t offset = 0;
   storage::StorageResult<std::string> got;
+  std::string sha256;  // of a whole object fetched ahead, in hex, when the fetcher computed it
+};
+
+std::string sha256_hex(std::string_view bytes) {
+  detail::Sha256 h;
+  h.update(bytes.data(), bytes.size());
+  const auto sha = h.finish();
+  return detail::to_hex(sha.data(), sha.size());
+}
+
+// Buffers handed from the thread that applies pieces back to the one that fetches them, so a
+// restore reads a snapshot through a few reused buffers instead of a fresh (zero-filled,
+// page-faulted) allocation per range. Thread-safe.
+class BufferPool {
+ public:
+  std::string take() {
+    std::lock_guard lk(mu_);
+    if (free_.empty()) return {};
+    std::string b = std::move(free_.back());
+    free_.pop_back();
+    return b;
+  }
+  void give(std::string b) {
+    std::lock_guard lk(mu_);
+    free_.push_back(std::move(b));
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::string> free_;
 };
 
 // Fetches pieces on one background thread, in the order `fetch` gives them, while the thread
@@ -226,7 +257,7 @@ class SnapshotBody {
                std::uint64_t body_len, std::uint64_t content_len, bool check_content_sha)
       : key_(key), out_(out), behind_(behind), payload_len_(body_len - detail::kTrailerSize),
         content_len_(content_len), check_content_sha_(check_content_sha),
-        outbuf_(ZSTD_DStreamOutSize()) {}
+        outbuf_(std::max<std::size_t>(ZSTD_DStreamOutSize(), kOutBytes)) {}
 
   BackupResult<void> feed(const std::uint8_t* d, std::size_t len) {
     while (len > 0) {
@@ -287,6 +318,8 @@ class SnapshotBody {
     return {};
   }
 
+  static constexpr std::size_t kOutBytes = 1u << 20;  // decompressed bytes per pwrite
+
   const std::string& key_;
   const log::File& out_;
   WriteBehind& behind_;
@@ -324,13 +357,28 @@ BackupResult<void> read_snapshot(storage::ObjectStore& store, const std::string&
   // ended; none after a failed, empty or overlong one (the loop stops there).
   std::uint64_t fetch_off = 0;
   bool fetch_end = false;
+  // The SHA-256 of the stored bytes is computed on the fetching thread as each range arrives
+  // (ranges come in order), so hashing overlaps decompressing and writing; it is read here only
+  // after the last piece was taken, which orders it after the worker's last update.
+  detail::Sha256 object_sha;
+  BufferPool buffers;
   Prefetcher ahead(
       [&]() -> std::optional<Piece> {
         if (fetch_end || fetch_off >= size) return std::nullopt;
-        Piece p{key, fetch_off, store.get_range(key, fetch_off, std::min(chunk, size - fetch_off))};
-        if (!p.got || p.got->empty() || p.got->size() > size - fetch_off) fetch_end = true;
-        else fetch_off += p.got->size();
-        return p;
+        std::string buf = buffers.take();
+        auto r = store.get_range_into(key, fetch_off, std::min(chunk, size - fetch_off), buf);
+        if (!r) {
+          fetch_end = true;
+          return Piece{key, fetch_off, unexpected(std::move(r).error()), {}};
+        }
+        const std::uint64_t at = fetch_off;
+        if (buf.empty() || buf.size() > size - fetch_off) {
+          fetch_end = true;
+        } else {
+          object_sha.update(reinterpret_cast<const std::uint8_t*>(buf.data()), buf.size());
+          fetch_off += buf.size();
+        }
+        return Piece{key, at, std::move(buf), {}};
       },
       kPrefetchChunks, kPrefetchBytes);
   // The object's SHA-256 against the manifest's covers every stored byte, so the trailer's
@@ -338,22 +386,21 @@ BackupResult<void> read_snapshot(storage::ObjectStore& store, const std::string&
   // deterministic: the same stored bytes always give the same content) and is not computed; its
   // length is still checked. Computing it cost a second pass over the whole database.
   const bool check_content_sha = e.sha256.empty();
-  detail::Sha256 object_sha;
   std::optional<SnapshotBody> body;
   std::unique_ptr<detail::ChunkOpener> opener;
   std::string plain;
   for (std::uint64_t off = 0; off < size;) {
     auto piece = ahead.next();
-    assert(piece && piece->offset == off);  // the worker follows the same rule as this loop
-    auto got = piece && piece->offset == off
-                   ? std::move(piece->got)
-                   : store.get_range(key, off, std::min(chunk, size - off));
+    // The worker follows the same rule as this loop and ends only after a failed, empty or
+    // overlong piece, each of which ends the loop below.
+    if (!piece || piece->offset != off)
+      return unexpected(error(BackupErrc::kStorage, "snapshot " + key + ": reading ahead lost its place"));
+    auto& got = piece->got;
     if (!got) return unexpected(storage_failure("snapshot " + key, got.error()));
     if (got->empty()) return unexpected(corrupt(key, "shorter than the manifest says"));
     const auto* d = reinterpret_cast<const std::uint8_t*>(got->data());
     std::uint64_t len = got->size();
     if (len > size - off) return unexpected(corrupt(key, "longer than the manifest says"));
-    object_sha.update(d, len);
     const bool first = off == 0;
     off += len;
     if (first) {  // the header is in the first piece (chunk >= 4096)
@@ -387,6 +434,7 @@ BackupResult<void> read_snapshot(storage::ObjectStore& store, const std::string&
     } else if (auto r = body->feed(d, len); !r) {
       return r;
     }
+    buffers.give(std::move(got.value()));
     if (progress) progress(off);
   }
   auto sha = object_sha.finish();
@@ -404,9 +452,11 @@ struct BatchTxn {
   const std::uint8_t* records;  // pages × (pgno, image)
 };
 
-// Verifies and decodes a batch, `got` being the store's answer to a GET of it; `content` keeps
-// the bytes the result points into.
+// Verifies and decodes a batch, `got` being the store's answer to a GET of it and `got_sha256`
+// the SHA-256 of those bytes in hex when the caller computed it already (empty otherwise);
+// `content` keeps the bytes the result points into.
 BackupResult<std::vector<BatchTxn>> read_batch(const storage::StorageResult<std::string>& got,
+                                               const std::string& got_sha256,
                                                const std::string& key, const BatchEntry& e,
                                                const log::LogId& id, std::string& content,
                                                const EncryptionKey* enc_key,
@@ -420,13 +470,8 @@ BackupResult<std::vector<BatchTxn>> read_batch(const storage::StorageResult<std:
   if (!tail && obj.size() != e.size)
     return unexpected(corrupt(key, "size " + std::to_string(obj.size()) + ", manifest says " +
                                        std::to_string(e.size)));
-  if (!tail) {
-    detail::Sha256 object_sha;
-    object_sha.update(obj.data(), obj.size());
-    auto sha = object_sha.finish();
-    if (detail::to_hex(sha.data(), sha.size()) != e.sha256)
-      return unexpected(corrupt(key, "SHA-256 does not match the manifest"));
-  }
+  if (!tail && (got_sha256.empty() ? sha256_hex(obj) : got_sha256) != e.sha256)
+    return unexpected(corrupt(key, "SHA-256 does not match the manifest"));
   if (obj.size() < detail::kHeaderSize + detail::kTrailerSize)
     return unexpected(corrupt(key, "too short"));
   const auto* d = reinterpret_cast<const std::uint8_t*>(obj.data());
@@ -461,7 +506,9 @@ BackupResult<std::vector<BatchTxn>> read_batch(const storage::StorageResult<std:
   if (t->content_length !=
       e.txns * detail::kTxnHeaderSize + frames * detail::kPageRecordSize)
     return unexpected(corrupt(key, "content length disagrees with its frames"));
-  content.assign(t->content_length, '\0');
+  // Sized, not cleared: the decompression below writes every byte (n is checked), and a buffer
+  // reused from the previous batch is then neither zero-filled nor reallocated.
+  content.resize(t->content_length);
   const std::size_t n = ZSTD_decompress(content.data(), content.size(), body,
                                         body_len - detail::kTrailerSize);
   if (ZSTD_isError(n)) return unexpected(corrupt(key, std::string("zstd: ") + ZSTD_getErrorName(n)));
@@ -765,13 +812,21 @@ BackupResult<RestoreResult> BackupReader::restore(const RestoreTarget& target,
   log::Frame expected = res.frame + 1;
   const auto plan = batches_to_read(*m, expected, limit_frame, limit_time);
   std::size_t planned = 0;  // batches of `plan` the worker fetched
+  // The worker also computes each object's SHA-256 (when the manifest has one to compare), so
+  // hashing overlaps decompressing and writing; objects are read into buffers handed back.
+  BufferPool buffers;
   std::optional<Prefetcher> ahead;
   if (!plan.empty())
     ahead.emplace(
         [&]() -> std::optional<Piece> {
           if (planned == plan.size()) return std::nullopt;
-          const std::string key = dir + plan[planned++]->key;
-          return Piece{key, 0, store_->get(key)};
+          const BatchEntry& entry = *plan[planned++];
+          std::string key = dir + entry.key;
+          std::string buf = buffers.take();
+          if (auto r = store_->get_into(key, buf); !r)
+            return Piece{std::move(key), 0, unexpected(std::move(r).error()), {}};
+          std::string sha = entry.sha256.empty() ? std::string() : sha256_hex(buf);
+          return Piece{std::move(key), 0, std::move(buf), std::move(sha)};
         },
         kPrefetchBatches, kPrefetchBytes);
   bool done = false;
@@ -788,13 +843,16 @@ BackupResult<RestoreResult> BackupReader::restore(const RestoreTarget& target,
     const std::string key = dir + b.key;
     std::optional<Piece> piece = ahead ? ahead->next() : std::nullopt;
     assert(piece && piece->key == key);  // the loop reads a prefix of `plan`
+    const bool fetched_ahead = piece && piece->key == key;
     storage::StorageResult<std::string> got =
-        piece && piece->key == key ? std::move(piece->got) : store_->get(key);
+        fetched_ahead ? std::move(piece->got) : store_->get(key);
+    const std::string got_sha256 = fetched_ahead ? std::move(piece->sha256) : std::string();
     piece.reset();
     std::uint64_t stored_size = 0;
-    auto txns = read_batch(got, key, b, m->log_id, content, enc_key, allow_unencrypted,
-                           stored_size);
-    got = std::string();  // the stored bytes are not needed past read_batch
+    auto txns = read_batch(got, got_sha256, key, b, m->log_id, content, enc_key,
+                           allow_unencrypted, stored_size);
+    // The stored bytes are not needed past read_batch: their buffer goes back to the worker.
+    if (got) buffers.give(std::move(got.value()));
     if (!txns) return fail(std::move(txns).error());
     ++res.batches_read;
     done_bytes += stored_size;

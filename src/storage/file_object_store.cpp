@@ -259,6 +259,13 @@ StorageResult<std::string> FileObjectStore::get(std::string_view key) {
 
 StorageResult<std::string> FileObjectStore::get_range(std::string_view key, std::uint64_t offset,
                                                       std::uint64_t length) {
+  std::string out;
+  if (auto r = get_range_into(key, offset, length, out); !r) return unexpected(std::move(r).error());
+  return out;
+}
+
+StorageResult<void> FileObjectStore::get_range_into(std::string_view key, std::uint64_t offset,
+                                                    std::uint64_t length, std::string& out) {
   if (auto bad = validate_key(key)) return unexpected(*bad);
   fs::path path = root_ / fs::path(key);
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -271,7 +278,9 @@ StorageResult<std::string> FileObjectStore::get_range(std::string_view key, std:
   std::uint64_t size = static_cast<std::uint64_t>(st.st_size);
   std::uint64_t begin = std::min(offset, size);
   std::uint64_t want = std::min(length, size - begin);
-  std::string out(want, '\0');
+  // Only the growth of a reused buffer is zero-filled; a buffer of the same size is read into
+  // as it is.
+  out.resize(want);
   std::uint64_t got = 0;
   while (got < want) {
     ssize_t n = ::pread(fd, out.data() + got, want - got, static_cast<off_t>(begin + got));
@@ -289,7 +298,7 @@ StorageResult<std::string> FileObjectStore::get_range(std::string_view key, std:
     return unexpected(storage_error(StorageErrc::kCorrupt,
                                     "object " + path.string() + " shrank while being read"));
   }
-  return out;
+  return {};
 }
 
 StorageResult<ObjectInfo> FileObjectStore::head(std::string_view key) {

@@ -31,6 +31,11 @@ class FileObjectStore final : public ObjectStore {
   StorageResult<std::string> get(std::string_view key) override;
   StorageResult<std::string> get_range(std::string_view key, std::uint64_t offset,
                                        std::uint64_t length) override;
+  StorageResult<void> get_into(std::string_view key, std::string& out) override {
+    return get_range_into(key, 0, UINT64_MAX, out);
+  }
+  StorageResult<void> get_range_into(std::string_view key, std::uint64_t offset,
+                                     std::uint64_t length, std::string& out) override;
   StorageResult<ObjectInfo> head(std::string_view key) override;
   StorageResult<std::vector<ObjectInfo>> list(std::string_view prefix) override;
   StorageResult<void> remove(std::string_view key) override;

@@ -71,6 +71,21 @@ std::optional<StorageError> validate_prefix(std::string_view prefix) {
   return validate_segments("prefix", prefix, /*allow_trailing_slash=*/true);
 }
 
+StorageResult<void> ObjectStore::get_into(std::string_view key, std::string& out) {
+  auto got = get(key);
+  if (!got) return unexpected(std::move(got).error());
+  out = std::move(got.value());
+  return {};
+}
+
+StorageResult<void> ObjectStore::get_range_into(std::string_view key, std::uint64_t offset,
+                                                std::uint64_t length, std::string& out) {
+  auto got = get_range(key, offset, length);
+  if (!got) return unexpected(std::move(got).error());
+  out = std::move(got.value());
+  return {};
+}
+
 StorageResult<void> ObjectStore::put_large(std::string_view key, std::string_view bytes) {
   if (bytes.size() <= part_size()) return put(key, bytes);
   auto writer = open_writer(key);

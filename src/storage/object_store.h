@@ -75,6 +75,14 @@ class ObjectStore {
   // Bytes [offset, offset+length) clipped to the object's end (empty past the end).
   virtual StorageResult<std::string> get_range(std::string_view key, std::uint64_t offset,
                                                std::uint64_t length) = 0;
+  // get() into `out`, as get_range_into() below does for a range.
+  virtual StorageResult<void> get_into(std::string_view key, std::string& out);
+  // get_range() into `out`, which ends up holding exactly the bytes read, for a caller that
+  // reads many ranges through one reused buffer (a restore): the file store reads straight into
+  // it and allocates nothing once it is large enough. The default moves get_range()'s answer in.
+  // On failure `out`'s contents are unspecified.
+  virtual StorageResult<void> get_range_into(std::string_view key, std::uint64_t offset,
+                                             std::uint64_t length, std::string& out);
   // Size and etag without the body; kNotFound when there is none.
   virtual StorageResult<ObjectInfo> head(std::string_view key) = 0;
   // Every object whose key starts with `prefix` (a plain string prefix, "" for all), sorted by

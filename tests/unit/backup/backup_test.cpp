@@ -175,6 +175,32 @@ TEST(Backup, CorruptedBatchIsAnErrorNamingIt) {
   EXPECT_NE(trunc.error().message.find(b.key), std::string::npos);
 }
 
+TEST(Backup, BatchNamedByTheManifestIsCheckedAgainstItsSha256) {
+  Fixture fx("batchsha");
+  Workload w;
+  const auto id = make_id(3);
+  auto writer = upload(fx, w, id, 6, 0);
+  ASSERT_TRUE(writer->flush_manifest());  // the manifest names every batch (no tail)
+  const auto& b = writer->manifest().batches[3];
+  ASSERT_FALSE(b.sha256.empty());
+  fs::path p = fx.object_path("db1", id, b.key);
+  // The SHA-256 the restore computes while it fetches the batch ahead is the first check to
+  // fail, whichever byte changed, and the batches before it still restore.
+  for (std::uint64_t off : {std::uint64_t{3}, std::uint64_t{200}, fs::file_size(p) - 10}) {
+    flip_byte(p, off);
+    auto r = restore(*fx.store, "db1", RestoreTarget::latest(), fx.out);
+    ASSERT_FALSE(r) << "offset " << off;
+    EXPECT_EQ(r.error().kind, BackupErrc::kCorrupt);
+    EXPECT_NE(r.error().message.find(b.key), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().message.find("SHA-256 does not match the manifest"), std::string::npos)
+        << r.error().message;
+    flip_byte(p, off);
+  }
+  auto ok = restore(*fx.store, "db1", RestoreTarget::latest(), fx.out);
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ(read_file(fx.out), w.image);
+}
+
 TEST(Backup, CorruptedSnapshotIsAnErrorNamingIt) {
   Fixture fx("corruptsnap");
   Workload w;

@@ -77,6 +77,25 @@ TEST(FileObjectStore, GetRangeIsClippedToTheObject) {
   EXPECT_EQ(store->get_range("k", 50, 5).value(), "");
 }
 
+TEST(FileObjectStore, GetRangeIntoReusesTheBufferAndHoldsExactlyTheBytesRead) {
+  auto store = open_store(scratch_dir("file"));
+  ASSERT_TRUE(store->put("k", "0123456789"));
+  std::string buf(64, 'x');  // longer than any answer: must end up exactly the bytes read
+  ASSERT_TRUE(store->get_range_into("k", 2, 3, buf));
+  EXPECT_EQ(buf, "234");
+  ASSERT_TRUE(store->get_range_into("k", 0, 100, buf));  // grows again
+  EXPECT_EQ(buf, "0123456789");
+  ASSERT_TRUE(store->get_range_into("k", 8, 100, buf));
+  EXPECT_EQ(buf, "89");
+  ASSERT_TRUE(store->get_range_into("k", 50, 5, buf));
+  EXPECT_EQ(buf, "");
+  EXPECT_EQ(store->get_range_into("nope", 0, 10, buf).error().kind, StorageErrc::kNotFound);
+  buf.assign(3, 'y');
+  ASSERT_TRUE(store->get_into("k", buf));
+  EXPECT_EQ(buf, "0123456789");
+  EXPECT_EQ(store->get_into("nope", buf).error().kind, StorageErrc::kNotFound);
+}
+
 TEST(FileObjectStore, ListIsRecursiveSortedAndFilteredByPrefix) {
   auto store = open_store(scratch_dir("file"));
   for (const char* key :

@@ -158,6 +158,9 @@ TEST_F(S3rver, PutGetHeadAndRangeRoundTrip) {
   EXPECT_EQ(store->get_range("db1/snap shot+1.bin", 100, 50).value(), bytes.substr(100, 50));
   EXPECT_EQ(store->get_range("db1/snap shot+1.bin", 69990, 100).value(), bytes.substr(69990));
   EXPECT_EQ(store->get_range("db1/snap shot+1.bin", 80000, 10).value(), "");
+  std::string buf(10, 'x');  // ObjectStore's get_range_into: the answer moved in
+  ASSERT_TRUE(store->get_range_into("db1/snap shot+1.bin", 100, 50, buf));
+  EXPECT_EQ(buf, bytes.substr(100, 50));
   ASSERT_TRUE(store->put("db1/empty", ""));
   EXPECT_EQ(store->get("db1/empty").value(), "");
 }
