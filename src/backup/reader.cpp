@@ -5,10 +5,10 @@
 // key. Each lineage's tail is followed at open ("Manifest cadence").
 //
 // Thread model: restore() runs on the calling thread, which verifies, decompresses and writes;
-// while it does, one background thread of its own (a Prefetcher) fetches the next objects, or
-// the next ranges of the snapshot (hashing each range as it arrives, into buffers the calling
-// thread hands back), a bounded distance ahead. The thread is joined before restore() returns,
-// on every path.
+// while it does, background threads of its own fetch ahead, a bounded distance, into buffers
+// the calling thread hands back: one (a Prefetcher) for the ranges of the snapshot, hashing them
+// in order as they arrive, then two (an OrderedFetcher) for the batches, each fetching and
+// hashing whole objects. They are joined before restore() returns, on every path.
 #include <fcntl.h>
 #include <zstd.h>
 
@@ -19,6 +19,7 @@
 #include <deque>
 #include <exception>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -87,10 +88,12 @@ BackupResult<void> check_encryption(const std::string& key, const detail::Object
   return {};
 }
 
-// How far ahead a restore fetches: whole batches, or ranges of a snapshot (read_chunk_bytes
-// each). No fetch starts once kPrefetchBytes are waiting, so at most that plus one piece is held
-// ahead of the one being applied.
-constexpr std::size_t kPrefetchBatches = 2;
+// How far ahead a restore fetches: whole batches (on kBatchFetchers threads), or ranges of a
+// snapshot (read_chunk_bytes each, on one thread: its SHA-256 runs over the ranges in order). No
+// fetch starts once kPrefetchBytes are waiting, so at most that plus a piece per fetching thread
+// is held ahead of the one being applied.
+constexpr std::size_t kPrefetchBatches = 4;
+constexpr std::size_t kBatchFetchers = 2;  // batches are fetched and hashed two at a time
 constexpr std::size_t kPrefetchChunks = 3;
 constexpr std::uint64_t kPrefetchBytes = 48u << 20;
 
@@ -219,6 +222,101 @@ class Prefetcher {
   bool stop_ = false;
   std::exception_ptr thrown_;
   std::thread worker_;  // last: started once everything above exists
+};
+
+// Fetches pieces 0..count-1, each on its own (`fetch(i)`), on `workers` background threads, and
+// hands them out in order with next(): at most `max_ahead` pieces are fetched or being fetched
+// beyond the last one taken, and none starts once `max_bytes` are waiting. For a restore's
+// batches, whose GETs and SHA-256s are independent: on object storage a restore is bound by
+// request latency, which two requests in flight halve.
+//
+// Thread model: next() from the thread that made it only; `fetch` runs on the workers,
+// concurrently for different pieces. The destructor stops the workers (a fetch in flight
+// finishes, none starts) and joins them.
+class OrderedFetcher {
+ public:
+  using FetchFn = std::function<Piece(std::size_t)>;
+
+  OrderedFetcher(std::size_t count, FetchFn fetch, std::size_t workers, std::size_t max_ahead,
+                 std::uint64_t max_bytes)
+      : count_(count), fetch_(std::move(fetch)), max_ahead_(max_ahead), max_bytes_(max_bytes) {
+    assert(workers > 0 && max_ahead_ > 0);
+    for (std::size_t i = 0; i < workers; ++i) workers_.emplace_back([this] { run(); });
+  }
+  ~OrderedFetcher() {
+    {
+      std::lock_guard lk(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+  }
+  OrderedFetcher(const OrderedFetcher&) = delete;
+  OrderedFetcher& operator=(const OrderedFetcher&) = delete;
+
+  // Piece i, for i = 0, 1, ... in turn, waiting for it; nullopt after the last. An exception
+  // thrown by `fetch` (out of memory) is rethrown here, in its place in the order.
+  std::optional<Piece> next() {
+    std::unique_lock lk(mu_);
+    if (next_out_ == count_) return std::nullopt;
+    cv_.wait(lk, [&] { return done_.count(next_out_) > 0 || thrown_.count(next_out_) > 0; });
+    if (auto t = thrown_.find(next_out_); t != thrown_.end()) std::rethrow_exception(t->second);
+    auto it = done_.find(next_out_);
+    Piece p = std::move(it->second);
+    done_.erase(it);
+    ++next_out_;
+    ready_bytes_ -= p.got ? p.got->size() : 0;
+    lk.unlock();
+    cv_.notify_all();
+    return p;
+  }
+
+ private:
+  void run() {
+    for (;;) {
+      std::size_t i;
+      {
+        std::unique_lock lk(mu_);
+        cv_.wait(lk, [&] {
+          return stop_ || next_claim_ == count_ ||
+                 (next_claim_ < next_out_ + max_ahead_ && ready_bytes_ < max_bytes_);
+        });
+        if (stop_ || next_claim_ == count_) return;
+        i = next_claim_++;
+      }
+      std::optional<Piece> p;
+      std::exception_ptr thrown;
+      try {
+        p = fetch_(i);
+      } catch (...) {
+        thrown = std::current_exception();
+      }
+      {
+        std::lock_guard lk(mu_);
+        if (thrown) {
+          thrown_.emplace(i, thrown);
+        } else {
+          ready_bytes_ += p->got ? p->got->size() : 0;
+          done_.emplace(i, std::move(*p));
+        }
+      }
+      cv_.notify_all();
+    }
+  }
+
+  const std::size_t count_;
+  FetchFn fetch_;
+  const std::size_t max_ahead_;
+  const std::uint64_t max_bytes_;
+  std::mutex mu_;
+  std::condition_variable cv_;  // every way: a piece done, one taken, stop
+  std::size_t next_claim_ = 0;  // guarded by mu_, as are the five below
+  std::size_t next_out_ = 0;
+  std::map<std::size_t, Piece> done_;
+  std::map<std::size_t, std::exception_ptr> thrown_;
+  std::uint64_t ready_bytes_ = 0;
+  bool stop_ = false;
+  std::vector<std::thread> workers_;  // last: started once everything above exists
 };
 
 // Starts writeback of the restored file while it is being written: after every kWriteBehind
@@ -811,16 +909,16 @@ BackupResult<RestoreResult> BackupReader::restore(const RestoreTarget& target,
   // 3. The batches after it, fetched ahead (kPrefetchBatches) while earlier ones are applied.
   log::Frame expected = res.frame + 1;
   const auto plan = batches_to_read(*m, expected, limit_frame, limit_time);
-  std::size_t planned = 0;  // batches of `plan` the worker fetched
-  // The worker also computes each object's SHA-256 (when the manifest has one to compare), so
-  // hashing overlaps decompressing and writing; objects are read into buffers handed back.
+  // The fetching threads also compute each object's SHA-256 (when the manifest has one to
+  // compare), so hashing overlaps decompressing and writing; objects are read into buffers the
+  // loop below hands back.
   BufferPool buffers;
-  std::optional<Prefetcher> ahead;
+  std::optional<OrderedFetcher> ahead;
   if (!plan.empty())
     ahead.emplace(
-        [&]() -> std::optional<Piece> {
-          if (planned == plan.size()) return std::nullopt;
-          const BatchEntry& entry = *plan[planned++];
+        plan.size(),
+        [&](std::size_t i) -> Piece {
+          const BatchEntry& entry = *plan[i];
           std::string key = dir + entry.key;
           std::string buf = buffers.take();
           if (auto r = store_->get_into(key, buf); !r)
@@ -828,7 +926,7 @@ BackupResult<RestoreResult> BackupReader::restore(const RestoreTarget& target,
           std::string sha = entry.sha256.empty() ? std::string() : sha256_hex(buf);
           return Piece{std::move(key), 0, std::move(buf), std::move(sha)};
         },
-        kPrefetchBatches, kPrefetchBytes);
+        kBatchFetchers, kPrefetchBatches, kPrefetchBytes);
   bool done = false;
   std::string content;
   std::vector<std::span<const std::byte>> parts;
