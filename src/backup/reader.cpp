@@ -5,10 +5,10 @@
 // key. Each lineage's tail is followed at open ("Manifest cadence").
 //
 // Thread model: restore() runs on the calling thread, which verifies, decompresses and writes;
-// while it does, background threads of its own fetch ahead, a bounded distance, into buffers
-// the calling thread hands back: one (a Prefetcher) for the ranges of the snapshot, hashing them
-// in order as they arrive, then two (an OrderedFetcher) for the batches, each fetching and
-// hashing whole objects. They are joined before restore() returns, on every path.
+// while it does, background threads of its own (an OrderedFetcher) fetch ahead, a bounded
+// distance, into buffers the calling thread hands back: one for the ranges of the snapshot,
+// hashing them in order as they arrive, then two for the batches, each fetching and hashing
+// whole objects. They are joined before restore() returns, on every path.
 #include <fcntl.h>
 #include <zstd.h>
 
@@ -16,7 +16,6 @@
 #include <cassert>
 #include <condition_variable>
 #include <cstring>
-#include <deque>
 #include <exception>
 #include <limits>
 #include <map>
@@ -132,96 +131,6 @@ class BufferPool {
  private:
   std::mutex mu_;
   std::vector<std::string> free_;
-};
-
-// Fetches pieces on one background thread, in the order `fetch` gives them, while the thread
-// that made it takes them with next(): up to `max_items` pieces ahead, and none started once
-// `max_bytes` are waiting. The worker ends after `fetch` returns nullopt or a failed piece (the
-// taker fails on it, or never gets that far).
-//
-// Thread model: next() from the thread that made the Prefetcher only; `fetch` runs on the worker
-// only, one call at a time. The destructor stops the worker and joins it: a store request in
-// flight is not interrupted, no other starts.
-class Prefetcher {
- public:
-  using FetchFn = std::function<std::optional<Piece>()>;
-
-  Prefetcher(FetchFn fetch, std::size_t max_items, std::uint64_t max_bytes)
-      : fetch_(std::move(fetch)), max_items_(max_items), max_bytes_(max_bytes) {
-    assert(max_items_ > 0);
-    worker_ = std::thread([this] { run(); });
-  }
-  ~Prefetcher() {
-    {
-      std::lock_guard lk(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    worker_.join();
-  }
-  Prefetcher(const Prefetcher&) = delete;
-  Prefetcher& operator=(const Prefetcher&) = delete;
-
-  // The next piece, waiting for it; nullopt when the worker ended without one. An exception
-  // thrown by `fetch` (out of memory) is rethrown here, in its place in the order.
-  std::optional<Piece> next() {
-    std::unique_lock lk(mu_);
-    cv_.wait(lk, [&] { return !ready_.empty() || ended_; });
-    if (ready_.empty()) {
-      if (thrown_) std::rethrow_exception(thrown_);
-      return std::nullopt;
-    }
-    Piece p = std::move(ready_.front());
-    ready_.pop_front();
-    ready_bytes_ -= p.got ? p.got->size() : 0;
-    lk.unlock();
-    cv_.notify_all();
-    return p;
-  }
-
- private:
-  void run() {
-    for (;;) {
-      {
-        std::unique_lock lk(mu_);
-        cv_.wait(lk, [&] {
-          return stop_ || (ready_.size() < max_items_ && ready_bytes_ < max_bytes_);
-        });
-        if (stop_) return;
-      }
-      std::optional<Piece> p;
-      std::exception_ptr thrown;
-      try {
-        p = fetch_();
-      } catch (...) {
-        thrown = std::current_exception();
-      }
-      const bool last = !p || !p->got;
-      {
-        std::lock_guard lk(mu_);
-        if (p) {
-          ready_bytes_ += p->got ? p->got->size() : 0;
-          ready_.push_back(std::move(*p));
-        }
-        thrown_ = thrown;
-        ended_ = last;
-      }
-      cv_.notify_all();
-      if (last) return;
-    }
-  }
-
-  FetchFn fetch_;
-  const std::size_t max_items_;
-  const std::uint64_t max_bytes_;
-  std::mutex mu_;
-  std::condition_variable cv_;  // both ways: a piece ready, room made, stop
-  std::deque<Piece> ready_;     // guarded by mu_, as are the four below
-  std::uint64_t ready_bytes_ = 0;
-  bool ended_ = false;  // the worker returned (or is about to) and will add nothing
-  bool stop_ = false;
-  std::exception_ptr thrown_;
-  std::thread worker_;  // last: started once everything above exists
 };
 
 // Fetches pieces 0..count-1, each on its own (`fetch(i)`), on `workers` background threads, and
@@ -451,34 +360,22 @@ BackupResult<void> read_snapshot(storage::ObjectStore& store, const std::string&
   if (size < detail::kHeaderSize + detail::kTrailerSize)
     return unexpected(corrupt(key, "too short"));
   const std::uint64_t content_len = static_cast<std::uint64_t>(e.db_size) * log::kPageSize;
-  // The same ranges the loop below asks for, in its order: each starts where the previous one
-  // ended; none after a failed, empty or overlong one (the loop stops there).
-  std::uint64_t fetch_off = 0;
-  bool fetch_end = false;
-  // The SHA-256 of the stored bytes is computed on the fetching thread as each range arrives
-  // (ranges come in order), so hashing overlaps decompressing and writing; it is read here only
-  // after the last piece was taken, which orders it after the worker's last update.
+  // One fetching thread, so that fetch(i) runs for i = 0, 1, ... in turn: the SHA-256 of the
+  // stored bytes is computed there as each range arrives, overlapping decompressing and writing.
+  // It is read here only after the last piece was taken, which orders it after the last update.
   detail::Sha256 object_sha;
   BufferPool buffers;
-  Prefetcher ahead(
-      [&]() -> std::optional<Piece> {
-        if (fetch_end || fetch_off >= size) return std::nullopt;
+  OrderedFetcher ahead(
+      static_cast<std::size_t>((size + chunk - 1) / chunk),
+      [&](std::size_t i) -> Piece {
+        const std::uint64_t at = i * chunk;
         std::string buf = buffers.take();
-        auto r = store.get_range_into(key, fetch_off, std::min(chunk, size - fetch_off), buf);
-        if (!r) {
-          fetch_end = true;
-          return Piece{key, fetch_off, unexpected(std::move(r).error()), {}};
-        }
-        const std::uint64_t at = fetch_off;
-        if (buf.empty() || buf.size() > size - fetch_off) {
-          fetch_end = true;
-        } else {
-          object_sha.update(reinterpret_cast<const std::uint8_t*>(buf.data()), buf.size());
-          fetch_off += buf.size();
-        }
+        auto r = store.get_range_into(key, at, std::min(chunk, size - at), buf);
+        if (!r) return Piece{key, at, unexpected(std::move(r).error()), {}};
+        object_sha.update(reinterpret_cast<const std::uint8_t*>(buf.data()), buf.size());
         return Piece{key, at, std::move(buf), {}};
       },
-      kPrefetchChunks, kPrefetchBytes);
+      1, kPrefetchChunks, kPrefetchBytes);
   // The object's SHA-256 against the manifest's covers every stored byte, so the trailer's
   // SHA-256 of the decompressed content adds nothing to it (zstd and the chunk cipher are
   // deterministic: the same stored bytes always give the same content) and is not computed; its
@@ -489,15 +386,15 @@ BackupResult<void> read_snapshot(storage::ObjectStore& store, const std::string&
   std::string plain;
   for (std::uint64_t off = 0; off < size;) {
     auto piece = ahead.next();
-    // The worker follows the same rule as this loop and ends only after a failed, empty or
-    // overlong piece, each of which ends the loop below.
-    if (!piece || piece->offset != off)
-      return unexpected(error(BackupErrc::kStorage, "snapshot " + key + ": reading ahead lost its place"));
+    // The pieces are the ranges this loop walks, in order, each one chunk (the last one shorter).
+    assert(piece && piece->offset == off);
+    if (!piece) return unexpected(corrupt(key, "shorter than the manifest says"));
     auto& got = piece->got;
     if (!got) return unexpected(storage_failure("snapshot " + key, got.error()));
-    if (got->empty()) return unexpected(corrupt(key, "shorter than the manifest says"));
     const auto* d = reinterpret_cast<const std::uint8_t*>(got->data());
     std::uint64_t len = got->size();
+    if (len < std::min(chunk, size - off))
+      return unexpected(corrupt(key, "shorter than the manifest says"));
     if (len > size - off) return unexpected(corrupt(key, "longer than the manifest says"));
     const bool first = off == 0;
     off += len;

@@ -140,6 +140,24 @@ TEST(Backup, StartsFromASnapshotAndEnforcesContiguity) {
   EXPECT_EQ(read_file(fx.out), w.image);
 }
 
+// Flips the byte at each offset of the object at `p` in turn (and back): restoring the latest
+// point must fail as corrupt, naming `key` and, when given, saying `why`.
+void expect_each_flip_fails(Fixture& fx, const fs::path& p,
+                            std::initializer_list<std::uint64_t> offsets, const std::string& key,
+                            const std::string& why = "") {
+  for (std::uint64_t off : offsets) {
+    flip_byte(p, off);
+    auto r = restore(*fx.store, "db1", RestoreTarget::latest(), fx.out);
+    ASSERT_FALSE(r) << "offset " << off;
+    EXPECT_EQ(r.error().kind, BackupErrc::kCorrupt) << r.error().message;
+    EXPECT_NE(r.error().message.find(key), std::string::npos) << r.error().message;
+    if (!why.empty()) {
+      EXPECT_NE(r.error().message.find(why), std::string::npos) << r.error().message;
+    }
+    flip_byte(p, off);  // undo
+  }
+}
+
 TEST(Backup, CorruptedBatchIsAnErrorNamingIt) {
   Fixture fx("corruptbatch");
   Workload w;
@@ -150,14 +168,7 @@ TEST(Backup, CorruptedBatchIsAnErrorNamingIt) {
   ASSERT_TRUE(fs::exists(p));
   fs::create_directories(fx.out.parent_path());
   { std::ofstream(fx.out) << "previous"; }
-  for (std::uint64_t off : {std::uint64_t{3}, std::uint64_t{200}, fs::file_size(p) - 10}) {
-    flip_byte(p, off);
-    auto r = restore(*fx.store, "db1", RestoreTarget::latest(), fx.out);
-    ASSERT_FALSE(r) << "offset " << off;
-    EXPECT_EQ(r.error().kind, BackupErrc::kCorrupt);
-    EXPECT_NE(r.error().message.find(b.key), std::string::npos) << r.error().message;
-    flip_byte(p, off);  // undo
-  }
+  expect_each_flip_fails(fx, p, {3, 200, fs::file_size(p) - 10}, b.key);
   // The output file was left alone, and no temporary remains.
   EXPECT_EQ(read_file(fx.out).size(), 8u);
   EXPECT_FALSE(fs::exists(fx.out.string() + ".restore-tmp"));
@@ -186,16 +197,8 @@ TEST(Backup, BatchNamedByTheManifestIsCheckedAgainstItsSha256) {
   fs::path p = fx.object_path("db1", id, b.key);
   // The SHA-256 the restore computes while it fetches the batch ahead is the first check to
   // fail, whichever byte changed, and the batches before it still restore.
-  for (std::uint64_t off : {std::uint64_t{3}, std::uint64_t{200}, fs::file_size(p) - 10}) {
-    flip_byte(p, off);
-    auto r = restore(*fx.store, "db1", RestoreTarget::latest(), fx.out);
-    ASSERT_FALSE(r) << "offset " << off;
-    EXPECT_EQ(r.error().kind, BackupErrc::kCorrupt);
-    EXPECT_NE(r.error().message.find(b.key), std::string::npos) << r.error().message;
-    EXPECT_NE(r.error().message.find("SHA-256 does not match the manifest"), std::string::npos)
-        << r.error().message;
-    flip_byte(p, off);
-  }
+  expect_each_flip_fails(fx, p, {3, 200, fs::file_size(p) - 10}, b.key,
+                         "SHA-256 does not match the manifest");
   auto ok = restore(*fx.store, "db1", RestoreTarget::latest(), fx.out);
   ASSERT_TRUE(ok) << ok.error().message;
   EXPECT_EQ(read_file(fx.out), w.image);
@@ -209,14 +212,7 @@ TEST(Backup, CorruptedSnapshotIsAnErrorNamingIt) {
   ASSERT_EQ(writer->manifest().snapshots.size(), 1u);
   const auto& s = writer->manifest().snapshots[0];
   fs::path p = fx.object_path("db1", id, s.key);
-  for (std::uint64_t off : {std::uint64_t{0}, std::uint64_t{140}, fs::file_size(p) - 1}) {
-    flip_byte(p, off);
-    auto r = restore(*fx.store, "db1", RestoreTarget::latest(), fx.out);
-    ASSERT_FALSE(r) << "offset " << off;
-    EXPECT_EQ(r.error().kind, BackupErrc::kCorrupt) << r.error().message;
-    EXPECT_NE(r.error().message.find(s.key), std::string::npos) << r.error().message;
-    flip_byte(p, off);
-  }
+  expect_each_flip_fails(fx, p, {0, 140, fs::file_size(p) - 1}, s.key);
   auto ok = restore(*fx.store, "db1", RestoreTarget::latest(), fx.out);
   ASSERT_TRUE(ok) << ok.error().message;
   EXPECT_EQ(read_file(fx.out), w.image);
