@@ -54,6 +54,11 @@ struct BackupOptions {
   // upload_snapshot(), flush_manifest() and apply_retention() always write it.
   std::uint32_t manifest_every_batches = 30;
   std::int64_t manifest_every_us = 60'000'000;
+  // Sealing (docs/formats/backup.md, "Index objects"): whenever the manifest is written with at
+  // least this many batches in it, the oldest of them (up to this many, ending at a snapshot's
+  // frame or a gap) move into an immutable index object that the manifest names instead, so the
+  // part rewritten every manifest_every_* stays under this many entries.
+  std::uint32_t index_batches = 1000;
 };
 
 struct SnapshotEntry {
@@ -78,13 +83,46 @@ struct BatchEntry {
   std::string sha256;
 };
 
-// One lineage's manifest: everything backed up from one replication log.
+// A sealed run of batches: an immutable index object listing their entries. The frames, times
+// and counts summarise those batches; key, size and sha256 are the index object's own.
+struct IndexEntry {
+  std::string key;
+  log::Frame first_frame = 0;  // of its first batch
+  log::Frame last_frame = 0;   // of its last batch
+  log::Frame first_commit_frame = 0;
+  std::int64_t first_commit_time_us = 0;
+  std::int64_t last_commit_time_us = 0;
+  std::uint32_t batches = 0;
+  std::uint64_t txns = 0;
+  std::uint32_t db_size = 0;      // after its last transaction
+  std::uint64_t batch_bytes = 0;  // stored bytes of its batches
+  std::uint64_t size = 0;
+  std::string sha256;
+};
+
+// Where a lineage's batches, sealed or not, begin and end.
+struct BatchExtent {
+  log::Frame first_frame = 0;
+  log::Frame first_commit_frame = 0;
+  std::int64_t first_commit_time_us = 0;
+  log::Frame last_frame = 0;
+  std::int64_t last_commit_time_us = 0;
+};
+
+// One lineage's manifest: everything backed up from one replication log. The batches are the
+// sealed ones (`indexes`, each standing for the batches its index object lists) followed by the
+// unsealed ones (`batches`).
 struct Manifest {
   log::LogId log_id{};
   std::vector<SnapshotEntry> snapshots;  // by frame
+  std::vector<IndexEntry> indexes;       // by first frame, all before the first of `batches`
   std::vector<BatchEntry> batches;       // by first frame
   // The last frame the lineage holds (a snapshot's frame or a batch's last frame); 0 if none.
   log::Frame last_frame() const;
+  // nullopt when it has no batch.
+  std::optional<BatchExtent> batch_extent() const;
+  // Sealed and unsealed.
+  std::size_t batch_count() const;
 };
 
 struct RestorableRange {
@@ -170,7 +208,10 @@ class BackupWriter {
                                                       const RetentionOptions&);
   BackupWriter(storage::ObjectStore& store, std::string prefix, Manifest manifest,
                bool registered, BackupOptions options);
+  // Seals batches into index objects while index_batches of them are unsealed, then writes the
+  // manifest.
   BackupResult<void> write_manifest();
+  BackupResult<void> seal_batches();
   bool manifest_due() const;
   // The object header's encryption fields and a sealer when encrypting; nullptr otherwise.
   std::unique_ptr<detail::ChunkSealer> start_sealing(detail::ObjectHeader& header,
@@ -213,7 +254,8 @@ struct RestoreResult {
 
 // Reads a prefix's lineages and manifests (two or more GETs, never a LIST), and each lineage's
 // tail: the batches stored after its manifest's last frame, one ranged GET of the header each
-// plus one GET answered "not found" per lineage.
+// plus one GET answered "not found" per lineage. restore() also GETs the index objects between
+// its start point and its target.
 class BackupReader {
  public:
   // `key` (copied) opens encrypted objects; without it they are a kEncryption error. Manifests
@@ -264,6 +306,17 @@ BackupResult<RestorableRange> restorable_range(storage::ObjectStore& store,
 // Manifest <-> JSON (exposed for tests and tools).
 std::string manifest_to_json(const Manifest& m);
 BackupResult<Manifest> manifest_from_json(std::string_view json, const std::string& what);
+// Index object <-> JSON. index_from_json checks the batches against `entry` (count, frames,
+// times, contiguity) and that it belongs to `log_id`.
+std::string index_to_json(const log::LogId& log_id, std::span<const BatchEntry> batches);
+BackupResult<std::vector<BatchEntry>> index_from_json(std::string_view json, const log::LogId& log_id,
+                                                      const IndexEntry& entry,
+                                                      const std::string& what);
+// Fetches the index object `entry` of the lineage in `dir` (lineage directory), checks its size
+// and SHA-256 against the entry, and returns the batches it lists.
+BackupResult<std::vector<BatchEntry>> read_index(storage::ObjectStore& store,
+                                                 const std::string& dir, const log::LogId& log_id,
+                                                 const IndexEntry& entry);
 
 // Object keys relative to <prefix>/<log-id>/. Batches are written under batch_key(first), a key
 // readers can predict from the frame after the previous batch; batch_key(first, last) is the
@@ -271,5 +324,8 @@ BackupResult<Manifest> manifest_from_json(std::string_view json, const std::stri
 std::string snapshot_key(log::Frame frame);
 std::string batch_key(log::Frame first);
 std::string batch_key(log::Frame first, log::Frame last);
+std::string index_key(log::Frame first, log::Frame last);
+// The first frame of a batch key of either form; nullopt for anything else.
+std::optional<log::Frame> batch_key_first_frame(std::string_view rel);
 
 }  // namespace quire::backup

@@ -8,11 +8,31 @@ namespace quire::backup {
 
 namespace json = boost::json;
 using detail::error;
+using detail::storage_failure;
+
+namespace {
+
+json::object batch_to_json(const BatchEntry& b) {
+  return json::object{{"key", b.key},
+                      {"first_frame", b.first_frame},
+                      {"last_frame", b.last_frame},
+                      {"first_commit_frame", b.first_commit_frame},
+                      {"first_commit_time_us", b.first_commit_time_us},
+                      {"last_commit_time_us", b.last_commit_time_us},
+                      {"txns", b.txns},
+                      {"db_size", b.db_size},
+                      {"size", b.size},
+                      {"sha256", b.sha256}};
+}
+
+}  // namespace
 
 std::string manifest_to_json(const Manifest& m) {
   json::object o;
   o["format"] = "quire-backup-manifest";
-  o["version"] = 1;
+  // Version 2 has index objects; a manifest without is written as version 1, which earlier
+  // readers also read (they refuse version 2 rather than miss the sealed batches).
+  o["version"] = m.indexes.empty() ? 1 : 2;
   o["log_id"] = log::format_log_id(m.log_id);
   json::array snaps;
   for (const auto& s : m.snapshots) {
@@ -24,21 +44,37 @@ std::string manifest_to_json(const Manifest& m) {
                                  {"sha256", s.sha256}});
   }
   o["snapshots"] = std::move(snaps);
-  json::array batches;
-  for (const auto& b : m.batches) {
-    batches.push_back(json::object{{"key", b.key},
-                                   {"first_frame", b.first_frame},
-                                   {"last_frame", b.last_frame},
-                                   {"first_commit_frame", b.first_commit_frame},
-                                   {"first_commit_time_us", b.first_commit_time_us},
-                                   {"last_commit_time_us", b.last_commit_time_us},
-                                   {"txns", b.txns},
-                                   {"db_size", b.db_size},
-                                   {"size", b.size},
-                                   {"sha256", b.sha256}});
+  if (!m.indexes.empty()) {
+    json::array indexes;
+    for (const auto& i : m.indexes) {
+      indexes.push_back(json::object{{"key", i.key},
+                                     {"first_frame", i.first_frame},
+                                     {"last_frame", i.last_frame},
+                                     {"first_commit_frame", i.first_commit_frame},
+                                     {"first_commit_time_us", i.first_commit_time_us},
+                                     {"last_commit_time_us", i.last_commit_time_us},
+                                     {"batches", i.batches},
+                                     {"txns", i.txns},
+                                     {"db_size", i.db_size},
+                                     {"batch_bytes", i.batch_bytes},
+                                     {"size", i.size},
+                                     {"sha256", i.sha256}});
+    }
+    o["indexes"] = std::move(indexes);
   }
+  json::array batches;
+  for (const auto& b : m.batches) batches.push_back(batch_to_json(b));
   o["batches"] = std::move(batches);
   return json::serialize(o);
+}
+
+std::string index_to_json(const log::LogId& log_id, std::span<const BatchEntry> batches) {
+  json::array a;
+  for (const auto& b : batches) a.push_back(batch_to_json(b));
+  return json::serialize(json::object{{"format", "quire-backup-index"},
+                                      {"version", 1},
+                                      {"log_id", log::format_log_id(log_id)},
+                                      {"batches", std::move(a)}});
 }
 
 namespace {
@@ -55,6 +91,29 @@ bool valid_sha(const std::string& s) {
   return true;
 }
 
+// Throws on an invalid entry; `prev` is the entry before it in the same list, if any.
+BatchEntry batch_from_json(const json::value& e, const BatchEntry* prev) {
+  const auto& b = e.as_object();
+  BatchEntry x;
+  x.key = str(b, "key");
+  x.first_frame = u64(b, "first_frame");
+  x.last_frame = u64(b, "last_frame");
+  x.first_commit_frame = u64(b, "first_commit_frame");
+  x.first_commit_time_us = i64(b, "first_commit_time_us");
+  x.last_commit_time_us = i64(b, "last_commit_time_us");
+  x.txns = static_cast<std::uint32_t>(u64(b, "txns"));
+  x.db_size = static_cast<std::uint32_t>(u64(b, "db_size"));
+  x.size = u64(b, "size");
+  x.sha256 = str(b, "sha256");
+  if (!valid_sha(x.sha256) || x.first_frame == 0 || x.last_frame < x.first_frame ||
+      x.first_commit_frame < x.first_frame || x.first_commit_frame > x.last_frame || x.txns == 0 ||
+      storage::validate_key(x.key))
+    throw std::runtime_error("bad batch entry " + x.key);
+  if (prev != nullptr && prev->first_frame >= x.first_frame)
+    throw std::runtime_error("batches out of order");
+  return x;
+}
+
 }  // namespace
 
 BackupResult<Manifest> manifest_from_json(std::string_view text, const std::string& what) {
@@ -63,7 +122,8 @@ BackupResult<Manifest> manifest_from_json(std::string_view text, const std::stri
     json::value v = json::parse(text);
     const auto& o = v.as_object();
     if (str(o, "format") != "quire-backup-manifest") throw std::runtime_error("not a manifest");
-    if (u64(o, "version") != 1) throw std::runtime_error("unsupported version");
+    const auto version = u64(o, "version");
+    if (version != 1 && version != 2) throw std::runtime_error("unsupported version");
     auto id = detail::parse_log_id(str(o, "log_id"));
     if (!id) throw std::runtime_error("bad log_id");
     m.log_id = *id;
@@ -82,31 +142,93 @@ BackupResult<Manifest> manifest_from_json(std::string_view text, const std::stri
         throw std::runtime_error("snapshots out of order");
       m.snapshots.push_back(std::move(x));
     }
+    if (version == 2) {
+      for (const auto& e : o.at("indexes").as_array()) {
+        const auto& i = e.as_object();
+        IndexEntry x;
+        x.key = str(i, "key");
+        x.first_frame = u64(i, "first_frame");
+        x.last_frame = u64(i, "last_frame");
+        x.first_commit_frame = u64(i, "first_commit_frame");
+        x.first_commit_time_us = i64(i, "first_commit_time_us");
+        x.last_commit_time_us = i64(i, "last_commit_time_us");
+        x.batches = static_cast<std::uint32_t>(u64(i, "batches"));
+        x.txns = u64(i, "txns");
+        x.db_size = static_cast<std::uint32_t>(u64(i, "db_size"));
+        x.batch_bytes = u64(i, "batch_bytes");
+        x.size = u64(i, "size");
+        x.sha256 = str(i, "sha256");
+        if (!valid_sha(x.sha256) || x.first_frame == 0 || x.last_frame < x.first_frame ||
+            x.first_commit_frame < x.first_frame || x.first_commit_frame > x.last_frame ||
+            x.batches == 0 || x.txns < x.batches || storage::validate_key(x.key))
+          throw std::runtime_error("bad index entry " + x.key);
+        if (!m.indexes.empty() && m.indexes.back().last_frame >= x.first_frame)
+          throw std::runtime_error("indexes out of order");
+        m.indexes.push_back(std::move(x));
+      }
+    } else if (o.contains("indexes")) {
+      throw std::runtime_error("a version-1 manifest has no indexes");
+    }
     for (const auto& e : o.at("batches").as_array()) {
-      const auto& b = e.as_object();
-      BatchEntry x;
-      x.key = str(b, "key");
-      x.first_frame = u64(b, "first_frame");
-      x.last_frame = u64(b, "last_frame");
-      x.first_commit_frame = u64(b, "first_commit_frame");
-      x.first_commit_time_us = i64(b, "first_commit_time_us");
-      x.last_commit_time_us = i64(b, "last_commit_time_us");
-      x.txns = static_cast<std::uint32_t>(u64(b, "txns"));
-      x.db_size = static_cast<std::uint32_t>(u64(b, "db_size"));
-      x.size = u64(b, "size");
-      x.sha256 = str(b, "sha256");
-      if (!valid_sha(x.sha256) || x.first_frame == 0 || x.last_frame < x.first_frame ||
-          x.first_commit_frame < x.first_frame || x.first_commit_frame > x.last_frame ||
-          x.txns == 0 || storage::validate_key(x.key))
-        throw std::runtime_error("bad batch entry " + x.key);
-      if (!m.batches.empty() && m.batches.back().first_frame >= x.first_frame)
-        throw std::runtime_error("batches out of order");
-      m.batches.push_back(std::move(x));
+      m.batches.push_back(batch_from_json(e, m.batches.empty() ? nullptr : &m.batches.back()));
+      if (m.batches.size() == 1 && !m.indexes.empty() &&
+          m.indexes.back().last_frame >= m.batches.front().first_frame)
+        throw std::runtime_error("batches overlap the indexes");
     }
   } catch (const std::exception& e) {
     return unexpected(error(BackupErrc::kCorrupt, what + ": invalid manifest: " + e.what()));
   }
   return m;
+}
+
+BackupResult<std::vector<BatchEntry>> index_from_json(std::string_view text,
+                                                      const log::LogId& log_id,
+                                                      const IndexEntry& entry,
+                                                      const std::string& what) {
+  std::vector<BatchEntry> out;
+  try {
+    json::value v = json::parse(text);
+    const auto& o = v.as_object();
+    if (str(o, "format") != "quire-backup-index") throw std::runtime_error("not an index");
+    if (u64(o, "version") != 1) throw std::runtime_error("unsupported version");
+    auto id = detail::parse_log_id(str(o, "log_id"));
+    if (!id || *id != log_id) throw std::runtime_error("names another log id");
+    std::uint64_t txns = 0;
+    for (const auto& e : o.at("batches").as_array()) {
+      const BatchEntry* prev = out.empty() ? nullptr : &out.back();
+      BatchEntry b = batch_from_json(e, prev);
+      if (prev != nullptr && (b.first_frame != prev->last_frame + 1 ||
+                              b.first_commit_time_us < prev->last_commit_time_us))
+        throw std::runtime_error("batches are not contiguous");
+      txns += b.txns;
+      out.push_back(std::move(b));
+    }
+    if (out.empty() || out.size() != entry.batches || txns != entry.txns ||
+        out.front().first_frame != entry.first_frame ||
+        out.front().first_commit_frame != entry.first_commit_frame ||
+        out.front().first_commit_time_us != entry.first_commit_time_us ||
+        out.back().last_frame != entry.last_frame ||
+        out.back().last_commit_time_us != entry.last_commit_time_us ||
+        out.back().db_size != entry.db_size)
+      throw std::runtime_error("its batches disagree with the manifest's entry");
+  } catch (const std::exception& e) {
+    return unexpected(error(BackupErrc::kCorrupt, what + ": invalid index: " + e.what()));
+  }
+  return out;
+}
+
+BackupResult<std::vector<BatchEntry>> read_index(storage::ObjectStore& store,
+                                                 const std::string& dir, const log::LogId& log_id,
+                                                 const IndexEntry& entry) {
+  const std::string key = dir + entry.key;
+  auto got = store.get(key);
+  if (!got) return unexpected(storage_failure("index " + key, got.error()));
+  detail::Sha256 sha;
+  sha.update(got->data(), got->size());
+  const auto digest = sha.finish();
+  if (got->size() != entry.size || detail::to_hex(digest.data(), digest.size()) != entry.sha256)
+    return unexpected(error(BackupErrc::kCorrupt, key + ": SHA-256 does not match the manifest"));
+  return index_from_json(*got, log_id, entry, key);
 }
 
 }  // namespace quire::backup

@@ -44,11 +44,63 @@ std::string batch_key(log::Frame first, log::Frame last) {
   return buf;
 }
 
-log::Frame Manifest::last_frame() const {
+std::string index_key(log::Frame first, log::Frame last) {
+  char buf[80];
+  std::snprintf(buf, sizeof buf, "indexes/%016llx-%016llx.json",
+                static_cast<unsigned long long>(first), static_cast<unsigned long long>(last));
+  return buf;
+}
+
+std::optional<log::Frame> batch_key_first_frame(std::string_view rel) {
+  constexpr std::string_view dir = "batches/", ext = ".qbbat";
+  if (!rel.starts_with(dir) || !rel.ends_with(ext)) return std::nullopt;
+  rel = rel.substr(dir.size(), rel.size() - dir.size() - ext.size());
+  if (rel.size() != 16 && !(rel.size() == 33 && rel[16] == '-')) return std::nullopt;
   log::Frame f = 0;
-  for (const auto& s : snapshots) f = std::max(f, s.frame);
-  for (const auto& b : batches) f = std::max(f, b.last_frame);
+  for (std::size_t i = 0; i < rel.size(); ++i) {
+    if (i == 16) continue;
+    const char c = rel[i];
+    const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (d < 0) return std::nullopt;
+    if (i < 16) f = f * 16 + static_cast<log::Frame>(d);
+  }
   return f;
+}
+
+log::Frame Manifest::last_frame() const {
+  log::Frame f = snapshots.empty() ? 0 : snapshots.back().frame;
+  if (auto e = batch_extent()) f = std::max(f, e->last_frame);
+  return f;
+}
+
+std::optional<BatchExtent> Manifest::batch_extent() const {
+  if (indexes.empty() && batches.empty()) return std::nullopt;
+  BatchExtent e;
+  if (!indexes.empty()) {
+    const auto& i = indexes.front();
+    e.first_frame = i.first_frame;
+    e.first_commit_frame = i.first_commit_frame;
+    e.first_commit_time_us = i.first_commit_time_us;
+  } else {
+    const auto& b = batches.front();
+    e.first_frame = b.first_frame;
+    e.first_commit_frame = b.first_commit_frame;
+    e.first_commit_time_us = b.first_commit_time_us;
+  }
+  if (!batches.empty()) {
+    e.last_frame = batches.back().last_frame;
+    e.last_commit_time_us = batches.back().last_commit_time_us;
+  } else {
+    e.last_frame = indexes.back().last_frame;
+    e.last_commit_time_us = indexes.back().last_commit_time_us;
+  }
+  return e;
+}
+
+std::size_t Manifest::batch_count() const {
+  std::size_t n = batches.size();
+  for (const auto& i : indexes) n += i.batches;
+  return n;
 }
 
 }  // namespace quire::backup

@@ -17,6 +17,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <exception>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -554,11 +555,12 @@ BackupResult<std::vector<BatchTxn>> read_batch(const storage::StorageResult<std:
 // applies: it reads a prefix of them (all of them unless it stops inside one or fails). Follows
 // the loop's rules: from frame `from`, skip batches that end before the next frame, stop at the
 // target or at a hole (the loop reports the hole).
-std::vector<const BatchEntry*> batches_to_read(const Manifest& m, log::Frame from,
-                                               log::Frame limit_frame, std::int64_t limit_time) {
+std::vector<const BatchEntry*> batches_to_read(const std::vector<BatchEntry>& batches,
+                                               log::Frame from, log::Frame limit_frame,
+                                               std::int64_t limit_time) {
   std::vector<const BatchEntry*> v;
   log::Frame expected = from;
-  for (const auto& b : m.batches) {
+  for (const auto& b : batches) {
     if (expected > limit_frame) break;
     if (b.last_frame < expected) continue;
     if (b.first_commit_time_us > limit_time && b.first_frame >= expected) break;
@@ -594,6 +596,34 @@ BackupResult<std::uint32_t> write_pages(const log::File& file, WriteBehind& behi
   return max_pgno;
 }
 
+// The batches step 3 of restore() goes through from start frame `from`: those of the indexes it
+// may need, fetched, then the unsealed ones. An index it cannot need (one that begins past the
+// target) is not fetched; in its place goes one entry with its first frame and first commit
+// time, at which the loop stops (or reports the hole before it), and nothing after it.
+BackupResult<std::vector<BatchEntry>> batches_after(storage::ObjectStore& store,
+                                                    const std::string& dir, const Manifest& m,
+                                                    log::Frame from, log::Frame limit_frame,
+                                                    std::int64_t limit_time) {
+  std::vector<BatchEntry> out;
+  for (const auto& i : m.indexes) {
+    if (i.last_frame <= from) continue;
+    if (i.first_frame > limit_frame || i.first_commit_time_us > limit_time) {
+      BatchEntry stop;
+      stop.key = i.key;
+      stop.first_frame = i.first_frame;
+      stop.last_frame = i.last_frame;
+      stop.first_commit_time_us = i.first_commit_time_us;
+      out.push_back(std::move(stop));
+      return out;
+    }
+    auto listed = read_index(store, dir, m.log_id, i);
+    if (!listed) return unexpected(std::move(listed).error());
+    std::move(listed->begin(), listed->end(), std::back_inserter(out));
+  }
+  out.insert(out.end(), m.batches.begin(), m.batches.end());
+  return out;
+}
+
 }  // namespace
 
 namespace detail {
@@ -601,26 +631,28 @@ namespace detail {
 BackupResult<RestorableRange> range_of(const Manifest& m) {
   RestorableRange r;
   r.log_id = m.log_id;
-  const bool from_empty = !m.batches.empty() && m.batches.front().first_frame == 1;
+  const auto extent = m.batch_extent();
+  const bool from_empty = extent && extent->first_frame == 1;
   if (m.snapshots.empty() && !from_empty)
     return unexpected(error(BackupErrc::kOutOfRange,
                             "lineage " + log::format_log_id(m.log_id) + " has no restorable point"));
   // Earliest start point.
-  if (from_empty && (m.snapshots.empty() ||
-                     m.batches.front().first_commit_frame <= m.snapshots.front().frame)) {
-    r.first_frame = m.batches.front().first_commit_frame;
-    r.first_time_us = m.batches.front().first_commit_time_us;
+  if (from_empty &&
+      (m.snapshots.empty() || extent->first_commit_frame <= m.snapshots.front().frame)) {
+    r.first_frame = extent->first_commit_frame;
+    r.first_time_us = extent->first_commit_time_us;
   } else {
     r.first_frame = m.snapshots.front().frame;
     r.first_time_us = m.snapshots.front().commit_time_us;
   }
-  // Furthest point reachable through contiguous batches from some start point.
+  // Furthest point reachable through contiguous batches from some start point. An index stands
+  // for its batches, which are contiguous.
   bool reach = from_empty;
   log::Frame end = 0;
   std::int64_t end_time = 0;
   std::size_t si = 0;
-  for (const auto& b : m.batches) {
-    while (si < m.snapshots.size() && m.snapshots[si].frame <= b.last_frame) {
+  auto step = [&](log::Frame first, log::Frame last, std::int64_t last_time) {
+    while (si < m.snapshots.size() && m.snapshots[si].frame <= last) {
       if (!reach || m.snapshots[si].frame > end) {
         end = m.snapshots[si].frame;
         end_time = m.snapshots[si].commit_time_us;
@@ -628,11 +660,13 @@ BackupResult<RestorableRange> range_of(const Manifest& m) {
       }
       ++si;
     }
-    if (reach && b.first_frame <= end + 1 && b.last_frame > end) {
-      end = b.last_frame;
-      end_time = b.last_commit_time_us;
+    if (reach && first <= end + 1 && last > end) {
+      end = last;
+      end_time = last_time;
     }
-  }
+  };
+  for (const auto& i : m.indexes) step(i.first_frame, i.last_frame, i.last_commit_time_us);
+  for (const auto& b : m.batches) step(b.first_frame, b.last_frame, b.last_commit_time_us);
   for (; si < m.snapshots.size(); ++si) {
     end = m.snapshots[si].frame;
     end_time = m.snapshots[si].commit_time_us;
@@ -744,23 +778,27 @@ BackupResult<RestoreResult> BackupReader::restore(const RestoreTarget& target,
   const SnapshotEntry* start = nullptr;
   for (const auto& s : m->snapshots)
     if (s.frame <= limit_frame && s.commit_time_us <= limit_time) start = &s;
-  const bool from_empty = !m->batches.empty() && m->batches.front().first_frame == 1;
+  const auto extent = m->batch_extent();
+  const bool from_empty = extent && extent->first_frame == 1;
   if (start == nullptr && !from_empty)
     return unexpected(error(BackupErrc::kOutOfRange, "no snapshot at or before the target"));
 
   const std::string dir = detail::lineage_dir(prefix_, m->log_id);
   const EncryptionKey* enc_key = key_ ? &*key_ : nullptr;
+  const log::Frame start_frame = start != nullptr ? start->frame : 0;
+  auto listed = batches_after(*store_, dir, *m, start_frame, limit_frame, limit_time);
+  if (!listed) return unexpected(std::move(listed).error());
+  const std::vector<BatchEntry>& batches = *listed;
   // Progress: the stored bytes of the start snapshot and of the batches that may be needed.
   std::uint64_t total = start != nullptr ? start->size : 0, done_bytes = 0;
-  const log::Frame start_frame = start != nullptr ? start->frame : 0;
-  for (const auto& b : m->batches)
+  for (const auto& b : batches)
     if (b.last_frame > start_frame && b.first_frame <= limit_frame &&
         b.first_commit_time_us <= limit_time)
       total += b.size;
   // A tail entry's size is not known from its header: ask the store, so that the total stays
   // what it was planned to be (only when someone watches the progress).
   if (progress)
-    for (const auto& b : m->batches)
+    for (const auto& b : batches)
       if (b.size == 0 && b.last_frame > start_frame && b.first_frame <= limit_frame &&
           b.first_commit_time_us <= limit_time) {
         auto head = store_->head(dir + b.key);
@@ -805,7 +843,7 @@ BackupResult<RestoreResult> BackupReader::restore(const RestoreTarget& target,
 
   // 3. The batches after it, fetched ahead (kPrefetchBatches) while earlier ones are applied.
   log::Frame expected = res.frame + 1;
-  const auto plan = batches_to_read(*m, expected, limit_frame, limit_time);
+  const auto plan = batches_to_read(batches, expected, limit_frame, limit_time);
   // The fetching threads also compute each object's SHA-256 (when the manifest has one to
   // compare), so hashing overlaps decompressing and writing; objects are read into buffers the
   // loop below hands back.
@@ -827,7 +865,7 @@ BackupResult<RestoreResult> BackupReader::restore(const RestoreTarget& target,
   bool done = false;
   std::string content;
   std::vector<std::span<const std::byte>> parts;
-  for (const auto& b : m->batches) {
+  for (const auto& b : batches) {
     if (done || expected > limit_frame) break;
     if (b.last_frame < expected) continue;
     if (b.first_commit_time_us > limit_time && b.first_frame >= expected) break;

@@ -21,14 +21,26 @@ struct Doomed {
 };
 
 // Prunes `m` in place for cutoff `t`: the snapshots older than the newest snapshot committed at or
-// before t and the batches that end at or before that snapshot. Appends what goes to `doomed`.
-void prune(Manifest& m, std::int64_t t, const std::string& dir, std::vector<Doomed>& doomed,
-           RetentionResult& res) {
+// before t and the batches that end at or before that snapshot, sealed ones with their index
+// (whose object is read for their keys). Appends what goes to `doomed`.
+BackupResult<void> prune(storage::ObjectStore& store, Manifest& m, std::int64_t t,
+                         const std::string& dir, std::vector<Doomed>& doomed,
+                         RetentionResult& res) {
   const SnapshotEntry* base = nullptr;
   for (const auto& s : m.snapshots)
     if (s.commit_time_us <= t) base = &s;
-  if (base == nullptr) return;  // nothing restorable at t comes from a snapshot: keep everything
+  if (base == nullptr) return {};  // nothing restorable at t comes from a snapshot: keep everything
   const log::Frame frame = base->frame;
+  std::size_t sealed = 0;
+  for (; sealed < m.indexes.size() && m.indexes[sealed].last_frame <= frame; ++sealed) {
+    const IndexEntry& i = m.indexes[sealed];
+    auto listed = read_index(store, dir, m.log_id, i);
+    if (!listed) return unexpected(std::move(listed).error());
+    for (const auto& b : *listed) doomed.push_back({dir + b.key, b.size});
+    doomed.push_back({dir + i.key, i.size});
+    res.batches_deleted += i.batches;
+  }
+  m.indexes.erase(m.indexes.begin(), m.indexes.begin() + static_cast<std::ptrdiff_t>(sealed));
   std::erase_if(m.snapshots, [&](const SnapshotEntry& s) {
     if (s.frame >= frame) return false;
     doomed.push_back({dir + s.key, s.size});
@@ -41,14 +53,15 @@ void prune(Manifest& m, std::int64_t t, const std::string& dir, std::vector<Doom
     ++res.batches_deleted;
     return true;
   });
+  return {};
 }
 
 // The newest commit time a lineage holds; nullopt when it holds nothing.
 std::optional<std::int64_t> last_commit_time(const Manifest& m) {
   std::optional<std::int64_t> t;
   for (const auto& s : m.snapshots) t = std::max(t.value_or(s.commit_time_us), s.commit_time_us);
-  for (const auto& b : m.batches)
-    t = std::max(t.value_or(b.last_commit_time_us), b.last_commit_time_us);
+  if (auto e = m.batch_extent())
+    t = std::max(t.value_or(e->last_commit_time_us), e->last_commit_time_us);
   return t;
 }
 
@@ -72,7 +85,7 @@ BackupResult<RetentionResult> apply_retention(BackupWriter& writer, std::int64_t
   RetentionResult res;
   // A lineage with content whose registration failed is registered first, so that dropping the
   // lineage readers now see as current never leaves them with none.
-  if (!writer.manifest_.snapshots.empty() || !writer.manifest_.batches.empty())
+  if (!writer.manifest_.snapshots.empty() || writer.manifest_.batch_extent())
     if (auto r = writer.register_lineage(); !r) return unexpected(std::move(r.error()));
 
   // 1. Every lineage, oldest first, as readers see them (plus the current one if it is not
@@ -129,7 +142,8 @@ BackupResult<RetentionResult> apply_retention(BackupWriter& writer, std::int64_t
       }
     }
     const std::size_t before = doomed.size();
-    prune(l.manifest, keep_after_us, dir, doomed, res);
+    if (auto r = prune(store, l.manifest, keep_after_us, dir, doomed, res); !r)
+      return unexpected(std::move(r.error()));
     l.pruned = doomed.size() != before;
   }
 
@@ -188,7 +202,7 @@ BackupResult<RetentionResult> apply_retention(BackupWriter& writer, std::int64_t
     const std::string mkey = detail::manifest_key(prefix, l.entry.log_id);
     if (auto r = remove_all({{mkey, l.manifest_bytes}}); !r) return unexpected(std::move(r.error()));
     res.snapshots_deleted += l.manifest.snapshots.size();
-    res.batches_deleted += l.manifest.batches.size();
+    res.batches_deleted += l.manifest.batch_count();
     ++res.lineages_deleted;
     auto objects = store.list(dir);
     if (!objects) return unexpected(storage_failure("listing " + dir, objects.error()));
@@ -209,12 +223,24 @@ BackupResult<RetentionResult> apply_retention(BackupWriter& writer, std::int64_t
     std::set<std::string> named;
     for (const auto& s : writer.manifest_.snapshots) named.insert(current_dir + s.key);
     for (const auto& b : writer.manifest_.batches) named.insert(current_dir + b.key);
+    for (const auto& i : writer.manifest_.indexes) named.insert(current_dir + i.key);
     named.insert(current_dir + "manifest.json");
+    // A sealed batch is named by its index: without reading every index, a batch object whose
+    // first frame lies within an index's frames counts as named (one the index does not list
+    // there, a leftover of a crashed upload, goes when the index does).
+    const auto& indexes = writer.manifest_.indexes;
+    auto sealed = [&](const std::string& key) {
+      const auto first = batch_key_first_frame(std::string_view(key).substr(current_dir.size()));
+      if (!first) return false;
+      auto i = std::upper_bound(indexes.begin(), indexes.end(), *first,
+                                [](log::Frame f, const IndexEntry& e) { return f < e.first_frame; });
+      return i != indexes.begin() && std::prev(i)->last_frame >= *first;
+    };
     std::vector<Doomed> stray;
     std::map<std::string, std::vector<Doomed>> orphans;  // by lineage directory
     for (const auto& o : *objects) {
       if (o.key.starts_with(current_dir)) {
-        if (!named.contains(o.key)) stray.push_back({o.key, o.size});
+        if (!named.contains(o.key) && !sealed(o.key)) stray.push_back({o.key, o.size});
         continue;
       }
       const std::string rest = o.key.substr(prefix.size());

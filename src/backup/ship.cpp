@@ -81,8 +81,11 @@ BackupResult<void> ship_batches(log::ReplicationLog& log, BackupWriter& writer, 
 bool snapshot_due(const Manifest& m, const ShipOptions& o, std::uint32_t db_size) {
   const SnapshotEntry* newest = m.snapshots.empty() ? nullptr : &m.snapshots.back();
   const log::Frame since = newest != nullptr ? newest->frame : 0;
-  if (m.batches.empty() || m.batches.back().last_frame <= since) return false;  // no commits since
+  const auto extent = m.batch_extent();
+  if (!extent || extent->last_frame <= since) return false;  // no commits since
   std::uint64_t bytes = 0;
+  for (const auto& i : m.indexes)  // no index straddles a snapshot
+    if (i.first_frame > since) bytes += i.batch_bytes;
   for (const auto& b : m.batches)
     if (b.last_frame > since) bytes += b.size;
   const std::uint64_t limit =
@@ -92,8 +95,8 @@ bool snapshot_due(const Manifest& m, const ShipOptions& o, std::uint32_t db_size
   if (limit != ShipOptions::kNever && bytes > limit) return true;
   if (o.snapshot_interval_us > 0) {
     const std::int64_t from =
-        newest != nullptr ? newest->commit_time_us : m.batches.front().first_commit_time_us;
-    if (m.batches.back().last_commit_time_us - from >= o.snapshot_interval_us) return true;
+        newest != nullptr ? newest->commit_time_us : extent->first_commit_time_us;
+    if (extent->last_commit_time_us - from >= o.snapshot_interval_us) return true;
   }
   return false;
 }

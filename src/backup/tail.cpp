@@ -26,8 +26,9 @@ BackupResult<Tail> follow_tail(storage::ObjectStore& store, const std::string& d
   Tail tail;
   log::Frame last = m.last_frame();
   if (last == 0) return tail;  // a lineage starts with a manifest write: no tail without one
-  std::int64_t prev_time = m.batches.empty() ? std::numeric_limits<std::int64_t>::min()
-                                             : m.batches.back().last_commit_time_us;
+  const auto extent = m.batch_extent();
+  std::int64_t prev_time =
+      extent ? extent->last_commit_time_us : std::numeric_limits<std::int64_t>::min();
   for (;;) {
     const log::Frame first = last + 1;
     const std::string rel = batch_key(first);

@@ -80,6 +80,8 @@ BackupResult<std::unique_ptr<BackupWriter>> BackupWriter::open(storage::ObjectSt
                                 std::to_string(options.encryption_chunk_bytes)));
   if (options.manifest_every_batches == 0)
     return unexpected(error(BackupErrc::kInvalidArgument, "manifest_every_batches must be >= 1"));
+  if (options.index_batches == 0)
+    return unexpected(error(BackupErrc::kInvalidArgument, "index_batches must be >= 1"));
   auto norm = detail::normalize_prefix(std::move(prefix));
   if (!norm) return unexpected(std::move(norm).error());
   const std::string mkey = detail::manifest_key(*norm, log_id);
@@ -149,7 +151,54 @@ std::string BackupWriter::lineage_key(const std::string& rel) const {
   return detail::lineage_dir(prefix_, manifest_.log_id) + rel;
 }
 
+BackupResult<void> BackupWriter::seal_batches() {
+  auto& batches = manifest_.batches;
+  const auto& snaps = manifest_.snapshots;
+  // A run ends after batch i when batch i+1 does not follow it directly or a snapshot's frame
+  // lies between them: so no index straddles a snapshot, and retention and the snapshot policy
+  // can take whole indexes.
+  auto run_ends_after = [&](std::size_t i) {
+    if (batches[i + 1].first_frame != batches[i].last_frame + 1) return true;
+    auto s = std::lower_bound(snaps.begin(), snaps.end(), batches[i].last_frame,
+                              [](const SnapshotEntry& e, log::Frame f) { return e.frame < f; });
+    return s != snaps.end() && s->frame < batches[i + 1].first_frame;
+  };
+  while (batches.size() >= options_.index_batches) {
+    std::size_t n = 1;
+    while (n < options_.index_batches && !run_ends_after(n - 1)) ++n;
+    const std::span<const BatchEntry> run(batches.data(), n);
+    IndexEntry e;
+    e.first_frame = run.front().first_frame;
+    e.last_frame = run.back().last_frame;
+    e.first_commit_frame = run.front().first_commit_frame;
+    e.first_commit_time_us = run.front().first_commit_time_us;
+    e.last_commit_time_us = run.back().last_commit_time_us;
+    e.batches = static_cast<std::uint32_t>(n);
+    e.db_size = run.back().db_size;
+    for (const auto& b : run) {
+      e.txns += b.txns;
+      e.batch_bytes += b.size;
+    }
+    e.key = index_key(e.first_frame, e.last_frame);
+    const std::string body = index_to_json(manifest_.log_id, run);
+    detail::Sha256 sha;
+    sha.update(body.data(), body.size());
+    const auto digest = sha.finish();
+    e.size = body.size();
+    e.sha256 = detail::to_hex(digest.data(), digest.size());
+    const std::string key = lineage_key(e.key);
+    // Immutable once named: a retry after a failed manifest write PUTs the same bytes again.
+    auto put = store_.put(key, body);
+    if (!put) return unexpected(storage_failure("writing " + key, put.error()));
+    ++objects_written_;
+    manifest_.indexes.push_back(std::move(e));
+    batches.erase(batches.begin(), batches.begin() + static_cast<std::ptrdiff_t>(n));
+  }
+  return {};
+}
+
 BackupResult<void> BackupWriter::write_manifest() {
+  if (auto r = seal_batches(); !r) return r;
   const std::string key = detail::manifest_key(prefix_, manifest_.log_id);
   auto put = store_.put(key, manifest_to_json(manifest_));
   if (!put) return unexpected(storage_failure("writing " + key, put.error()));
@@ -286,7 +335,7 @@ BackupResult<BatchEntry> BackupWriter::upload_batch(std::span<const log::Transac
                    : "batch starts at frame " + std::to_string(first_frame) + ", expected " +
                          std::to_string(expect));
   std::int64_t prev_time = std::numeric_limits<std::int64_t>::min();
-  if (!manifest_.batches.empty()) prev_time = manifest_.batches.back().last_commit_time_us;
+  if (auto e = manifest_.batch_extent()) prev_time = e->last_commit_time_us;
   std::size_t content_len = 0;
   for (const auto& t : txns) {
     if (t.page_count() == 0 || t.pages.size() != t.page_count() * log::kPageSize || t.db_size == 0)

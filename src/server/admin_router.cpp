@@ -709,7 +709,7 @@ Response AdminRouter::backup_status(const Request& req, const std::string& name)
         l["last_time"] = format_rfc3339_us(r->last_time_us);
       }
       l["snapshots"] = m.snapshots.size();
-      l["batches"] = m.batches.size();
+      l["batches"] = m.batch_count();
       lineages.push_back(std::move(l));
     }
     doc["lineages"] = std::move(lineages);

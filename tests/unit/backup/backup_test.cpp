@@ -140,24 +140,6 @@ TEST(Backup, StartsFromASnapshotAndEnforcesContiguity) {
   EXPECT_EQ(read_file(fx.out), w.image);
 }
 
-// Flips the byte at each offset of the object at `p` in turn (and back): restoring the latest
-// point must fail as corrupt, naming `key` and, when given, saying `why`.
-void expect_each_flip_fails(Fixture& fx, const fs::path& p,
-                            std::initializer_list<std::uint64_t> offsets, const std::string& key,
-                            const std::string& why = "") {
-  for (std::uint64_t off : offsets) {
-    flip_byte(p, off);
-    auto r = restore(*fx.store, "db1", RestoreTarget::latest(), fx.out);
-    ASSERT_FALSE(r) << "offset " << off;
-    EXPECT_EQ(r.error().kind, BackupErrc::kCorrupt) << r.error().message;
-    EXPECT_NE(r.error().message.find(key), std::string::npos) << r.error().message;
-    if (!why.empty()) {
-      EXPECT_NE(r.error().message.find(why), std::string::npos) << r.error().message;
-    }
-    flip_byte(p, off);  // undo
-  }
-}
-
 TEST(Backup, CorruptedBatchIsAnErrorNamingIt) {
   Fixture fx("corruptbatch");
   Workload w;

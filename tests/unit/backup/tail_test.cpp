@@ -183,7 +183,8 @@ TEST(BackupTail, WriterResumesAfterACrashWithATailWithoutGapOrDuplicate) {
   for (std::size_t i = 0; i < before.size(); ++i) {
     const auto& a = before[i];
     const auto& b = resumed->manifest().batches[i];
-    EXPECT_EQ(manifest_to_json(Manifest{id, {}, {a}}), manifest_to_json(Manifest{id, {}, {b}}))
+    EXPECT_EQ(manifest_to_json(Manifest{id, {}, {}, {a}}),
+              manifest_to_json(Manifest{id, {}, {}, {b}}))
         << "batch " << i;
   }
   EXPECT_EQ(resumed->unflushed_batches(), 9u);
