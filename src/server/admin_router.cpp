@@ -536,6 +536,11 @@ Response AdminRouter::fork(const Request& req, const std::string& from, const st
       auto c = namespaces_.config(from);
       if (!c) return fail(req, c.error());
       config = *c;
+    } else {
+      // Deleted: the settings it was backed up with.
+      auto stored = backup_->stored_config(from);
+      if (!stored) return fail(req, http::status::service_unavailable, stored.error());
+      config = stored->value_or(engine::NamespaceConfig{});
     }
     const auto scratch = namespaces_.scratch_path("pitr-fork", to);
     auto restored = restore_to(req, from, *body, scratch);
@@ -647,8 +652,18 @@ Response AdminRouter::restore(const Request& req, const std::string& name) {
       before_frame = st->shipped_frame;
     }
   }
-  auto done = existed ? namespaces_.replace(name, scratch)
-                      : namespaces_.adopt(name, scratch, engine::NamespaceConfig{});
+  engine::NamespaceConfig config;
+  if (!existed) {
+    // Deleted: it comes back with the settings it was backed up with.
+    auto stored = backup_->stored_config(name);
+    if (!stored) {
+      std::error_code ec;
+      std::filesystem::remove(scratch, ec);
+      return fail(req, http::status::service_unavailable, stored.error());
+    }
+    config = stored->value_or(engine::NamespaceConfig{});
+  }
+  auto done = existed ? namespaces_.replace(name, scratch) : namespaces_.adopt(name, scratch, config);
   if (!done) {
     std::error_code ec;
     std::filesystem::remove(scratch, ec);
@@ -739,6 +754,7 @@ Response AdminRouter::backup_status(const Request& req, const std::string& name)
     o["last_error"] = st->last_error;
     o["last_ship"] =
         st->last_ship_unix_us ? bj::value(format_rfc3339_us(st->last_ship_unix_us)) : nullptr;
+    o["config_current"] = st->config_current;
     doc["shipping"] = std::move(o);
   }
   // Server-wide, for what object storage bills: requests.
@@ -770,6 +786,7 @@ Response AdminRouter::set_config(const Request& req, const std::string& name) {
     return fail(req, http::status::bad_request, r.error());
   }
   if (auto set = namespaces_.set_config(name, *config); !set) return fail(req, set.error());
+  if (backup_ != nullptr) backup_->config_changed(name);
   return json(req, http::status::ok, engine::to_json(*config));
 }
 

@@ -18,6 +18,8 @@ struct BackupService::Namespace {
   std::mutex ship_mu;                            // one ship of this namespace at a time
   std::unique_ptr<backup::BackupWriter> writer;  // guarded by ship_mu
   Clock::time_point last_retention{};            // guarded by ship_mu
+  // The settings known to be in the store (their JSON); nullopt: not known since the start.
+  std::optional<std::string> config_in_store;  // guarded by ship_mu
 
   // Guarded by the service's mu_.
   bool pending = false;            // commits (or a start-up check) not yet shipped
@@ -266,10 +268,17 @@ Expected<backup::ShipResult, std::string> BackupService::ship(const std::string&
   }
   auto shipped = backup::ship(*log, *st.writer, options_.ship);
   if (!shipped) return fail(shipped.error().message);
+  auto config_objects = ship_config(ns, st);
+  if (!config_objects) return fail(config_objects.error());
 
   const auto& r = *shipped;
   {
     std::lock_guard lock(mu_);
+    st.status.config_current = true;
+    if (*config_objects > 0) {
+      st.status.objects_written += *config_objects;
+      totals_.objects_written += *config_objects;
+    }
     st.consecutive_failures = 0;
     st.status.last_error.clear();
     st.status.log_id = log::format_log_id(log->log_id());
@@ -297,6 +306,54 @@ Expected<backup::ShipResult, std::string> BackupService::ship(const std::string&
                   r.store_frame_before + 1, r.store_frame_after, r.objects_written, r.bytes);
   }
   return std::move(shipped.value());
+}
+
+Expected<std::uint64_t, std::string> BackupService::ship_config(const std::string& ns,
+                                                              Namespace& st) {
+  auto config = namespaces_->cached_config(ns);
+  if (!config) return unexpected("reading its settings: " + config.error().message);
+  std::string text = engine::to_json(**config);
+  if (st.config_in_store == text) return std::uint64_t{0};
+  const std::string key = config_key(ns);
+  if (!st.config_in_store) {
+    // Not known since the server started: one GET saves a PUT per namespace per restart.
+    auto got = store_->get(key);
+    if (got && *got == text) {
+      st.config_in_store = std::move(text);
+      return std::uint64_t{0};
+    }
+    if (!got && got.error().kind != storage::StorageErrc::kNotFound)
+      return unexpected("reading " + key + ": " + got.error().message);
+  }
+  if (auto put = store_->put(key, text); !put)
+    return unexpected("writing " + key + ": " + put.error().message);
+  st.config_in_store = std::move(text);
+  return std::uint64_t{1};
+}
+
+void BackupService::config_changed(const std::string& ns) {
+  std::lock_guard lock(mu_);
+  auto st = state(ns);
+  st->status.config_current = false;
+  if (!st->pending) {
+    st->pending = true;
+    st->pending_since = Clock::now();
+  }
+  wake_.notify_one();
+}
+
+Expected<std::optional<engine::NamespaceConfig>, std::string> BackupService::stored_config(
+    const std::string& ns) {
+  const std::string key = config_key(ns);
+  auto got = store_->get(key);
+  if (!got) {
+    if (got.error().kind == storage::StorageErrc::kNotFound)
+      return std::optional<engine::NamespaceConfig>{};
+    return unexpected("reading " + key + " from " + options_.url + ": " + got.error().message);
+  }
+  auto parsed = engine::namespace_config_from_json(*got);
+  if (!parsed) return unexpected(key + " in " + options_.url + " is not valid: " + parsed.error());
+  return std::optional<engine::NamespaceConfig>(std::move(*parsed));
 }
 
 void BackupService::apply_retention(const std::string& ns, Namespace& st) {
@@ -343,6 +400,10 @@ Expected<std::vector<std::string>, std::string> BackupService::restore_all(
     }
   }
   for (const auto& name : names) {
+    // Its settings first: a namespace must not come back with the defaults (another JWT key,
+    // no write block) because they could not be read.
+    auto config = stored_config(name);
+    if (!config) return unexpected("cannot restore namespace '" + name + "': " + config.error());
     const auto scratch = store.scratch_path("restore", name);
     auto restored =
         backup::restore(*store_, prefix(name), backup::RestoreTarget::latest(), scratch,
@@ -353,12 +414,18 @@ Expected<std::vector<std::string>, std::string> BackupService::restore_all(
       return unexpected("cannot restore namespace '" + name + "' from " + options_.url + ": " +
                         restored.error().message);
     }
-    auto done = store.exists(name) ? store.replace(name, scratch)
-                                   : store.adopt(name, scratch, engine::NamespaceConfig{});
+    const bool existed = store.exists(name);
+    auto done = existed ? store.replace(name, scratch)
+                        : store.adopt(name, scratch, config->value_or(engine::NamespaceConfig{}));
     if (!done) {
       std::error_code ec;
       std::filesystem::remove(scratch, ec);
       return unexpected("cannot restore namespace '" + name + "': " + done.error().message);
+    }
+    if (existed && *config) {
+      if (auto set = store.set_config(name, **config); !set)
+        return unexpected("cannot restore the settings of namespace '" + name +
+                          "': " + set.error().message);
     }
     spdlog::info("restored namespace '{}' from the backup: frame {} of log {}, committed {}", name,
                  restored->frame, log::format_log_id(restored->log_id),

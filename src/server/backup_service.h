@@ -39,7 +39,8 @@
 
 namespace quire::engine {
 class NamespaceStore;
-}
+struct NamespaceConfig;
+}  // namespace quire::engine
 
 namespace quire::server {
 
@@ -72,6 +73,8 @@ struct NamespaceBackupStatus {
   std::uint64_t failures = 0;  // failed rounds since the server started
   std::string last_error;      // "" after a success
   std::int64_t last_ship_unix_us = 0;
+  // The store holds the namespace's current settings (<ns>/config.json).
+  bool config_current = false;
 };
 
 struct BackupTotals {
@@ -107,6 +110,14 @@ class BackupService {
   // the empty databases would start new, empty lineages ahead of the real ones).
   Expected<std::vector<std::string>, std::string> restore_all(engine::NamespaceStore& store);
 
+  // The namespace's settings changed: they go up with its next shipping round (within the
+  // interval). Thread-safe.
+  void config_changed(const std::string& ns);
+  // The settings stored with `ns`'s backup (<ns>/config.json); nullopt when there are none
+  // (backups of earlier versions). An error when the store fails or the object is not valid.
+  Expected<std::optional<engine::NamespaceConfig>, std::string> stored_config(
+      const std::string& ns);
+
   // Ships namespace `ns` now and waits for it: afterwards the store holds every commit made
   // before the call. The error is a message for the operator.
   Expected<backup::ShipResult, std::string> flush(const std::string& ns);
@@ -131,6 +142,10 @@ class BackupService {
   // Ships one namespace (its ship_mu held by the caller). Updates its status.
   Expected<backup::ShipResult, std::string> ship(const std::string& ns, Namespace& st);
   void apply_retention(const std::string& ns, Namespace& st);
+  // Uploads `ns`'s settings when the store may not have them (its ship_mu held). Returns the
+  // number of objects written (0 or 1).
+  Expected<std::uint64_t, std::string> ship_config(const std::string& ns, Namespace& st);
+  static std::string config_key(const std::string& ns) { return prefix(ns) + "/config.json"; }
 
   const BackupServiceOptions options_;
   std::unique_ptr<storage::ObjectStore> store_;

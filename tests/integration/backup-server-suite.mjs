@@ -63,6 +63,18 @@ async function waitShipped(server, ns = 'default', timeoutMs = 30000) {
   throw new Error(`backup of ${ns} did not catch up: ${JSON.stringify(last)}\n${server.logs()}`);
 }
 
+/** Waits until the store has `ns`'s current settings. */
+async function waitConfigShipped(server, ns, timeoutMs = 30000) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    last = await adminJson(server, 'GET', `/v1/namespaces/${ns}/backup`);
+    if (last.json?.shipping?.config_current === true) return;
+    await sleep(50);
+  }
+  throw new Error(`settings of ${ns} did not go up: ${JSON.stringify(last)}\n${server.logs()}`);
+}
+
 const BODY = (i, n = 200) => {
   const b = Buffer.alloc(n, i % 251);
   b.writeUInt32BE(i, 0);
@@ -178,6 +190,11 @@ export function backupServerSuite(name) {
         a.close();
         await waitShipped(first, 'default');
         await waitShipped(first, 'acme');
+        // Settings changed after the last commit go up too (with a round of their own).
+        const set = await adminJson(first, 'POST', '/v1/namespaces/acme/config',
+          { max_db_size: '5MB', block_writes: true, block_reason: 'moving house', txn_timeout_s: 7 });
+        assert.equal(set.status, 200);
+        await waitConfigShipped(first, 'acme');
       } finally {
         await first.kill();  // the machine is gone, data directory and all
       }
@@ -190,7 +207,15 @@ export function backupServerSuite(name) {
         c.close();
         const a = nsClient(second, 'acme');
         assert.deepEqual((await a.execute('SELECT id, name FROM t')).rows.map((r) => [Number(r.id), r.name]), [[7, 'in-acme']]);
+        // acme came back with its settings: writes are still blocked.
+        await assert.rejects(a.execute({ sql: 'INSERT INTO t VALUES (8, ?, ?)', args: ['no', BODY(8)] }), /writes are blocked/);
         a.close();
+        const config = await adminJson(second, 'GET', '/v1/namespaces/acme/config');
+        assert.equal(config.status, 200);
+        assert.deepEqual(
+          [config.json.max_db_size, config.json.block_writes, config.json.block_reason, config.json.txn_timeout_s],
+          [5000000, true, 'moving house', 7]);
+        assert.equal((await adminJson(second, 'GET', '/v1/namespaces/default/config')).json.block_writes, false);
         await waitShipped(second, 'default');
       } finally {
         await second.stop();
@@ -277,6 +302,20 @@ export function backupServerSuite(name) {
         await ok(['restore', '--backup-url', url, '-o', now, '--verify'], { env: store.env });
         assert.deepEqual(readRows(now, 'SELECT id FROM t ORDER BY id').map((x) => x.id),
           [...Array.from({ length: 10 }, (_, k) => k + 1), 50]);
+
+        // A deleted namespace restored in place, or forked, comes back with its settings.
+        const settings = { txn_timeout_s: 3, allow_attach: true, max_db_size: 7000000 };
+        assert.equal((await adminJson(server, 'POST', '/v1/namespaces/branch/config', settings)).status, 200);
+        await waitConfigShipped(server, 'branch');
+        assert.equal((await adminJson(server, 'DELETE', '/v1/namespaces/branch')).status, 200);
+        const pick = (j) => ({ txn_timeout_s: j.txn_timeout_s, allow_attach: j.allow_attach, max_db_size: j.max_db_size });
+        assert.equal((await adminJson(server, 'POST', '/v1/namespaces/branch/fork/twig', { timestamp: new Date().toISOString() })).status, 200);
+        assert.deepEqual(pick((await adminJson(server, 'GET', '/v1/namespaces/twig/config')).json), settings);
+        assert.equal((await adminJson(server, 'POST', '/v1/namespaces/branch/restore', {})).status, 200);
+        assert.deepEqual(pick((await adminJson(server, 'GET', '/v1/namespaces/branch/config')).json), settings);
+        const b2 = nsClient(server, 'branch');
+        assert.equal(Number((await b2.execute('SELECT count(*) AS n FROM t')).rows[0].n), 11);
+        b2.close();
       } finally {
         await server.stop();
       }
