@@ -55,10 +55,14 @@ struct BackupOptions {
   std::uint32_t manifest_every_batches = 30;
   std::int64_t manifest_every_us = 60'000'000;
   // Sealing (docs/formats/backup.md, "Index objects"): whenever the manifest is written with at
-  // least this many batches in it, the oldest of them (up to this many, ending at a snapshot's
-  // frame or a gap) move into an immutable index object that the manifest names instead, so the
-  // part rewritten every manifest_every_* stays under this many entries.
-  std::uint32_t index_batches = 1000;
+  // least index_batches batches in it, the oldest of them (up to that many, ending at a
+  // snapshot's frame or a gap) move into an immutable level-1 index object that the manifest
+  // names instead; and while it names index_fanout entries of level k < index_levels, the
+  // oldest of those (ending at a gap) move into one of level k+1. So the manifest keeps under
+  // index_batches batch entries and index_fanout index entries per level, plus the top level's.
+  std::uint32_t index_batches = 250;
+  std::uint32_t index_fanout = 100;  // >= 2
+  std::uint32_t index_levels = 2;    // 1..8
 };
 
 struct SnapshotEntry {
@@ -83,16 +87,18 @@ struct BatchEntry {
   std::string sha256;
 };
 
-// A sealed run of batches: an immutable index object listing their entries. The frames, times
-// and counts summarise those batches; key, size and sha256 are the index object's own.
+// A sealed run of batches: an immutable index object listing their entries (level 1), or the
+// entries of a run of level-(k-1) index objects (level k). The frames, times and counts
+// summarise every batch under it; key, size and sha256 are the index object's own.
 struct IndexEntry {
   std::string key;
+  std::uint32_t level = 1;
   log::Frame first_frame = 0;  // of its first batch
   log::Frame last_frame = 0;   // of its last batch
   log::Frame first_commit_frame = 0;
   std::int64_t first_commit_time_us = 0;
   std::int64_t last_commit_time_us = 0;
-  std::uint32_t batches = 0;
+  std::uint64_t batches = 0;  // under it, at any depth
   std::uint64_t txns = 0;
   std::uint32_t db_size = 0;      // after its last transaction
   std::uint64_t batch_bytes = 0;  // stored bytes of its batches
@@ -208,10 +214,12 @@ class BackupWriter {
                                                       const RetentionOptions&);
   BackupWriter(storage::ObjectStore& store, std::string prefix, Manifest manifest,
                bool registered, BackupOptions options);
-  // Seals batches into index objects while index_batches of them are unsealed, then writes the
-  // manifest.
+  // Seals (BackupOptions::index_*), then writes the manifest.
   BackupResult<void> write_manifest();
   BackupResult<void> seal_batches();
+  BackupResult<void> seal_indexes(std::uint32_t level);
+  // PUTs an index object listing `body` and returns its entry (key, size, sha256 filled in).
+  BackupResult<IndexEntry> put_index(IndexEntry entry, const std::string& body);
   bool manifest_due() const;
   // The object header's encryption fields and a sealer when encrypting; nullptr otherwise.
   std::unique_ptr<detail::ChunkSealer> start_sealing(detail::ObjectHeader& header,
@@ -306,17 +314,34 @@ BackupResult<RestorableRange> restorable_range(storage::ObjectStore& store,
 // Manifest <-> JSON (exposed for tests and tools).
 std::string manifest_to_json(const Manifest& m);
 BackupResult<Manifest> manifest_from_json(std::string_view json, const std::string& what);
-// Index object <-> JSON. index_from_json checks the batches against `entry` (count, frames,
-// times, contiguity) and that it belongs to `log_id`.
+// Index object <-> JSON, level 1 (batches) and level k > 1 (index entries of level k-1). The
+// parsers check the listed entries against `entry` (level, count, frames, times, contiguity)
+// and that the object belongs to `log_id`.
 std::string index_to_json(const log::LogId& log_id, std::span<const BatchEntry> batches);
+std::string index_to_json(const log::LogId& log_id, std::uint32_t level,
+                          std::span<const IndexEntry> entries);
 BackupResult<std::vector<BatchEntry>> index_from_json(std::string_view json, const log::LogId& log_id,
                                                       const IndexEntry& entry,
                                                       const std::string& what);
-// Fetches the index object `entry` of the lineage in `dir` (lineage directory), checks its size
-// and SHA-256 against the entry, and returns the batches it lists.
+BackupResult<std::vector<IndexEntry>> index_entries_from_json(std::string_view json,
+                                                              const log::LogId& log_id,
+                                                              const IndexEntry& entry,
+                                                              const std::string& what);
+// Fetches the index object `entry` (level 1) of the lineage in `dir` (lineage directory), checks
+// its size and SHA-256 against the entry, and returns the batches it lists.
 BackupResult<std::vector<BatchEntry>> read_index(storage::ObjectStore& store,
                                                  const std::string& dir, const log::LogId& log_id,
                                                  const IndexEntry& entry);
+// The same for an index of level > 1: the entries it lists.
+BackupResult<std::vector<IndexEntry>> read_index_entries(storage::ObjectStore& store,
+                                                         const std::string& dir,
+                                                         const log::LogId& log_id,
+                                                         const IndexEntry& entry);
+// Every batch under `entry` (any level), in order: one GET per index object below it.
+BackupResult<std::vector<BatchEntry>> read_index_batches(storage::ObjectStore& store,
+                                                         const std::string& dir,
+                                                         const log::LogId& log_id,
+                                                         const IndexEntry& entry);
 
 // Object keys relative to <prefix>/<log-id>/. Batches are written under batch_key(first), a key
 // readers can predict from the frame after the previous batch; batch_key(first, last) is the
@@ -324,8 +349,9 @@ BackupResult<std::vector<BatchEntry>> read_index(storage::ObjectStore& store,
 std::string snapshot_key(log::Frame frame);
 std::string batch_key(log::Frame first);
 std::string batch_key(log::Frame first, log::Frame last);
-std::string index_key(log::Frame first, log::Frame last);
-// The first frame of a batch key of either form; nullopt for anything else.
-std::optional<log::Frame> batch_key_first_frame(std::string_view rel);
+std::string index_key(log::Frame first, log::Frame last, std::uint32_t level = 1);
+// The first frame in a batch or index key (batches/<first>…, indexes/<first>…); nullopt for
+// anything else.
+std::optional<log::Frame> key_first_frame(std::string_view rel);
 
 }  // namespace quire::backup

@@ -1,6 +1,9 @@
 // Manifest and lineage-list JSON (docs/formats/backup.md, "Manifest").
 #include <boost/json.hpp>
 
+#include <iterator>
+#include <tuple>
+
 #include "backup/backup.h"
 #include "backup/object_format.h"
 
@@ -25,6 +28,22 @@ json::object batch_to_json(const BatchEntry& b) {
                       {"sha256", b.sha256}};
 }
 
+json::object index_entry_to_json(const IndexEntry& i) {
+  return json::object{{"key", i.key},
+                      {"level", i.level},
+                      {"first_frame", i.first_frame},
+                      {"last_frame", i.last_frame},
+                      {"first_commit_frame", i.first_commit_frame},
+                      {"first_commit_time_us", i.first_commit_time_us},
+                      {"last_commit_time_us", i.last_commit_time_us},
+                      {"batches", i.batches},
+                      {"txns", i.txns},
+                      {"db_size", i.db_size},
+                      {"batch_bytes", i.batch_bytes},
+                      {"size", i.size},
+                      {"sha256", i.sha256}};
+}
+
 }  // namespace
 
 std::string manifest_to_json(const Manifest& m) {
@@ -46,20 +65,7 @@ std::string manifest_to_json(const Manifest& m) {
   o["snapshots"] = std::move(snaps);
   if (!m.indexes.empty()) {
     json::array indexes;
-    for (const auto& i : m.indexes) {
-      indexes.push_back(json::object{{"key", i.key},
-                                     {"first_frame", i.first_frame},
-                                     {"last_frame", i.last_frame},
-                                     {"first_commit_frame", i.first_commit_frame},
-                                     {"first_commit_time_us", i.first_commit_time_us},
-                                     {"last_commit_time_us", i.last_commit_time_us},
-                                     {"batches", i.batches},
-                                     {"txns", i.txns},
-                                     {"db_size", i.db_size},
-                                     {"batch_bytes", i.batch_bytes},
-                                     {"size", i.size},
-                                     {"sha256", i.sha256}});
-    }
+    for (const auto& i : m.indexes) indexes.push_back(index_entry_to_json(i));
     o["indexes"] = std::move(indexes);
   }
   json::array batches;
@@ -74,7 +80,19 @@ std::string index_to_json(const log::LogId& log_id, std::span<const BatchEntry> 
   return json::serialize(json::object{{"format", "quire-backup-index"},
                                       {"version", 1},
                                       {"log_id", log::format_log_id(log_id)},
+                                      {"level", 1},
                                       {"batches", std::move(a)}});
+}
+
+std::string index_to_json(const log::LogId& log_id, std::uint32_t level,
+                          std::span<const IndexEntry> entries) {
+  json::array a;
+  for (const auto& i : entries) a.push_back(index_entry_to_json(i));
+  return json::serialize(json::object{{"format", "quire-backup-index"},
+                                      {"version", 1},
+                                      {"log_id", log::format_log_id(log_id)},
+                                      {"level", level},
+                                      {"indexes", std::move(a)}});
 }
 
 namespace {
@@ -114,6 +132,69 @@ BatchEntry batch_from_json(const json::value& e, const BatchEntry* prev) {
   return x;
 }
 
+// Throws on an invalid entry; `prev` is the entry before it in the same list, if any.
+IndexEntry index_entry_from_json(const json::value& e, const IndexEntry* prev) {
+  const auto& i = e.as_object();
+  IndexEntry x;
+  x.key = str(i, "key");
+  x.level = i.contains("level") ? static_cast<std::uint32_t>(u64(i, "level")) : 1;
+  x.first_frame = u64(i, "first_frame");
+  x.last_frame = u64(i, "last_frame");
+  x.first_commit_frame = u64(i, "first_commit_frame");
+  x.first_commit_time_us = i64(i, "first_commit_time_us");
+  x.last_commit_time_us = i64(i, "last_commit_time_us");
+  x.batches = u64(i, "batches");
+  x.txns = u64(i, "txns");
+  x.db_size = static_cast<std::uint32_t>(u64(i, "db_size"));
+  x.batch_bytes = u64(i, "batch_bytes");
+  x.size = u64(i, "size");
+  x.sha256 = str(i, "sha256");
+  if (!valid_sha(x.sha256) || x.level == 0 || x.level > 8 || x.first_frame == 0 ||
+      x.last_frame < x.first_frame || x.first_commit_frame < x.first_frame ||
+      x.first_commit_frame > x.last_frame || x.batches == 0 || x.txns < x.batches ||
+      storage::validate_key(x.key))
+    throw std::runtime_error("bad index entry " + x.key);
+  if (prev != nullptr && prev->last_frame >= x.first_frame)
+    throw std::runtime_error("indexes out of order");
+  return x;
+}
+
+// The header fields of an index object; throws unless it is one of `log_id`'s of `level`.
+const json::object& index_object(const json::value& v, const log::LogId& log_id,
+                                 std::uint32_t level) {
+  const auto& o = v.as_object();
+  if (str(o, "format") != "quire-backup-index") throw std::runtime_error("not an index");
+  if (u64(o, "version") != 1) throw std::runtime_error("unsupported version");
+  auto id = detail::parse_log_id(str(o, "log_id"));
+  if (!id || *id != log_id) throw std::runtime_error("names another log id");
+  const std::uint64_t got = o.contains("level") ? u64(o, "level") : 1;
+  if (got != level) throw std::runtime_error("is of level " + std::to_string(got));
+  return o;
+}
+
+// Throws unless `v` (the entries an index lists, in order) is contiguous and sums to `entry`.
+template <typename Entry, typename Count>
+void check_listed(const std::vector<Entry>& v, const IndexEntry& entry, Count count) {
+  std::uint64_t batches = 0, txns = 0, bytes = 0;
+  for (std::size_t k = 0; k < v.size(); ++k) {
+    if (k > 0 && (v[k].first_frame != v[k - 1].last_frame + 1 ||
+                  v[k].first_commit_time_us < v[k - 1].last_commit_time_us))
+      throw std::runtime_error("its entries are not contiguous");
+    const auto [b, t, n] = count(v[k]);
+    batches += b;
+    txns += t;
+    bytes += n;
+  }
+  if (v.empty() || batches != entry.batches || txns != entry.txns ||
+      bytes != entry.batch_bytes || v.front().first_frame != entry.first_frame ||
+      v.front().first_commit_frame != entry.first_commit_frame ||
+      v.front().first_commit_time_us != entry.first_commit_time_us ||
+      v.back().last_frame != entry.last_frame ||
+      v.back().last_commit_time_us != entry.last_commit_time_us ||
+      v.back().db_size != entry.db_size)
+    throw std::runtime_error("its entries disagree with the entry naming it");
+}
+
 }  // namespace
 
 BackupResult<Manifest> manifest_from_json(std::string_view text, const std::string& what) {
@@ -143,29 +224,9 @@ BackupResult<Manifest> manifest_from_json(std::string_view text, const std::stri
       m.snapshots.push_back(std::move(x));
     }
     if (version == 2) {
-      for (const auto& e : o.at("indexes").as_array()) {
-        const auto& i = e.as_object();
-        IndexEntry x;
-        x.key = str(i, "key");
-        x.first_frame = u64(i, "first_frame");
-        x.last_frame = u64(i, "last_frame");
-        x.first_commit_frame = u64(i, "first_commit_frame");
-        x.first_commit_time_us = i64(i, "first_commit_time_us");
-        x.last_commit_time_us = i64(i, "last_commit_time_us");
-        x.batches = static_cast<std::uint32_t>(u64(i, "batches"));
-        x.txns = u64(i, "txns");
-        x.db_size = static_cast<std::uint32_t>(u64(i, "db_size"));
-        x.batch_bytes = u64(i, "batch_bytes");
-        x.size = u64(i, "size");
-        x.sha256 = str(i, "sha256");
-        if (!valid_sha(x.sha256) || x.first_frame == 0 || x.last_frame < x.first_frame ||
-            x.first_commit_frame < x.first_frame || x.first_commit_frame > x.last_frame ||
-            x.batches == 0 || x.txns < x.batches || storage::validate_key(x.key))
-          throw std::runtime_error("bad index entry " + x.key);
-        if (!m.indexes.empty() && m.indexes.back().last_frame >= x.first_frame)
-          throw std::runtime_error("indexes out of order");
-        m.indexes.push_back(std::move(x));
-      }
+      for (const auto& e : o.at("indexes").as_array())
+        m.indexes.push_back(
+            index_entry_from_json(e, m.indexes.empty() ? nullptr : &m.indexes.back()));
     } else if (o.contains("indexes")) {
       throw std::runtime_error("a version-1 manifest has no indexes");
     }
@@ -187,40 +248,48 @@ BackupResult<std::vector<BatchEntry>> index_from_json(std::string_view text,
                                                       const std::string& what) {
   std::vector<BatchEntry> out;
   try {
-    json::value v = json::parse(text);
-    const auto& o = v.as_object();
-    if (str(o, "format") != "quire-backup-index") throw std::runtime_error("not an index");
-    if (u64(o, "version") != 1) throw std::runtime_error("unsupported version");
-    auto id = detail::parse_log_id(str(o, "log_id"));
-    if (!id || *id != log_id) throw std::runtime_error("names another log id");
-    std::uint64_t txns = 0;
-    for (const auto& e : o.at("batches").as_array()) {
-      const BatchEntry* prev = out.empty() ? nullptr : &out.back();
-      BatchEntry b = batch_from_json(e, prev);
-      if (prev != nullptr && (b.first_frame != prev->last_frame + 1 ||
-                              b.first_commit_time_us < prev->last_commit_time_us))
-        throw std::runtime_error("batches are not contiguous");
-      txns += b.txns;
-      out.push_back(std::move(b));
-    }
-    if (out.empty() || out.size() != entry.batches || txns != entry.txns ||
-        out.front().first_frame != entry.first_frame ||
-        out.front().first_commit_frame != entry.first_commit_frame ||
-        out.front().first_commit_time_us != entry.first_commit_time_us ||
-        out.back().last_frame != entry.last_frame ||
-        out.back().last_commit_time_us != entry.last_commit_time_us ||
-        out.back().db_size != entry.db_size)
-      throw std::runtime_error("its batches disagree with the manifest's entry");
+    const json::value v = json::parse(text);
+    const auto& o = index_object(v, log_id, 1);
+    for (const auto& e : o.at("batches").as_array())
+      out.push_back(batch_from_json(e, out.empty() ? nullptr : &out.back()));
+    check_listed(out, entry, [](const BatchEntry& b) {
+      return std::tuple<std::uint64_t, std::uint64_t, std::uint64_t>{1, b.txns, b.size};
+    });
   } catch (const std::exception& e) {
     return unexpected(error(BackupErrc::kCorrupt, what + ": invalid index: " + e.what()));
   }
   return out;
 }
 
-BackupResult<std::vector<BatchEntry>> read_index(storage::ObjectStore& store,
-                                                 const std::string& dir, const log::LogId& log_id,
-                                                 const IndexEntry& entry) {
-  const std::string key = dir + entry.key;
+BackupResult<std::vector<IndexEntry>> index_entries_from_json(std::string_view text,
+                                                              const log::LogId& log_id,
+                                                              const IndexEntry& entry,
+                                                              const std::string& what) {
+  std::vector<IndexEntry> out;
+  try {
+    if (entry.level < 2) throw std::runtime_error("a level-1 index lists batches");
+    const json::value v = json::parse(text);
+    const auto& o = index_object(v, log_id, entry.level);
+    for (const auto& e : o.at("indexes").as_array()) {
+      out.push_back(index_entry_from_json(e, out.empty() ? nullptr : &out.back()));
+      if (out.back().level != entry.level - 1)
+        throw std::runtime_error("lists an index of level " + std::to_string(out.back().level));
+    }
+    check_listed(out, entry, [](const IndexEntry& i) {
+      return std::tuple<std::uint64_t, std::uint64_t, std::uint64_t>{i.batches, i.txns,
+                                                                     i.batch_bytes};
+    });
+  } catch (const std::exception& e) {
+    return unexpected(error(BackupErrc::kCorrupt, what + ": invalid index: " + e.what()));
+  }
+  return out;
+}
+
+namespace {
+
+// The index object's bytes, checked against the entry that names it.
+BackupResult<std::string> fetch_index(storage::ObjectStore& store, const std::string& key,
+                                      const IndexEntry& entry) {
   auto got = store.get(key);
   if (!got) return unexpected(storage_failure("index " + key, got.error()));
   detail::Sha256 sha;
@@ -228,7 +297,44 @@ BackupResult<std::vector<BatchEntry>> read_index(storage::ObjectStore& store,
   const auto digest = sha.finish();
   if (got->size() != entry.size || detail::to_hex(digest.data(), digest.size()) != entry.sha256)
     return unexpected(error(BackupErrc::kCorrupt, key + ": SHA-256 does not match the manifest"));
+  return std::move(*got);
+}
+
+}  // namespace
+
+BackupResult<std::vector<BatchEntry>> read_index(storage::ObjectStore& store,
+                                                 const std::string& dir, const log::LogId& log_id,
+                                                 const IndexEntry& entry) {
+  const std::string key = dir + entry.key;
+  auto got = fetch_index(store, key, entry);
+  if (!got) return unexpected(std::move(got).error());
   return index_from_json(*got, log_id, entry, key);
+}
+
+BackupResult<std::vector<IndexEntry>> read_index_entries(storage::ObjectStore& store,
+                                                         const std::string& dir,
+                                                         const log::LogId& log_id,
+                                                         const IndexEntry& entry) {
+  const std::string key = dir + entry.key;
+  auto got = fetch_index(store, key, entry);
+  if (!got) return unexpected(std::move(got).error());
+  return index_entries_from_json(*got, log_id, entry, key);
+}
+
+BackupResult<std::vector<BatchEntry>> read_index_batches(storage::ObjectStore& store,
+                                                         const std::string& dir,
+                                                         const log::LogId& log_id,
+                                                         const IndexEntry& entry) {
+  if (entry.level <= 1) return read_index(store, dir, log_id, entry);
+  auto entries = read_index_entries(store, dir, log_id, entry);
+  if (!entries) return unexpected(std::move(entries).error());
+  std::vector<BatchEntry> out;
+  for (const auto& e : *entries) {
+    auto below = read_index_batches(store, dir, log_id, e);
+    if (!below) return unexpected(std::move(below).error());
+    std::move(below->begin(), below->end(), std::back_inserter(out));
+  }
+  return out;
 }
 
 }  // namespace quire::backup

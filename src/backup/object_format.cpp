@@ -44,27 +44,30 @@ std::string batch_key(log::Frame first, log::Frame last) {
   return buf;
 }
 
-std::string index_key(log::Frame first, log::Frame last) {
-  char buf[80];
-  std::snprintf(buf, sizeof buf, "indexes/%016llx-%016llx.json",
-                static_cast<unsigned long long>(first), static_cast<unsigned long long>(last));
+std::string index_key(log::Frame first, log::Frame last, std::uint32_t level) {
+  char buf[96];
+  if (level <= 1)
+    std::snprintf(buf, sizeof buf, "indexes/%016llx-%016llx.json",
+                  static_cast<unsigned long long>(first), static_cast<unsigned long long>(last));
+  else
+    std::snprintf(buf, sizeof buf, "indexes/%016llx-%016llx.l%u.json",
+                  static_cast<unsigned long long>(first), static_cast<unsigned long long>(last),
+                  level);
   return buf;
 }
 
-std::optional<log::Frame> batch_key_first_frame(std::string_view rel) {
-  constexpr std::string_view dir = "batches/", ext = ".qbbat";
-  if (!rel.starts_with(dir) || !rel.ends_with(ext)) return std::nullopt;
-  rel = rel.substr(dir.size(), rel.size() - dir.size() - ext.size());
-  if (rel.size() != 16 && !(rel.size() == 33 && rel[16] == '-')) return std::nullopt;
-  log::Frame f = 0;
-  for (std::size_t i = 0; i < rel.size(); ++i) {
-    if (i == 16) continue;
-    const char c = rel[i];
-    const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-    if (d < 0) return std::nullopt;
-    if (i < 16) f = f * 16 + static_cast<log::Frame>(d);
+std::optional<log::Frame> key_first_frame(std::string_view rel) {
+  for (std::string_view dir : {std::string_view("batches/"), std::string_view("indexes/")}) {
+    if (!rel.starts_with(dir) || rel.size() < dir.size() + 16) continue;
+    log::Frame f = 0;
+    for (char c : rel.substr(dir.size(), 16)) {
+      const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+      if (d < 0) return std::nullopt;
+      f = f * 16 + static_cast<log::Frame>(d);
+    }
+    return f;
   }
-  return f;
+  return std::nullopt;
 }
 
 log::Frame Manifest::last_frame() const {
@@ -99,7 +102,7 @@ std::optional<BatchExtent> Manifest::batch_extent() const {
 
 std::size_t Manifest::batch_count() const {
   std::size_t n = batches.size();
-  for (const auto& i : indexes) n += i.batches;
+  for (const auto& i : indexes) n += static_cast<std::size_t>(i.batches);
   return n;
 }
 

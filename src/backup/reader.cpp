@@ -596,33 +596,60 @@ BackupResult<std::uint32_t> write_pages(const log::File& file, WriteBehind& behi
   return max_pgno;
 }
 
-// The batches step 3 of restore() goes through from start frame `from`: those of the indexes it
-// may need, fetched, then the unsealed ones. An index it cannot need (one that begins past the
-// target) is not fetched; in its place goes one entry with its first frame and first commit
-// time, at which the loop stops (or reports the hole before it), and nothing after it.
-BackupResult<std::vector<BatchEntry>> batches_after(storage::ObjectStore& store,
-                                                    const std::string& dir, const Manifest& m,
-                                                    log::Frame from, log::Frame limit_frame,
-                                                    std::int64_t limit_time) {
-  std::vector<BatchEntry> out;
-  for (const auto& i : m.indexes) {
-    if (i.last_frame <= from) continue;
-    if (i.first_frame > limit_frame || i.first_commit_time_us > limit_time) {
-      BatchEntry stop;
-      stop.key = i.key;
-      stop.first_frame = i.first_frame;
-      stop.last_frame = i.last_frame;
-      stop.first_commit_time_us = i.first_commit_time_us;
-      out.push_back(std::move(stop));
-      return out;
-    }
-    auto listed = read_index(store, dir, m.log_id, i);
-    if (!listed) return unexpected(std::move(listed).error());
-    std::move(listed->begin(), listed->end(), std::back_inserter(out));
+// The batches step 3 of restore() goes through from start frame `from`: those under the indexes
+// it may need, fetched (an index of level k > 1 by its entries, in turn), then the unsealed ones.
+// An index it cannot need (one that begins past the target) is not fetched; in its place goes
+// one entry with its first frame and first commit time, at which the loop stops (or reports the
+// hole before it), and nothing after it.
+class BatchLister {
+ public:
+  BatchLister(storage::ObjectStore& store, const std::string& dir, const log::LogId& log_id,
+              log::Frame from, log::Frame limit_frame, std::int64_t limit_time)
+      : store_(store), dir_(dir), log_id_(log_id), from_(from), limit_frame_(limit_frame),
+        limit_time_(limit_time) {}
+
+  BackupResult<std::vector<BatchEntry>> list(const Manifest& m) {
+    auto walked = walk(m.indexes);
+    if (!walked) return unexpected(std::move(walked).error());
+    if (*walked) out_.insert(out_.end(), m.batches.begin(), m.batches.end());
+    return std::move(out_);
   }
-  out.insert(out.end(), m.batches.begin(), m.batches.end());
-  return out;
-}
+
+ private:
+  // false once it stopped at an index past the target.
+  BackupResult<bool> walk(const std::vector<IndexEntry>& entries) {
+    for (const auto& i : entries) {
+      if (i.last_frame <= from_) continue;
+      if (i.first_frame > limit_frame_ || i.first_commit_time_us > limit_time_) {
+        BatchEntry stop;
+        stop.key = i.key;
+        stop.first_frame = i.first_frame;
+        stop.last_frame = i.last_frame;
+        stop.first_commit_time_us = i.first_commit_time_us;
+        out_.push_back(std::move(stop));
+        return false;
+      }
+      if (i.level <= 1) {
+        auto listed = read_index(store_, dir_, log_id_, i);
+        if (!listed) return unexpected(std::move(listed).error());
+        std::move(listed->begin(), listed->end(), std::back_inserter(out_));
+      } else {
+        auto listed = read_index_entries(store_, dir_, log_id_, i);
+        if (!listed) return unexpected(std::move(listed).error());
+        auto below = walk(*listed);
+        if (!below || !*below) return below;
+      }
+    }
+    return true;
+  }
+
+  storage::ObjectStore& store_;
+  const std::string& dir_;
+  const log::LogId& log_id_;
+  const log::Frame from_, limit_frame_;
+  const std::int64_t limit_time_;
+  std::vector<BatchEntry> out_;
+};
 
 }  // namespace
 
@@ -786,7 +813,7 @@ BackupResult<RestoreResult> BackupReader::restore(const RestoreTarget& target,
   const std::string dir = detail::lineage_dir(prefix_, m->log_id);
   const EncryptionKey* enc_key = key_ ? &*key_ : nullptr;
   const log::Frame start_frame = start != nullptr ? start->frame : 0;
-  auto listed = batches_after(*store_, dir, *m, start_frame, limit_frame, limit_time);
+  auto listed = BatchLister(*store_, dir, m->log_id, start_frame, limit_frame, limit_time).list(*m);
   if (!listed) return unexpected(std::move(listed).error());
   const std::vector<BatchEntry>& batches = *listed;
   // Progress: the stored bytes of the start snapshot and of the batches that may be needed.

@@ -2,6 +2,7 @@
 // manifests and lineages.json, and only then delete objects, so that every manifest names only
 // objects that exist at every instant.
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -31,14 +32,26 @@ BackupResult<void> prune(storage::ObjectStore& store, Manifest& m, std::int64_t 
     if (s.commit_time_us <= t) base = &s;
   if (base == nullptr) return {};  // nothing restorable at t comes from a snapshot: keep everything
   const log::Frame frame = base->frame;
+  // An index goes with everything under it: its objects are read for their keys.
+  std::function<BackupResult<void>(const IndexEntry&)> doom = [&](const IndexEntry& i)
+      -> BackupResult<void> {
+    if (i.level <= 1) {
+      auto listed = read_index(store, dir, m.log_id, i);
+      if (!listed) return unexpected(std::move(listed).error());
+      for (const auto& b : *listed) doomed.push_back({dir + b.key, b.size});
+    } else {
+      auto listed = read_index_entries(store, dir, m.log_id, i);
+      if (!listed) return unexpected(std::move(listed).error());
+      for (const auto& e : *listed)
+        if (auto r = doom(e); !r) return r;
+    }
+    doomed.push_back({dir + i.key, i.size});
+    return {};
+  };
   std::size_t sealed = 0;
   for (; sealed < m.indexes.size() && m.indexes[sealed].last_frame <= frame; ++sealed) {
-    const IndexEntry& i = m.indexes[sealed];
-    auto listed = read_index(store, dir, m.log_id, i);
-    if (!listed) return unexpected(std::move(listed).error());
-    for (const auto& b : *listed) doomed.push_back({dir + b.key, b.size});
-    doomed.push_back({dir + i.key, i.size});
-    res.batches_deleted += i.batches;
+    if (auto r = doom(m.indexes[sealed]); !r) return r;
+    res.batches_deleted += static_cast<std::size_t>(m.indexes[sealed].batches);
   }
   m.indexes.erase(m.indexes.begin(), m.indexes.begin() + static_cast<std::ptrdiff_t>(sealed));
   std::erase_if(m.snapshots, [&](const SnapshotEntry& s) {
@@ -225,12 +238,13 @@ BackupResult<RetentionResult> apply_retention(BackupWriter& writer, std::int64_t
     for (const auto& b : writer.manifest_.batches) named.insert(current_dir + b.key);
     for (const auto& i : writer.manifest_.indexes) named.insert(current_dir + i.key);
     named.insert(current_dir + "manifest.json");
-    // A sealed batch is named by its index: without reading every index, a batch object whose
-    // first frame lies within an index's frames counts as named (one the index does not list
-    // there, a leftover of a crashed upload, goes when the index does).
+    // A sealed batch, or an index under another index, is named by the index above it: without
+    // reading every index, a batch or index object whose first frame lies within a named
+    // index's frames counts as named (one that index does not list, a leftover of a crashed
+    // upload, goes once the index does).
     const auto& indexes = writer.manifest_.indexes;
     auto sealed = [&](const std::string& key) {
-      const auto first = batch_key_first_frame(std::string_view(key).substr(current_dir.size()));
+      const auto first = key_first_frame(std::string_view(key).substr(current_dir.size()));
       if (!first) return false;
       auto i = std::upper_bound(indexes.begin(), indexes.end(), *first,
                                 [](log::Frame f, const IndexEntry& e) { return f < e.first_frame; });

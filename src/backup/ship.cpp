@@ -84,8 +84,10 @@ bool snapshot_due(const Manifest& m, const ShipOptions& o, std::uint32_t db_size
   const auto extent = m.batch_extent();
   if (!extent || extent->last_frame <= since) return false;  // no commits since
   std::uint64_t bytes = 0;
-  for (const auto& i : m.indexes)  // no index straddles a snapshot
-    if (i.first_frame > since) bytes += i.batch_bytes;
+  // A level-1 index never straddles a snapshot; one of a higher level may, and then counts
+  // whole (a snapshot a little early, never late).
+  for (const auto& i : m.indexes)
+    if (i.last_frame > since) bytes += i.batch_bytes;
   for (const auto& b : m.batches)
     if (b.last_frame > since) bytes += b.size;
   const std::uint64_t limit =

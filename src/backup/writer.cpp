@@ -80,8 +80,10 @@ BackupResult<std::unique_ptr<BackupWriter>> BackupWriter::open(storage::ObjectSt
                                 std::to_string(options.encryption_chunk_bytes)));
   if (options.manifest_every_batches == 0)
     return unexpected(error(BackupErrc::kInvalidArgument, "manifest_every_batches must be >= 1"));
-  if (options.index_batches == 0)
-    return unexpected(error(BackupErrc::kInvalidArgument, "index_batches must be >= 1"));
+  if (options.index_batches == 0 || options.index_fanout < 2 || options.index_levels == 0 ||
+      options.index_levels > 8)
+    return unexpected(error(BackupErrc::kInvalidArgument,
+                            "need index_batches >= 1, index_fanout >= 2, index_levels 1..8"));
   auto norm = detail::normalize_prefix(std::move(prefix));
   if (!norm) return unexpected(std::move(norm).error());
   const std::string mkey = detail::manifest_key(*norm, log_id);
@@ -151,12 +153,27 @@ std::string BackupWriter::lineage_key(const std::string& rel) const {
   return detail::lineage_dir(prefix_, manifest_.log_id) + rel;
 }
 
+BackupResult<IndexEntry> BackupWriter::put_index(IndexEntry entry, const std::string& body) {
+  entry.key = index_key(entry.first_frame, entry.last_frame, entry.level);
+  detail::Sha256 sha;
+  sha.update(body.data(), body.size());
+  const auto digest = sha.finish();
+  entry.size = body.size();
+  entry.sha256 = detail::to_hex(digest.data(), digest.size());
+  const std::string key = lineage_key(entry.key);
+  // Immutable once named: a retry after a failed manifest write PUTs the same bytes again.
+  auto put = store_.put(key, body);
+  if (!put) return unexpected(storage_failure("writing " + key, put.error()));
+  ++objects_written_;
+  return entry;
+}
+
 BackupResult<void> BackupWriter::seal_batches() {
   auto& batches = manifest_.batches;
   const auto& snaps = manifest_.snapshots;
   // A run ends after batch i when batch i+1 does not follow it directly or a snapshot's frame
-  // lies between them: so no index straddles a snapshot, and retention and the snapshot policy
-  // can take whole indexes.
+  // lies between them: so no level-1 index straddles a snapshot, and retention drops whole
+  // ones exactly.
   auto run_ends_after = [&](std::size_t i) {
     if (batches[i + 1].first_frame != batches[i].last_frame + 1) return true;
     auto s = std::lower_bound(snaps.begin(), snaps.end(), batches[i].last_frame,
@@ -168,33 +185,63 @@ BackupResult<void> BackupWriter::seal_batches() {
     while (n < options_.index_batches && !run_ends_after(n - 1)) ++n;
     const std::span<const BatchEntry> run(batches.data(), n);
     IndexEntry e;
+    e.level = 1;
     e.first_frame = run.front().first_frame;
     e.last_frame = run.back().last_frame;
     e.first_commit_frame = run.front().first_commit_frame;
     e.first_commit_time_us = run.front().first_commit_time_us;
     e.last_commit_time_us = run.back().last_commit_time_us;
-    e.batches = static_cast<std::uint32_t>(n);
+    e.batches = n;
     e.db_size = run.back().db_size;
     for (const auto& b : run) {
       e.txns += b.txns;
       e.batch_bytes += b.size;
     }
-    e.key = index_key(e.first_frame, e.last_frame);
-    const std::string body = index_to_json(manifest_.log_id, run);
-    detail::Sha256 sha;
-    sha.update(body.data(), body.size());
-    const auto digest = sha.finish();
-    e.size = body.size();
-    e.sha256 = detail::to_hex(digest.data(), digest.size());
-    const std::string key = lineage_key(e.key);
-    // Immutable once named: a retry after a failed manifest write PUTs the same bytes again.
-    auto put = store_.put(key, body);
-    if (!put) return unexpected(storage_failure("writing " + key, put.error()));
-    ++objects_written_;
-    manifest_.indexes.push_back(std::move(e));
+    auto put = put_index(std::move(e), index_to_json(manifest_.log_id, run));
+    if (!put) return unexpected(std::move(put).error());
+    // Level-1 entries follow every higher-level one: append.
+    manifest_.indexes.push_back(std::move(*put));
     batches.erase(batches.begin(), batches.begin() + static_cast<std::ptrdiff_t>(n));
   }
+  for (std::uint32_t level = 1; level < options_.index_levels; ++level)
+    if (auto r = seal_indexes(level); !r) return r;
   return {};
+}
+
+BackupResult<void> BackupWriter::seal_indexes(std::uint32_t level) {
+  auto& indexes = manifest_.indexes;
+  // The entries of `level` are consecutive (older entries have higher levels).
+  for (;;) {
+    auto first = std::find_if(indexes.begin(), indexes.end(),
+                              [&](const IndexEntry& e) { return e.level == level; });
+    const auto count = static_cast<std::size_t>(
+        std::find_if(first, indexes.end(), [&](const IndexEntry& e) { return e.level != level; }) -
+        first);
+    if (count < options_.index_fanout) return {};
+    // A run ends at a gap only: a snapshot inside is fine (retention keeps an index it
+    // straddles, so up to one such index's frames longer than needed).
+    std::size_t n = 1;
+    while (n < options_.index_fanout && first[n].first_frame == first[n - 1].last_frame + 1) ++n;
+    const std::span<const IndexEntry> run(&*first, n);
+    IndexEntry e;
+    e.level = level + 1;
+    e.first_frame = run.front().first_frame;
+    e.last_frame = run.back().last_frame;
+    e.first_commit_frame = run.front().first_commit_frame;
+    e.first_commit_time_us = run.front().first_commit_time_us;
+    e.last_commit_time_us = run.back().last_commit_time_us;
+    e.db_size = run.back().db_size;
+    for (const auto& i : run) {
+      e.batches += i.batches;
+      e.txns += i.txns;
+      e.batch_bytes += i.batch_bytes;
+    }
+    auto put = put_index(std::move(e), index_to_json(manifest_.log_id, level + 1, run));
+    if (!put) return unexpected(std::move(put).error());
+    const auto at = first - indexes.begin();
+    indexes.erase(first, first + static_cast<std::ptrdiff_t>(n));
+    indexes.insert(indexes.begin() + at, std::move(*put));
+  }
 }
 
 BackupResult<void> BackupWriter::write_manifest() {

@@ -164,6 +164,39 @@ inline std::unique_ptr<BackupWriter> upload(Fixture& fx, Workload& w, const log:
   return std::move(*writer);
 }
 
+// A store that passes every call to another; tests override what they watch or break.
+class ForwardingStore : public storage::ObjectStore {
+ public:
+  explicit ForwardingStore(storage::ObjectStore& inner) : inner_(inner) {}
+  storage::StorageResult<void> put(std::string_view key, std::string_view bytes) override {
+    return inner_.put(key, bytes);
+  }
+  storage::StorageResult<std::string> get(std::string_view key) override { return inner_.get(key); }
+  storage::StorageResult<std::string> get_range(std::string_view key, std::uint64_t offset,
+                                                std::uint64_t length) override {
+    return inner_.get_range(key, offset, length);
+  }
+  storage::StorageResult<storage::ObjectInfo> head(std::string_view key) override {
+    return inner_.head(key);
+  }
+  storage::StorageResult<std::vector<storage::ObjectInfo>> list(std::string_view prefix) override {
+    return inner_.list(prefix);
+  }
+  storage::StorageResult<void> remove(std::string_view key) override { return inner_.remove(key); }
+  storage::StorageResult<void> remove_many(std::span<const std::string> keys) override {
+    return inner_.remove_many(keys);
+  }
+  storage::StorageResult<std::unique_ptr<storage::MultipartWriter>> open_writer(
+      std::string_view key) override {
+    return inner_.open_writer(key);
+  }
+  std::string describe() const override { return inner_.describe(); }
+  std::size_t part_size() const override { return inner_.part_size(); }
+
+ protected:
+  storage::ObjectStore& inner_;
+};
+
 // Flips the byte at each offset of the object at `p` in turn (and back): restoring the latest
 // point must fail as corrupt, naming `key` and, when given, saying `why`.
 inline void expect_each_flip_fails(Fixture& fx, const fs::path& p,

@@ -3,6 +3,8 @@
 // indexes it needs and checks them; retention drops whole indexes with their batches.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <map>
 #include <set>
 
 #include "backup/backup.h"
@@ -34,7 +36,7 @@ BackupOptions sealing_every(std::uint32_t n) {
 std::vector<BatchEntry> all_batches(Fixture& fx, const Manifest& m) {
   std::vector<BatchEntry> out;
   for (const auto& i : m.indexes) {
-    auto listed = read_index(*fx.store, dir_of(m.log_id), m.log_id, i);
+    auto listed = read_index_batches(*fx.store, dir_of(m.log_id), m.log_id, i);
     EXPECT_TRUE(listed) << listed.error().message;
     if (listed) out.insert(out.end(), listed->begin(), listed->end());
   }
@@ -49,6 +51,15 @@ std::set<std::string> listed_under(Fixture& fx, const std::string& under) {
   if (objects)
     for (const auto& o : *objects) out.insert(o.key);
   return out;
+}
+
+// The commit time of the first commit after frame `f`: a cutoff at which the snapshot at `f` is
+// the newest one at or before it.
+std::int64_t first_commit_after(const Workload& w, Frame f) {
+  for (const auto& c : w.history)
+    if (c.frame > f) return c.time_us;
+  ADD_FAILURE() << "no commit after frame " << f;
+  return 0;
 }
 
 void expect_every_commit_restores(Fixture& fx, const Workload& w, Frame from = 0) {
@@ -226,12 +237,7 @@ TEST(BackupIndex, RetentionDropsWholeIndexesWithTheirBatches) {
     }
   }
   ASSERT_EQ(expect_batches, 10u);  // batches 1..10, all sealed
-  std::int64_t cutoff = 0;
-  for (const auto& c : w.history)
-    if (c.frame > snap.frame) {
-      cutoff = c.time_us;
-      break;
-    }
+  const std::int64_t cutoff = first_commit_after(w, snap.frame);
   auto res = apply_retention(*writer, cutoff);
   ASSERT_TRUE(res) << res.error().message;
   EXPECT_EQ(std::set<std::string>(res->deleted_keys.begin(), res->deleted_keys.end()), expect);
@@ -309,6 +315,161 @@ TEST(BackupIndex, ManifestOfAnEarlierVersionIsSealedOnItsNextWrite) {
   EXPECT_EQ(m.indexes.size(), 2u);
   EXPECT_EQ(m.batches.size(), 3u);
   expect_every_commit_restores(fx, w);
+}
+
+// The keys of every object under index entry `i` (itself included), and the batches' count.
+std::size_t keys_under(Fixture& fx, const log::LogId& id, const IndexEntry& i,
+                       std::set<std::string>& keys) {
+  keys.insert(dir_of(id) + i.key);
+  std::size_t batches = 0;
+  if (i.level == 1) {
+    auto listed = read_index(*fx.store, dir_of(id), id, i);
+    EXPECT_TRUE(listed) << listed.error().message;
+    if (listed)
+      for (const auto& b : *listed) keys.insert(dir_of(id) + b.key), ++batches;
+  } else {
+    auto listed = read_index_entries(*fx.store, dir_of(id), id, i);
+    EXPECT_TRUE(listed) << listed.error().message;
+    if (listed)
+      for (const auto& e : *listed) batches += keys_under(fx, id, e, keys);
+  }
+  return batches;
+}
+
+TEST(BackupIndex, IndexesOfIndexesKeepTheManifestBounded) {
+  Fixture fx("idx-levels");
+  Workload w;
+  const auto id = make_id(69);
+  BackupOptions o = sealing_every(3);
+  o.index_fanout = 3;
+  o.index_levels = 2;
+  auto writer = upload(fx, w, id, 60, 20, "db1", o);
+  const Manifest m = stored_manifest(fx, id);
+  ASSERT_EQ(m.snapshots.size(), 1u);
+  const SnapshotEntry snap = m.snapshots.front();
+  std::size_t level2 = 0, level1 = 0;
+  for (std::size_t k = 0; k < m.indexes.size(); ++k) {
+    (m.indexes[k].level == 2 ? level2 : level1) += 1;
+    if (k > 0) {
+      EXPECT_LE(m.indexes[k].level, m.indexes[k - 1].level);
+    }
+    EXPECT_EQ(m.indexes[k].key, index_key(m.indexes[k].first_frame, m.indexes[k].last_frame,
+                                          m.indexes[k].level));
+  }
+  EXPECT_GE(level2, 4u);
+  EXPECT_TRUE(std::any_of(m.indexes.begin(), m.indexes.end(), [&](const IndexEntry& i) {
+    return i.first_frame <= snap.frame && snap.frame < i.last_frame;
+  })) << "one level-2 index straddles the snapshot";
+  EXPECT_LT(level1, 3u);
+  EXPECT_LT(m.batches.size(), 3u);
+  EXPECT_EQ(m.batch_count(), 60u);
+  ASSERT_EQ(all_batches(fx, m).size(), 60u);
+  expect_every_commit_restores(fx, w);
+
+  // A damaged index of either level is named by the restore that needs it.
+  const IndexEntry& top = m.indexes.front();
+  ASSERT_EQ(top.level, 2u);
+  const auto below = read_index_entries(*fx.store, dir_of(id), id, top).value();
+  const Frame end = below.back().last_frame;  // a commit frame before the snapshot
+  ASSERT_LT(end, snap.frame);
+  for (const std::string& key : {top.key, below.back().key}) {
+    const auto p = fx.object_path("db1", id, key);
+    flip_byte(p, fs::file_size(p) / 2);
+    auto r = BackupReader::open(*fx.store, "db1").value().restore(RestoreTarget::at_frame(end),
+                                                                  fx.out);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().kind, BackupErrc::kCorrupt);
+    EXPECT_NE(r.error().message.find(key), std::string::npos) << r.error().message;
+    flip_byte(p, fs::file_size(p) / 2);
+  }
+
+  // Retention: whole indexes at or before the snapshot go with everything under them; one that
+  // straddles it stays whole.
+  std::set<std::string> expect;
+  std::size_t expect_batches = 0;
+  for (const auto& i : m.indexes)
+    if (i.last_frame <= snap.frame) expect_batches += keys_under(fx, id, i, expect);
+  ASSERT_GT(expect_batches, 0u);
+  const std::int64_t cutoff = first_commit_after(w, snap.frame);
+  auto res = apply_retention(*writer, cutoff);
+  ASSERT_TRUE(res) << res.error().message;
+  EXPECT_EQ(std::set<std::string>(res->deleted_keys.begin(), res->deleted_keys.end()), expect);
+  EXPECT_EQ(res->batches_deleted, expect_batches);
+  const Manifest after = stored_manifest(fx, id);
+  std::set<std::string> named{dir_of(id) + "manifest.json", dir_of(id) + snap.key};
+  for (const auto& i : after.indexes) keys_under(fx, id, i, named);
+  for (const auto& b : after.batches) named.insert(dir_of(id) + b.key);
+  EXPECT_EQ(listed_under(fx, dir_of(id)), named);  // the sweep kept what is under an index
+  EXPECT_EQ(after.batch_count(), 60u - expect_batches);
+  expect_every_commit_restores(fx, w, snap.frame);
+}
+
+// Keeps the sizes of the manifests written.
+class ManifestSizes final : public ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  std::uint64_t writes = 0, total = 0, largest = 0;
+
+  storage::StorageResult<void> put(std::string_view key, std::string_view bytes) override {
+    if (key.ends_with("/manifest.json")) {
+      ++writes;
+      total += bytes.size();
+      largest = std::max<std::uint64_t>(largest, bytes.size());
+    }
+    return inner_.put(key, bytes);
+  }
+};
+
+// A long history of one-page transactions, one per batch: with sealing (two levels) the manifest
+// written stays under a fixed size however many batches the lineage holds, and what all its
+// writes cost grows linearly (without sealing, with the square of the history).
+TEST(BackupIndex, ManifestStaysSmallOverALongHistory) {
+  Fixture fx("idx-long");
+  const auto id = make_id(68);
+  constexpr int kBatches = 2000;
+  std::map<std::uint32_t, std::uint64_t> total;  // manifest bytes written, by index_batches
+  for (std::uint32_t index_batches : {1'000'000u, 20u}) {
+    ManifestSizes sizes(*fx.store);
+    BackupOptions o;
+    o.index_batches = index_batches;
+    o.index_fanout = 10;  // 100 level-1 indexes become 10 of level 2
+    o.manifest_every_batches = 10;
+    const std::string prefix = "long-" + std::to_string(index_batches);
+    auto writer = BackupWriter::open(sizes, prefix, id, o).value();
+    std::vector<std::byte> page(kPageSize);
+    std::int64_t t = 1'700'000'000'000'000;
+    for (int i = 0; i < kBatches; ++i) {
+      std::vector<log::Transaction> txns(1);
+      std::memcpy(page.data(), &i, sizeof i);
+      txns[0].add_page(1, page);
+      txns[0].db_size = 1;
+      txns[0].commit_time_us = t += 1000;
+      ASSERT_TRUE(writer->upload_batch(txns, static_cast<Frame>(i) + 1));
+    }
+    ASSERT_TRUE(writer->flush_manifest());
+    std::printf("%d batches, index_batches %u: %llu manifest writes, %llu bytes in all, "
+                "largest %llu bytes\n",
+                kBatches, index_batches, static_cast<unsigned long long>(sizes.writes),
+                static_cast<unsigned long long>(sizes.total),
+                static_cast<unsigned long long>(sizes.largest));
+    auto reader = BackupReader::open(*fx.store, prefix).value();
+    for (Frame f : {Frame{1}, Frame{777}, Frame{kBatches}}) {
+      auto r = reader.restore(RestoreTarget::at_frame(f), fx.out);
+      ASSERT_TRUE(r) << r.error().message;
+      Image want(kPageSize);
+      const int i = static_cast<int>(f) - 1;
+      std::memcpy(want.data(), &i, sizeof i);
+      EXPECT_EQ(read_file(fx.out), want) << "frame " << f;
+    }
+    total[index_batches] = sizes.total;
+    if (index_batches == 20u) {
+      // Under 20 + 10 batch entries and 10 index entries per level, whatever the history.
+      EXPECT_LT(sizes.largest, 30u * 400 + 20u * 500);
+    } else {
+      EXPECT_GT(sizes.largest, kBatches * 250u);  // every batch in one manifest
+    }
+  }
+  EXPECT_LT(total[20] * 10, total[1'000'000]);
 }
 
 }  // namespace

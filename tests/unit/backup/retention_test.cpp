@@ -321,26 +321,15 @@ TEST(Retention, PrunesTheOlderBaseLineageToo) {
 }
 
 // Records every put and remove; optionally fails remove_many.
-class RecordingStore final : public storage::ObjectStore {
+class RecordingStore final : public ForwardingStore {
  public:
-  explicit RecordingStore(storage::ObjectStore& inner) : inner_(inner) {}
+  using ForwardingStore::ForwardingStore;
   std::vector<std::string> ops;
   bool fail_removes = false;
 
   storage::StorageResult<void> put(std::string_view key, std::string_view bytes) override {
     ops.push_back("put " + std::string(key));
     return inner_.put(key, bytes);
-  }
-  storage::StorageResult<std::string> get(std::string_view key) override { return inner_.get(key); }
-  storage::StorageResult<std::string> get_range(std::string_view key, std::uint64_t offset,
-                                                std::uint64_t length) override {
-    return inner_.get_range(key, offset, length);
-  }
-  storage::StorageResult<storage::ObjectInfo> head(std::string_view key) override {
-    return inner_.head(key);
-  }
-  storage::StorageResult<std::vector<storage::ObjectInfo>> list(std::string_view prefix) override {
-    return inner_.list(prefix);
   }
   storage::StorageResult<void> remove(std::string_view key) override {
     ops.push_back("remove " + std::string(key));
@@ -357,14 +346,11 @@ class RecordingStore final : public storage::ObjectStore {
     ops.push_back("put " + std::string(key));
     return inner_.open_writer(key);
   }
-  std::string describe() const override { return inner_.describe(); }
-  std::size_t part_size() const override { return inner_.part_size(); }
 
  private:
   static storage::StorageError injected() {
     return storage::storage_error(storage::StorageErrc::kTransient, "injected");
   }
-  storage::ObjectStore& inner_;
 };
 
 // True when no put (manifest, lineages.json) follows a remove in `ops`.
