@@ -43,7 +43,8 @@ using ProgressFn = std::function<void(std::uint64_t done, std::uint64_t total)>;
 // How a BackupWriter writes objects.
 struct BackupOptions {
   // When set, snapshots and batches are sealed with chunked AES-256-GCM under this key
-  // (docs/formats/backup.md, "Encryption"); manifests and lineages.json stay in clear.
+  // (docs/formats/backup.md, "Encryption"); manifests, index objects and lineages.json stay in
+  // clear.
   std::optional<EncryptionKey> encryption_key;
   // Plaintext bytes per sealed chunk (4 KiB .. 16 MiB).
   std::uint32_t encryption_chunk_bytes = 64u << 10;
