@@ -112,10 +112,13 @@ std::optional<Expected<StmtResult, ExecError>> check_aborted(sqlite::Connection&
   return Expected<StmtResult, ExecError>(unexpected(timeout_error()));
 }
 
-ExecError forbidden() {
+ExecError forbidden(const sqlite::Connection::Access& access) {
+  const std::string why = access.read_only_why.empty()
+                              ? "a read-only token, or the namespace's writes are blocked"
+                              : access.read_only_why;
   return {"SQLITE_AUTH",
-          "Forbidden: writes to this database are not allowed (a read-only token, or the "
-          "namespace's writes are blocked) and the statement would write",
+          "Forbidden: writes to this database are not allowed (" + why +
+              ") and the statement would write",
           "SQLITE_AUTH"};
 }
 
@@ -123,7 +126,7 @@ ExecError forbidden() {
 Expected<void, ExecError> before_write(sqlite::Connection& conn, sqlite3_stmt* stmt,
                                        std::string_view sql) {
   if (conn.access().read_only && (!sqlite3_stmt_readonly(stmt) || begins_write_transaction(sql))) {
-    return unexpected(forbidden());
+    return unexpected(forbidden(conn.access()));
   }
   sqlite::WriteAccess* access = conn.write_access();
   if (!access) return {};
@@ -134,9 +137,13 @@ Expected<void, ExecError> before_write(sqlite::Connection& conn, sqlite3_stmt* s
   return {};
 }
 
-ExecError prepare_error(const sqlite::Error& e) {
+ExecError prepare_error(const sqlite::Connection& conn, const sqlite::Error& e) {
   ExecError err = sqlite_error(e);
   if (e.offset >= 0) err.message += " (at offset " + std::to_string(e.offset) + ")";
+  // The authorizer refuses a read-only user's writes when they are prepared: say why.
+  if ((e.rc & 0xff) == SQLITE_AUTH && conn.access().read_only &&
+      !conn.access().read_only_why.empty())
+    err.message += " (writes to this database are not allowed: " + conn.access().read_only_why + ")";
   return err;
 }
 
@@ -347,7 +354,7 @@ Expected<StmtResult, ExecError> execute(sqlite::Connection& conn, const Query& q
   }
   auto prepared =
       conn.prepare_cached(attach_sql.empty() ? query.sql : std::string_view(attach_sql));
-  if (!prepared) return unexpected(prepare_error(prepared.error()));
+  if (!prepared) return unexpected(prepare_error(conn, prepared.error()));
   sqlite::CachedStatement& cached = **prepared;
   if (!cached.stmt) return unexpected(no_statement());
   if (cached.has_tail) {
@@ -420,7 +427,7 @@ Expected<StmtResult, ExecError> execute(sqlite::Connection& conn, const Query& q
 
 Expected<DescribeResult, ExecError> describe(sqlite::Connection& conn, std::string_view sql) {
   auto prepared = conn.prepare_cached(sql);
-  if (!prepared) return unexpected(prepare_error(prepared.error()));
+  if (!prepared) return unexpected(prepare_error(conn, prepared.error()));
   sqlite::CachedStatement& cached = **prepared;
   if (!cached.stmt) return unexpected(no_statement());
   if (cached.has_tail) {
@@ -455,7 +462,7 @@ Expected<void, ExecError> execute_script(sqlite::Connection& conn, std::string_v
   while (!sqlite::is_blank_sql(sql)) {
     const char* tail = nullptr;
     auto stmt = conn.prepare(sql, &tail);
-    if (!stmt) return unexpected(prepare_error(stmt.error()));
+    if (!stmt) return unexpected(prepare_error(conn, stmt.error()));
     if (*stmt) {
       const std::string_view text(sql.data(),
                                   tail ? static_cast<std::size_t>(tail - sql.data()) : sql.size());

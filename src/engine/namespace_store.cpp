@@ -588,6 +588,7 @@ Expected<void, NamespaceError> NamespaceStore::fork(std::string_view from, std::
     auto lease = (*source)->acquire();
     if (!lease) return fail(error(NamespaceError::Kind::kSqlite, lease.error().message));
     (*lease)->set_access({.read_only = false,
+                          .read_only_why = {},
                           .allow_attach = true,
                           .attach = nullptr});  // VACUUM INTO attaches its target
     std::string target = (scratch / kDataFile).string();

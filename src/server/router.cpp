@@ -154,6 +154,11 @@ Expected<sqlite::Connection::Access, hrana::Error> Router::authorize(
   }
   sqlite::Connection::Access access;
   access.read_only = (*config)->block_writes;
+  if (access.read_only) {
+    access.read_only_why =
+        "the namespace's writes are blocked" +
+        ((*config)->block_reason ? ": " + *(*config)->block_reason : std::string());
+  }
   auto keys = keys_for(**config);
   auto blocked = [&]() -> std::optional<hrana::Error> {
     if (!(*config)->block_reads) return std::nullopt;
@@ -186,7 +191,10 @@ Expected<sqlite::Connection::Access, hrana::Error> Router::authorize(
         "Forbidden: the token gives no access to namespace '" + ns + "'", "AUTH_FORBIDDEN", {}});
   }
   if (auto b = blocked()) return unexpected(std::move(*b));
-  access.read_only = access.read_only || !authz.can_write(ns);
+  if (!access.read_only && !authz.can_write(ns)) {
+    access.read_only = true;
+    access.read_only_why = "the token only allows reading";
+  }
   access.attach = attach_resolver(authz);
   return access;
 }

@@ -130,6 +130,9 @@ class Connection {
   // read-only: see engine::execute).
   struct Access {
     bool read_only = false;
+    // Why `read_only`, for the error a refused write gets ("the token only allows reading",
+    // "the namespace's writes are blocked: <reason>"); "" when not known.
+    std::string read_only_why;
     bool allow_attach = false;
     // Namespace name -> the URI to attach (read-only), or why it may not be attached.
     using AttachResolver = std::function<Expected<std::string, std::string>(std::string_view name)>;

@@ -453,6 +453,11 @@ describe('admin API', () => {
       assert.deepEqual(r.json[0].results.rows, [[1]], r.text);
       r = await sql(server, 'frozen', 'INSERT INTO t VALUES (2)');
       assert.ok(r.json.some((x) => x && x.error), r.text);
+      assert.match(r.text, /not allowed[:(] ?the namespace's writes are blocked/);
+      // The reason, when there is one, is told to the writer too.
+      assert.equal((await admin('POST', '/v1/namespaces/frozen/config', { body: { block_reason: 'read-only until Monday' } })).status, 200);
+      r = await sql(server, 'frozen', 'INSERT INTO t VALUES (2)');
+      assert.match(r.text, /writes are blocked: read-only until Monday/);
       assert.equal((await admin('POST', '/v1/namespaces/frozen/config', { body: { block_reads: true, block_reason: 'unpaid' } })).status, 200);
       r = await sql(server, 'frozen', 'SELECT count(*) FROM t');
       assert.equal(r.status, 403, r.text);

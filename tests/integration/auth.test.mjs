@@ -85,6 +85,7 @@ describe('JWT authentication', () => {
         ]) {
           await assert.rejects(c.execute(sql), (e) => /auth|forbidden|not authorized/i.test(`${e.code} ${e.message}`), sql);
         }
+        await assert.rejects(c.execute("INSERT INTO t (v) VALUES ('why')"), /the token only allows reading/);
         await assert.rejects(c.batch(["INSERT INTO t (v) VALUES ('b')"], 'write'));
       } finally {
         c.close();

@@ -207,8 +207,8 @@ export function backupServerSuite(name) {
         c.close();
         const a = nsClient(second, 'acme');
         assert.deepEqual((await a.execute('SELECT id, name FROM t')).rows.map((r) => [Number(r.id), r.name]), [[7, 'in-acme']]);
-        // acme came back with its settings: writes are still blocked.
-        await assert.rejects(a.execute({ sql: 'INSERT INTO t VALUES (8, ?, ?)', args: ['no', BODY(8)] }), /writes are blocked/);
+        // acme came back with its settings: writes are still blocked, with the reason.
+        await assert.rejects(a.execute({ sql: 'INSERT INTO t VALUES (8, ?, ?)', args: ['no', BODY(8)] }), /writes are blocked: moving house/);
         a.close();
         const config = await adminJson(second, 'GET', '/v1/namespaces/acme/config');
         assert.equal(config.status, 200);

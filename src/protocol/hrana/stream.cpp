@@ -148,7 +148,10 @@ Expected<StmtResult, Error> Stream::execute(const Stmt& stmt, const std::string&
                               "SQLITE_ERROR", {}});
     }
     if (access_.read_only) {
-      return unexpected(Error{"Forbidden: this token only allows reading this database",
+      return unexpected(Error{"Forbidden: writes to this database are not allowed (" +
+                                  (access_.read_only_why.empty() ? std::string("read-only access")
+                                                                 : access_.read_only_why) +
+                                  ")",
                               "SQLITE_AUTH", "SQLITE_AUTH"});
     }
     concurrent_.emplace(db_, last_rowid_, last_changes_);
