@@ -2,7 +2,6 @@
 #include <boost/json.hpp>
 
 #include <iterator>
-#include <tuple>
 
 #include "backup/backup.h"
 #include "backup/object_format.h"
@@ -173,25 +172,19 @@ const json::object& index_object(const json::value& v, const log::LogId& log_id,
 }
 
 // Throws unless `v` (the entries an index lists, in order) is contiguous and sums to `entry`.
-template <typename Entry, typename Count>
-void check_listed(const std::vector<Entry>& v, const IndexEntry& entry, Count count) {
-  std::uint64_t batches = 0, txns = 0, bytes = 0;
-  for (std::size_t k = 0; k < v.size(); ++k) {
-    if (k > 0 && (v[k].first_frame != v[k - 1].last_frame + 1 ||
-                  v[k].first_commit_time_us < v[k - 1].last_commit_time_us))
+template <typename Entry>
+void check_listed(const std::vector<Entry>& v, const IndexEntry& entry) {
+  if (v.empty()) throw std::runtime_error("it lists nothing");
+  for (std::size_t k = 1; k < v.size(); ++k)
+    if (v[k].first_frame != v[k - 1].last_frame + 1 ||
+        v[k].first_commit_time_us < v[k - 1].last_commit_time_us)
       throw std::runtime_error("its entries are not contiguous");
-    const auto [b, t, n] = count(v[k]);
-    batches += b;
-    txns += t;
-    bytes += n;
-  }
-  if (v.empty() || batches != entry.batches || txns != entry.txns ||
-      bytes != entry.batch_bytes || v.front().first_frame != entry.first_frame ||
-      v.front().first_commit_frame != entry.first_commit_frame ||
-      v.front().first_commit_time_us != entry.first_commit_time_us ||
-      v.back().last_frame != entry.last_frame ||
-      v.back().last_commit_time_us != entry.last_commit_time_us ||
-      v.back().db_size != entry.db_size)
+  const IndexEntry s = detail::summarise_index(std::span<const Entry>(v));
+  if (s.level != entry.level || s.batches != entry.batches || s.txns != entry.txns ||
+      s.batch_bytes != entry.batch_bytes || s.first_frame != entry.first_frame ||
+      s.first_commit_frame != entry.first_commit_frame ||
+      s.first_commit_time_us != entry.first_commit_time_us || s.last_frame != entry.last_frame ||
+      s.last_commit_time_us != entry.last_commit_time_us || s.db_size != entry.db_size)
     throw std::runtime_error("its entries disagree with the entry naming it");
 }
 
@@ -252,9 +245,7 @@ BackupResult<std::vector<BatchEntry>> index_from_json(std::string_view text,
     const auto& o = index_object(v, log_id, 1);
     for (const auto& e : o.at("batches").as_array())
       out.push_back(batch_from_json(e, out.empty() ? nullptr : &out.back()));
-    check_listed(out, entry, [](const BatchEntry& b) {
-      return std::tuple<std::uint64_t, std::uint64_t, std::uint64_t>{1, b.txns, b.size};
-    });
+    check_listed(out, entry);
   } catch (const std::exception& e) {
     return unexpected(error(BackupErrc::kCorrupt, what + ": invalid index: " + e.what()));
   }
@@ -275,10 +266,7 @@ BackupResult<std::vector<IndexEntry>> index_entries_from_json(std::string_view t
       if (out.back().level != entry.level - 1)
         throw std::runtime_error("lists an index of level " + std::to_string(out.back().level));
     }
-    check_listed(out, entry, [](const IndexEntry& i) {
-      return std::tuple<std::uint64_t, std::uint64_t, std::uint64_t>{i.batches, i.txns,
-                                                                     i.batch_bytes};
-    });
+    check_listed(out, entry);
   } catch (const std::exception& e) {
     return unexpected(error(BackupErrc::kCorrupt, what + ": invalid index: " + e.what()));
   }
@@ -340,6 +328,40 @@ BackupResult<std::vector<BatchEntry>> read_index_batches(storage::ObjectStore& s
 }  // namespace quire::backup
 
 namespace quire::backup::detail {
+
+namespace {
+
+template <typename Entry, typename Add>
+IndexEntry summarise(std::span<const Entry> run, std::uint32_t level, Add add) {
+  IndexEntry e;
+  e.level = level;
+  e.first_frame = run.front().first_frame;
+  e.last_frame = run.back().last_frame;
+  e.first_commit_frame = run.front().first_commit_frame;
+  e.first_commit_time_us = run.front().first_commit_time_us;
+  e.last_commit_time_us = run.back().last_commit_time_us;
+  e.db_size = run.back().db_size;
+  for (const auto& x : run) add(e, x);
+  return e;
+}
+
+}  // namespace
+
+IndexEntry summarise_index(std::span<const BatchEntry> run) {
+  return summarise(run, 1, [](IndexEntry& e, const BatchEntry& b) {
+    ++e.batches;
+    e.txns += b.txns;
+    e.batch_bytes += b.size;
+  });
+}
+
+IndexEntry summarise_index(std::span<const IndexEntry> run) {
+  return summarise(run, run.front().level + 1, [](IndexEntry& e, const IndexEntry& i) {
+    e.batches += i.batches;
+    e.txns += i.txns;
+    e.batch_bytes += i.batch_bytes;
+  });
+}
 
 std::string lineages_key(const std::string& prefix) { return prefix + "lineages.json"; }
 std::string lineage_dir(const std::string& prefix, const log::LogId& id) {

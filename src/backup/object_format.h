@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -84,6 +85,11 @@ BackupError error(BackupErrc kind, std::string message);
 // A lineage's restorable range (docs/formats/backup.md, end of "Restore"); kOutOfRange when it
 // has no restorable point.
 BackupResult<RestorableRange> range_of(const Manifest& m);
+// The entry of an index listing `run` (not empty, in frame order): level, frames, times, counts
+// and db size; key, size and sha256 are left for the object. Batches make a level-1 index,
+// index entries of level k one of level k+1.
+IndexEntry summarise_index(std::span<const BatchEntry> run);
+IndexEntry summarise_index(std::span<const IndexEntry> run);
 BackupError storage_failure(const std::string& what, const storage::StorageError& e);
 
 // Following a lineage's tail (docs/formats/backup.md, "Manifest cadence"): the batches stored

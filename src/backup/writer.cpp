@@ -184,20 +184,7 @@ BackupResult<void> BackupWriter::seal_batches() {
     std::size_t n = 1;
     while (n < options_.index_batches && !run_ends_after(n - 1)) ++n;
     const std::span<const BatchEntry> run(batches.data(), n);
-    IndexEntry e;
-    e.level = 1;
-    e.first_frame = run.front().first_frame;
-    e.last_frame = run.back().last_frame;
-    e.first_commit_frame = run.front().first_commit_frame;
-    e.first_commit_time_us = run.front().first_commit_time_us;
-    e.last_commit_time_us = run.back().last_commit_time_us;
-    e.batches = n;
-    e.db_size = run.back().db_size;
-    for (const auto& b : run) {
-      e.txns += b.txns;
-      e.batch_bytes += b.size;
-    }
-    auto put = put_index(std::move(e), index_to_json(manifest_.log_id, run));
+    auto put = put_index(detail::summarise_index(run), index_to_json(manifest_.log_id, run));
     if (!put) return unexpected(std::move(put).error());
     // Level-1 entries follow every higher-level one: append.
     manifest_.indexes.push_back(std::move(*put));
@@ -223,20 +210,8 @@ BackupResult<void> BackupWriter::seal_indexes(std::uint32_t level) {
     std::size_t n = 1;
     while (n < options_.index_fanout && first[n].first_frame == first[n - 1].last_frame + 1) ++n;
     const std::span<const IndexEntry> run(&*first, n);
-    IndexEntry e;
-    e.level = level + 1;
-    e.first_frame = run.front().first_frame;
-    e.last_frame = run.back().last_frame;
-    e.first_commit_frame = run.front().first_commit_frame;
-    e.first_commit_time_us = run.front().first_commit_time_us;
-    e.last_commit_time_us = run.back().last_commit_time_us;
-    e.db_size = run.back().db_size;
-    for (const auto& i : run) {
-      e.batches += i.batches;
-      e.txns += i.txns;
-      e.batch_bytes += i.batch_bytes;
-    }
-    auto put = put_index(std::move(e), index_to_json(manifest_.log_id, level + 1, run));
+    auto put =
+        put_index(detail::summarise_index(run), index_to_json(manifest_.log_id, level + 1, run));
     if (!put) return unexpected(std::move(put).error());
     const auto at = first - indexes.begin();
     indexes.erase(first, first + static_cast<std::ptrdiff_t>(n));
