@@ -7,6 +7,8 @@
 //   engine   through engine::Database and the executor, as the server commits one write:
 //            --log on|off. Reports the process's CPU (user + system, every thread: the
 //            checkpointer and the log's background snapshots included) per commit.
+//            --mirror off opens the database through the plain unix VFS, so the log reads each
+//            commit back from the -wal file instead of from the VFS's copy (sqlite/mirror_vfs.h).
 //   hook     a bare SQLite connection whose WAL hook calls LogCapture::capture(nFrame), as the
 //            server's hook does, with a TRUNCATE-free passive checkpoint (after
 //            capture_and_sync) every 1000 frames. Reports the committing thread's CPU spent in
@@ -131,11 +133,12 @@ void run_hook(const fs::path& dir, long commits) {
       static_cast<double>(frames) / commits);
 }
 
-void run_engine(const fs::path& dir, long commits, bool log) {
+void run_engine(const fs::path& dir, long commits, bool log, bool mirror) {
   const std::string path = (dir / "data").string();
   make_database(path);
   engine::DatabaseOptions options;
   if (log) options.log_dir = dir / "log";
+  if (!mirror) options.open.vfs = "unix";
   auto db = engine::Database::open(path, options);
   if (!db) die(db.error().message);
   {
@@ -158,8 +161,9 @@ void run_engine(const fs::path& dir, long commits, bool log) {
     }
     const double cpu = process_cpu_us() - c0, wall = wall_us() - w0;
     std::printf(
-        "mode=engine log=%s commits=%ld wall_us=%.2f cpu_us=%.2f over_1ms=%ld max_ms=%.1f\n",
-        log ? "on" : "off", commits, wall / commits, cpu / commits, slow, worst / 1000);
+        "mode=engine log=%s mirror=%s commits=%ld wall_us=%.2f cpu_us=%.2f over_1ms=%ld "
+        "max_ms=%.1f\n",
+        log ? "on" : "off", mirror ? "on" : "off", commits, wall / commits, cpu / commits, slow, worst / 1000);
   }
   (*db)->close();
 }
@@ -168,7 +172,7 @@ void run_engine(const fs::path& dir, long commits, bool log) {
 
 int main(int argc, char** argv) {
   std::string mode = "hook", dir = "/tmp/capture_inproc";
-  bool log = true;
+  bool log = true, mirror = true;
   long commits = 50000;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
@@ -176,12 +180,14 @@ int main(int argc, char** argv) {
       mode = v;
     } else if (k == "--log") {
       log = v == "on";
+    } else if (k == "--mirror") {
+      mirror = v == "on";
     } else if (k == "--commits") {
       commits = std::atol(v.c_str());
     } else if (k == "--dir") {
       dir = v;
     } else {
-      die("usage: capture_inproc [--mode hook|engine] [--log on|off] [--commits N] [--dir D]");
+      die("usage: capture_inproc [--mode hook|engine] [--log on|off] [--mirror on|off] [--commits N] [--dir D]");
     }
   }
   fs::remove_all(dir);
@@ -189,7 +195,7 @@ int main(int argc, char** argv) {
   if (mode == "hook") {
     run_hook(dir, commits);
   } else if (mode == "engine") {
-    run_engine(dir, commits, log);
+    run_engine(dir, commits, log, mirror);
   } else {
     die("--mode is hook or engine");
   }

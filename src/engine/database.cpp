@@ -6,6 +6,7 @@
 
 #include "engine/checkpointer.h"
 #include "engine/log_capture.h"
+#include "sqlite/mirror_vfs.h"
 
 namespace quire::engine {
 
@@ -52,6 +53,9 @@ Database::Database(std::string path, DatabaseOptions options)
     options_.open.read_only = true;
     options_.open.vfs = options_.replica_vfs;
     options_.log_dir.clear();
+  } else if (!options_.log_dir.empty() && options_.open.vfs.empty()) {
+    // The log takes each commit's frames from the copies this VFS makes of the -wal's writes.
+    options_.open.vfs = sqlite::mirror_vfs_name();
   }
 }
 
@@ -76,6 +80,13 @@ Expected<std::shared_ptr<Database>, sqlite::Error> Database::open(std::string pa
     LogCapture::Options capture_options;
     capture_options.log.segment_bytes = db->options_.log_segment_bytes;
     capture_options.snapshot_every_frames = db->options_.log_snapshot_every_frames;
+    if (db->options_.open.vfs == sqlite::mirror_vfs_name()) {
+      if (auto key = sqlite::wal_mirror_path(db->path_)) {
+        capture_options.wal_mirror = WriteMirror::acquire(*key);
+      } else {
+        spdlog::warn("{}: {} (commits are read back from the -wal file)", db->path_, key.error());
+      }
+    }
     auto capture = LogCapture::open(db->path_, db->options_.log_dir, capture_options);
     if (!capture) return unexpected(sqlite::Error{SQLITE_IOERR, capture.error()});
     db->capture_ = std::move(capture.value());

@@ -24,7 +24,9 @@ std::string describe(const log::LogError& e) { return "replication log: " + e.me
 
 LogCapture::LogCapture(std::filesystem::path wal_path, std::unique_ptr<log::ReplicationLog> log,
                        const Options& options)
-    : options_(options), reader_(std::move(wal_path)), log_(std::move(log)) {}
+    : options_(options), reader_(std::move(wal_path)), log_(std::move(log)) {
+  reader_.attach_mirror(options_.wal_mirror);
+}
 
 Expected<std::unique_ptr<LogCapture>, std::string> LogCapture::open(
     const std::string& db_path, const std::filesystem::path& log_dir, const Options& options) {

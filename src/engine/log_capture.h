@@ -33,6 +33,7 @@
 #include <string>
 
 #include "common/expected.h"
+#include "common/write_mirror.h"
 #include "log/log.h"
 #include "log/wal_reader.h"
 #include "sqlite/connection.h"
@@ -50,6 +51,9 @@ class LogCapture {
     // two, and snapshotting writes each byte of a large database at most once per database's
     // worth of commits (0: never).
     std::uint64_t snapshot_every_frames = 16384;  // 64 MiB of pages
+    // Filled with the -wal's writes by the connections' VFS (sqlite/mirror_vfs.h): commits are
+    // then read from memory, not from the file. Null: always from the file.
+    std::shared_ptr<WriteMirror> wal_mirror;
   };
   ~LogCapture();  // waits for a snapshot in progress
 

@@ -160,8 +160,25 @@ void WalReader::recycle(std::vector<Transaction>&& done) {
   done.clear();
 }
 
+Expected<std::size_t, LogError> WalReader::read_frames(unsigned char* out, std::size_t n,
+                                                       off_t offset) {
+  if (mirror_ && mirror_->read(out, n, static_cast<std::uint64_t>(offset))) return n;
+  return file_.read_at(out, n, offset);
+}
+
 Expected<WalBatch, LogError> WalReader::read_committed(const WalPosition& cursor,
                                                        std::uint32_t max_frame) {
+  auto batch = read_committed_frames(cursor, max_frame);
+  // The frames up to the end returned are never asked for again (a later read starts after
+  // them, or after a restart at frame 1, which SQLite writes anew first).
+  if (batch && mirror_) {
+    mirror_->forget_before(static_cast<std::uint64_t>(frame_offset(batch->end.frame + 1)));
+  }
+  return batch;
+}
+
+Expected<WalBatch, LogError> WalReader::read_committed_frames(const WalPosition& cursor,
+                                                              std::uint32_t max_frame) {
   WalBatch batch;
   batch.end = cursor;
   // The commit path (the WAL hook): this reader's own cursor, frames up to the hook's count.
@@ -293,7 +310,7 @@ Expected<WalPosition, LogError> WalReader::scan(const Header& h, WalPosition fro
     std::uint32_t want = kFramesPerRead;
     if (max_frame != 0) want = std::min(want, max_frame - frame);
     if (buf.size() < std::size_t{want} * kFrameSize) buf.resize(std::size_t{want} * kFrameSize);
-    auto got = file_.read_at(buf.data(), want * kFrameSize, frame_offset(frame + 1));
+    auto got = read_frames(buf.data(), want * kFrameSize, frame_offset(frame + 1));
     if (!got) return unexpected(std::move(got).error());
     const auto complete = static_cast<std::uint32_t>(*got / kFrameSize);
     for (std::uint32_t i = 0; i < complete; ++i) {

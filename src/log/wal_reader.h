@@ -23,15 +23,21 @@
 // (st_nlink == 0) or did not exist. The unix VFS takes no locks on the -wal, so this descriptor
 // does not interfere with SQLite.
 //
+// With a WriteMirror attached (common/write_mirror.h; the server's databases have one, filled by
+// the sqlite/mirror_vfs.h shim), frames are read from the mirror when it holds them and from the
+// file otherwise: the same bytes either way, and the same checks.
+//
 // Thread model: one thread at a time per WalReader (the database's writer, or startup).
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <vector>
 
 #include "common/expected.h"
+#include "common/write_mirror.h"
 #include "log/file.h"
 #include "log/log_error.h"
 #include "log/transaction.h"
@@ -77,6 +83,9 @@ class WalReader {
   // pages. Optional.
   void recycle(std::vector<Transaction>&& done);
 
+  // Reads frames from `mirror` when it holds them (null: always from the file).
+  void attach_mirror(std::shared_ptr<WriteMirror> mirror) { mirror_ = std::move(mirror); }
+
   const std::filesystem::path& path() const { return path_; }
 
  private:
@@ -98,6 +107,8 @@ class WalReader {
   };
 
   Expected<bool, LogError> ensure_open();  // false: no -wal file
+  Expected<WalBatch, LogError> read_committed_frames(const WalPosition& cursor,
+                                                     std::uint32_t max_frame);
   // Scans the valid frames after `from` (whose running checksum seeds the chain), collecting
   // committed transactions into `out` (when non-null) except those ending at or before
   // skip->frame, and returns the position of the last valid commit. Sets *matched when the
@@ -106,8 +117,12 @@ class WalReader {
                                        std::vector<Transaction>* out, const WalPosition* skip,
                                        bool* matched, ScanMode mode = ScanMode::kVerify);
 
+  // Reads [offset, offset + n) from the mirror when it holds all of it, else from the file.
+  Expected<std::size_t, LogError> read_frames(unsigned char* out, std::size_t n, off_t offset);
+
   std::filesystem::path path_;
   File file_;
+  std::shared_ptr<WriteMirror> mirror_;
   // The end this reader last returned, verified from frame 1 of its generation; reset when the
   // file is reopened. A cursor equal to it skips re-verifying the prefix.
   std::optional<WalPosition> trusted_;

@@ -9,7 +9,9 @@
 
 #include "engine/database.h"
 #include "engine/executor.h"
+#include "common/write_mirror.h"
 #include "log/materialize.h"
+#include "sqlite/mirror_vfs.h"
 
 namespace quire::engine {
 namespace {
@@ -84,6 +86,28 @@ TEST_F(LogCaptureTest, EveryCommitIsInTheLogWhenTheStatementReturns) {
       [](sqlite::Connection& conn) { (void)conn.exec("INSERT INTO t VALUES (1)"); });
   ASSERT_TRUE(done.get());
   EXPECT_GT(log->last_frame(), after_create + 1);
+  close_and_compare();
+}
+
+TEST_F(LogCaptureTest, CommitsAreReadFromTheWalMirrorNotTheFile) {
+  open();
+  auto key = sqlite::wal_mirror_path((dir_ / "data").string());
+  ASSERT_TRUE(key) << key.error();
+  auto mirror = WriteMirror::find(*key);
+  ASSERT_NE(mirror, nullptr) << "the database holds a mirror of its -wal";
+  ASSERT_TRUE(run("CREATE TABLE t(x)"));
+  const auto before = mirror->stats();
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(run("INSERT INTO t VALUES (randomblob(100))"));
+    EXPECT_EQ(mirror->held(), 0u) << "taken frames are forgotten";
+  }
+  const auto after = mirror->stats();
+  EXPECT_EQ(after.reads_served - before.reads_served, 20u);
+  EXPECT_EQ(after.reads_missed, before.reads_missed);
+  // A transaction larger than the mirror holds is read from the file, and logged all the same.
+  ASSERT_TRUE(run("INSERT INTO t SELECT randomblob(3000) FROM t, t AS u, t AS v LIMIT 4000"));
+  EXPECT_GT(mirror->stats().reads_missed, after.reads_missed);
+  ASSERT_TRUE(run("INSERT INTO t VALUES (1)"));
   close_and_compare();
 }
 

@@ -1,0 +1,212 @@
+#include "sqlite/mirror_vfs.h"
+
+#include <sqlite3.h>
+
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <vector>
+
+#include "common/write_mirror.h"
+
+namespace quire::sqlite {
+
+namespace {
+
+sqlite3_vfs* g_unix = nullptr;  // set once, before the VFS is registered
+
+// A copied `-wal`: our methods, the mirror, then the unix VFS's own file object.
+struct MirrorFile {
+  sqlite3_file base;
+  std::shared_ptr<WriteMirror> mirror;
+};
+constexpr std::size_t kRealOffset = (sizeof(MirrorFile) + 15) & ~std::size_t{15};
+
+MirrorFile* mirror_file(sqlite3_file* f) { return reinterpret_cast<MirrorFile*>(f); }
+sqlite3_file* real(sqlite3_file* f) {
+  return reinterpret_cast<sqlite3_file*>(reinterpret_cast<char*>(f) + kRealOffset);
+}
+const sqlite3_io_methods& real_methods(sqlite3_file* f) { return *real(f)->pMethods; }
+
+int m_close(sqlite3_file* f) {
+  const int rc = real_methods(f).xClose(real(f));
+  mirror_file(f)->~MirrorFile();
+  f->pMethods = nullptr;
+  return rc;
+}
+int m_read(sqlite3_file* f, void* out, int n, sqlite3_int64 off) {
+  return real_methods(f).xRead(real(f), out, n, off);
+}
+int m_write(sqlite3_file* f, const void* data, int n, sqlite3_int64 off) {
+  const int rc = real_methods(f).xWrite(real(f), data, n, off);
+  WriteMirror& m = *mirror_file(f)->mirror;
+  if (rc == SQLITE_OK && n >= 0 && off >= 0) {
+    m.wrote(data, static_cast<std::size_t>(n), static_cast<std::uint64_t>(off));
+  } else {
+    m.clear();  // what the file holds there is no longer known
+  }
+  return rc;
+}
+int m_truncate(sqlite3_file* f, sqlite3_int64 size) {
+  const int rc = real_methods(f).xTruncate(real(f), size);
+  WriteMirror& m = *mirror_file(f)->mirror;
+  if (rc == SQLITE_OK && size >= 0) {
+    m.truncated(static_cast<std::uint64_t>(size));
+  } else {
+    m.clear();
+  }
+  return rc;
+}
+int m_sync(sqlite3_file* f, int flags) { return real_methods(f).xSync(real(f), flags); }
+int m_file_size(sqlite3_file* f, sqlite3_int64* size) {
+  return real_methods(f).xFileSize(real(f), size);
+}
+int m_lock(sqlite3_file* f, int level) { return real_methods(f).xLock(real(f), level); }
+int m_unlock(sqlite3_file* f, int level) { return real_methods(f).xUnlock(real(f), level); }
+int m_check_reserved(sqlite3_file* f, int* out) {
+  return real_methods(f).xCheckReservedLock(real(f), out);
+}
+int m_file_control(sqlite3_file* f, int op, void* arg) {
+  return real_methods(f).xFileControl(real(f), op, arg);
+}
+int m_sector_size(sqlite3_file* f) { return real_methods(f).xSectorSize(real(f)); }
+int m_device_characteristics(sqlite3_file* f) {
+  return real_methods(f).xDeviceCharacteristics(real(f));
+}
+// A -wal has no shared memory and is never memory-mapped by SQLite; these forward anyway, for
+// the day it does.
+int m_shm_map(sqlite3_file* f, int region, int size, int extend, void volatile** out) {
+  const auto& m = real_methods(f);
+  if (m.iVersion < 2 || m.xShmMap == nullptr) return SQLITE_IOERR_SHMMAP;
+  return m.xShmMap(real(f), region, size, extend, out);
+}
+int m_shm_lock(sqlite3_file* f, int offset, int n, int flags) {
+  const auto& m = real_methods(f);
+  if (m.iVersion < 2 || m.xShmLock == nullptr) return SQLITE_IOERR_SHMLOCK;
+  return m.xShmLock(real(f), offset, n, flags);
+}
+void m_shm_barrier(sqlite3_file* f) {
+  const auto& m = real_methods(f);
+  if (m.iVersion >= 2 && m.xShmBarrier != nullptr) m.xShmBarrier(real(f));
+}
+int m_shm_unmap(sqlite3_file* f, int del) {
+  const auto& m = real_methods(f);
+  if (m.iVersion < 2 || m.xShmUnmap == nullptr) return SQLITE_OK;
+  return m.xShmUnmap(real(f), del);
+}
+int m_fetch(sqlite3_file* f, sqlite3_int64 off, int n, void** out) {
+  const auto& m = real_methods(f);
+  *out = nullptr;
+  if (m.iVersion < 3 || m.xFetch == nullptr) return SQLITE_OK;  // "no mapping": SQLite reads
+  return m.xFetch(real(f), off, n, out);
+}
+int m_unfetch(sqlite3_file* f, sqlite3_int64 off, void* p) {
+  const auto& m = real_methods(f);
+  if (m.iVersion < 3 || m.xUnfetch == nullptr) return SQLITE_OK;
+  return m.xUnfetch(real(f), off, p);
+}
+
+const sqlite3_io_methods kMirrorMethods = {
+    3,           m_close,      m_read,          m_write,
+    m_truncate,  m_sync,       m_file_size,     m_lock,
+    m_unlock,    m_check_reserved, m_file_control, m_sector_size,
+    m_device_characteristics, m_shm_map, m_shm_lock, m_shm_barrier,
+    m_shm_unmap, m_fetch,      m_unfetch,
+};
+
+int v_open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* f, int flags, int* out_flags) {
+  std::shared_ptr<WriteMirror> mirror;
+  if (name != nullptr && (flags & SQLITE_OPEN_WAL) != 0) mirror = WriteMirror::find(name);
+  if (!mirror) return g_unix->xOpen(g_unix, name, f, flags, out_flags);  // its own methods
+  auto* mf = new (f) MirrorFile{};
+  mf->base.pMethods = nullptr;
+  const int rc = g_unix->xOpen(g_unix, name, real(f), flags, out_flags);
+  if (rc != SQLITE_OK) {
+    if (real(f)->pMethods != nullptr) real(f)->pMethods->xClose(real(f));
+    mf->~MirrorFile();
+    f->pMethods = nullptr;
+    return rc;
+  }
+  mirror->clear();  // a -wal opened anew: nothing mirrored of it is known to be its content
+  mf->mirror = std::move(mirror);
+  mf->base.pMethods = &kMirrorMethods;
+  return SQLITE_OK;
+}
+int v_delete(sqlite3_vfs*, const char* name, int sync_dir) {
+  const int rc = g_unix->xDelete(g_unix, name, sync_dir);
+  if (name != nullptr) {
+    if (auto mirror = WriteMirror::find(name)) mirror->clear();
+  }
+  return rc;
+}
+int v_access(sqlite3_vfs*, const char* name, int flags, int* out) {
+  return g_unix->xAccess(g_unix, name, flags, out);
+}
+int v_full_pathname(sqlite3_vfs*, const char* name, int n, char* out) {
+  return g_unix->xFullPathname(g_unix, name, n, out);
+}
+void* v_dl_open(sqlite3_vfs*, const char* name) { return g_unix->xDlOpen(g_unix, name); }
+void v_dl_error(sqlite3_vfs*, int n, char* msg) { g_unix->xDlError(g_unix, n, msg); }
+void (*v_dl_sym(sqlite3_vfs*, void* h, const char* sym))(void) {
+  return g_unix->xDlSym(g_unix, h, sym);
+}
+void v_dl_close(sqlite3_vfs*, void* h) { g_unix->xDlClose(g_unix, h); }
+int v_randomness(sqlite3_vfs*, int n, char* out) { return g_unix->xRandomness(g_unix, n, out); }
+int v_sleep(sqlite3_vfs*, int us) { return g_unix->xSleep(g_unix, us); }
+int v_current_time(sqlite3_vfs*, double* t) { return g_unix->xCurrentTime(g_unix, t); }
+int v_last_error(sqlite3_vfs*, int n, char* msg) { return g_unix->xGetLastError(g_unix, n, msg); }
+int v_current_time64(sqlite3_vfs*, sqlite3_int64* t) {
+  return g_unix->xCurrentTimeInt64(g_unix, t);
+}
+
+constexpr const char* kName = "quire-mirror";
+
+sqlite3_vfs make_vfs() {
+  sqlite3_vfs v{};
+  v.iVersion = 2;
+  v.szOsFile = static_cast<int>(kRealOffset) + g_unix->szOsFile;
+  v.mxPathname = g_unix->mxPathname;
+  v.zName = kName;
+  v.xOpen = v_open;
+  v.xDelete = v_delete;
+  v.xAccess = v_access;
+  v.xFullPathname = v_full_pathname;
+  v.xDlOpen = v_dl_open;
+  v.xDlError = v_dl_error;
+  v.xDlSym = v_dl_sym;
+  v.xDlClose = v_dl_close;
+  v.xRandomness = v_randomness;
+  v.xSleep = v_sleep;
+  v.xCurrentTime = v_current_time;
+  v.xGetLastError = v_last_error;
+  v.xCurrentTimeInt64 = v_current_time64;
+  return v;
+}
+
+}  // namespace
+
+const char* mirror_vfs_name() {
+  static std::once_flag once;
+  static sqlite3_vfs vfs;
+  std::call_once(once, [] {
+    g_unix = sqlite3_vfs_find("unix");
+    vfs = make_vfs();
+    sqlite3_vfs_register(&vfs, 0);
+  });
+  return kName;
+}
+
+Expected<std::string, std::string> wal_mirror_path(const std::string& db_path) {
+  sqlite3_vfs* unix_vfs = sqlite3_vfs_find("unix");
+  if (unix_vfs == nullptr) return unexpected(std::string("SQLite has no unix VFS"));
+  std::vector<char> full(static_cast<std::size_t>(unix_vfs->mxPathname) + 1);
+  const int rc = unix_vfs->xFullPathname(unix_vfs, db_path.c_str(),
+                                         static_cast<int>(full.size()), full.data());
+  if (rc != SQLITE_OK && rc != SQLITE_OK_SYMLINK) {
+    return unexpected("cannot resolve " + db_path + ": " + sqlite3_errstr(rc));
+  }
+  return std::string(full.data()) + "-wal";
+}
+
+}  // namespace quire::sqlite

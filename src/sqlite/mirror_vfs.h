@@ -1,0 +1,26 @@
+// "quire-mirror": the default unix VFS, except that every write and truncate of a `-wal` file
+// that has a WriteMirror (common/write_mirror.h) is also copied into that mirror, so the
+// replication log can take a commit's frames from memory instead of reading the file back.
+//
+// Only `-wal` files opened after a mirror was acquired for their path are copied; every other
+// file is opened by the unix VFS itself and keeps its own methods (no indirection at all). A
+// `-wal` that is copied has methods that forward to the unix ones, plus the copy.
+//
+// Thread model: mirror_vfs_name() and wal_mirror_path() may be called from any thread.
+#pragma once
+
+#include <string>
+
+#include "common/expected.h"
+
+namespace quire::sqlite {
+
+// Registers the VFS on first use (not as the default) and returns its name, for
+// OpenOptions::vfs.
+const char* mirror_vfs_name();
+
+// The path SQLite will open the `-wal` of the database at `db_path` by, through this VFS: the
+// key to WriteMirror::acquire(). Fails only if SQLite cannot make the path absolute.
+Expected<std::string, std::string> wal_mirror_path(const std::string& db_path);
+
+}  // namespace quire::sqlite
