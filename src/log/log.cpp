@@ -55,6 +55,9 @@ using detail::Segment;
 namespace {
 
 constexpr std::size_t kRecordsPerRead = 64;
+// Pages whose changes append() notes for the next snapshot (about 50 bytes each); past this the
+// next snapshot replays the frames instead.
+constexpr std::size_t kMaxChangedPages = 1u << 18;
 
 std::filesystem::path segment_path(const std::filesystem::path& dir, Frame first) {
   char name[64];
@@ -546,6 +549,15 @@ Expected<Frame, LogError> ReplicationLog::append(const Transaction& txn) {
     return unexpected(ok.error());
   }
   const Frame last = start + n - 1;
+  if (changed_valid_) {
+    for (std::size_t i = 0; i < n; ++i) changed_[txn.pgnos[i]] = start + i;
+    changed_.erase(changed_.upper_bound(txn.db_size), changed_.end());
+    changed_min_size_ = std::min(changed_min_size_, txn.db_size);
+    if (changed_.size() > kMaxChangedPages) {  // the next snapshot replays instead
+      changed_valid_ = false;
+      changed_.clear();
+    }
+  }
   {
     std::lock_guard lock(state_->mu);
     active->end_frame = last + 1;
@@ -631,22 +643,93 @@ void publish_snapshot(LogState& state, const SnapshotInfo& info) {
 
 Expected<SnapshotInfo, LogError> ReplicationLog::snapshot() {
   std::lock_guard snapshot_lock(snapshot_mu_);
-  const Frame frame = last_frame();
-  if (frame == 0)
-    return unexpected(log_error(LogErrc::kInvalidArgument, "snapshot of an empty log"));
-  if (auto latest = latest_snapshot(); latest && latest->frame == frame) return *latest;
+  // The frame, and the pages changed up to it, are taken together under the write mutex; from
+  // then on append() notes changes relative to the snapshot being written.
+  Frame frame = 0;
+  PrevCommit at;
+  std::map<std::uint32_t, Frame> changed;
+  std::uint32_t min_size = 0;
+  Frame since = 0;
+  bool valid = false;
+  {
+    std::lock_guard write_lock(write_mu_);
+    {
+      std::lock_guard lock(state_->mu);
+      frame = state_->last_frame;
+      at = state_->last_commit;
+    }
+    if (frame == 0)
+      return unexpected(log_error(LogErrc::kInvalidArgument, "snapshot of an empty log"));
+    if (auto latest = latest_snapshot(); latest && latest->frame == frame) return *latest;
+    changed.swap(changed_);
+    min_size = changed_min_size_;
+    since = changed_since_;
+    valid = changed_valid_;
+    changed_valid_ = true;
+    changed_since_ = frame;
+    changed_min_size_ = at.db_size;
+  }
+  auto failed = [&](LogError e) -> Expected<SnapshotInfo, LogError> {
+    std::lock_guard write_lock(write_mu_);
+    if (changed_since_ == frame) changed_valid_ = false;  // no snapshot at `frame` to start from
+    return unexpected(std::move(e));
+  };
   auto tmp = begin_snapshot_file(dir_, frame);
-  if (!tmp) return unexpected(std::move(tmp).error());
-  MaterializeTarget target;
-  target.frame = frame;
-  auto image = materialize_into(*this, *tmp, kSnapshotHeaderSize, target);
-  if (!image) return unexpected(std::move(image).error());
-  assert(image->frame == frame);
+  if (!tmp) return failed(std::move(tmp).error());
+  const auto latest = latest_snapshot();
+  if (valid && latest && latest->frame == since) {
+    auto built = materialize_changes_into(*this, *tmp, kSnapshotHeaderSize, *latest, min_size,
+                                          changed, at.db_size);
+    if (!built) return failed(std::move(built).error());
+    ++incremental_snapshots_;
+  } else {
+    MaterializeTarget target;
+    target.frame = frame;
+    auto image = materialize_into(*this, *tmp, kSnapshotHeaderSize, target);
+    if (!image) return failed(std::move(image).error());
+    assert(image->frame == frame && image->db_size == at.db_size);
+  }
   auto info = finish_snapshot_file(std::move(tmp.value()), dir_, log_id_, frame,
-                                   image->commit_time_us, image->db_size);
-  if (!info) return unexpected(std::move(info).error());
+                                   at.commit_time_us, at.db_size);
+  if (!info) return failed(std::move(info).error());
   publish_snapshot(*state_, *info);
   return info;
+}
+
+std::uint64_t ReplicationLog::incremental_snapshots() const {
+  return incremental_snapshots_.load(std::memory_order_relaxed);
+}
+
+Expected<void, LogError> ReplicationLog::read_page(Frame frame, std::uint32_t pgno,
+                                                   std::byte* out) const {
+  std::shared_ptr<Segment> seg;
+  {
+    std::lock_guard lock(state_->mu);
+    seg = state_->find(frame);
+    if (!seg) {
+      return unexpected(log_error(frame < state_->first_available() ? LogErrc::kNeedSnapshot
+                                                                    : LogErrc::kInvalidArgument,
+                                  "frame " + std::to_string(frame) + " is not in the log"));
+    }
+  }
+  // The record and the one before it (whose checksum seeds this one's), in one read.
+  const Frame first = seg->header.first_frame;
+  const bool has_prev = frame > first;
+  std::uint8_t buf[2 * kRecordSize];
+  const std::size_t want = has_prev ? 2 * kRecordSize : kRecordSize;
+  auto got = seg->file.read_at(
+      buf, want, static_cast<off_t>(segment_record_offset(first, has_prev ? frame - 1 : frame)));
+  if (!got) return unexpected(std::move(got).error());
+  if (*got != want) return unexpected(corrupt(seg->file.path(), "short record"));
+  const std::uint32_t prev = has_prev ? decode_record_header(buf).checksum : seg->header.chain_seed;
+  const std::uint8_t* rec = buf + (has_prev ? kRecordSize : 0);
+  const RecordHeader h = decode_record_header(rec);
+  if (h.frame_no != frame || h.pgno != pgno || record_checksum(rec, prev) != h.checksum) {
+    return unexpected(corrupt(seg->file.path(), "record of frame " + std::to_string(frame) +
+                                                    " fails verification"));
+  }
+  std::memcpy(out, rec + kRecordHeaderSize, kPageSize);
+  return {};
 }
 
 Expected<SnapshotInfo, LogError> ReplicationLog::snapshot_from(const PageSource& pages,

@@ -25,10 +25,12 @@
 // log object.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -124,7 +126,20 @@ class ReplicationLog {
   // Writes a snapshot as of the current last frame, built from the log itself (the newest
   // snapshot plus the frames after it). kInvalidArgument for an empty log. Returns the existing
   // snapshot when there is one at that frame.
+  //
+  // The first snapshot after open() replays every frame since the newest snapshot. From then
+  // on append() notes the newest frame of each page it writes, and the next snapshot, when the
+  // newest snapshot is still the one the notes start from, copies it and reads only the newest
+  // image of each page changed since (an insert workload changes a few hundred pages in 16,384
+  // frames), instead of rereading every frame.
   Expected<SnapshotInfo, LogError> snapshot();
+  // Snapshots built from the pages changed since the previous one (see snapshot()).
+  std::uint64_t incremental_snapshots() const;
+
+  // Copies the page image that frame `frame` carries into `out` (4096 bytes), after checking
+  // its record: its frame number, that it is page `pgno`, and its checksum chained from the
+  // record before it. kNeedSnapshot when the frame was compacted, kCorrupt on a mismatch.
+  Expected<void, LogError> read_page(Frame frame, std::uint32_t pgno, std::byte* out) const;
   // Writes a snapshot from the caller's image of the database as of commit frame `frame`
   // (for instance the db file right after a TRUNCATE checkpoint when last_frame() == frame).
   // The frame must be a retained commit frame and the page count its db size.
@@ -148,6 +163,16 @@ class ReplicationLog {
   std::mutex write_mu_;     // serialises append, sync, compact, and publishing snapshots
   std::mutex snapshot_mu_;  // one snapshot at a time
   bool broken_ = false;     // guarded by write_mu_
+  // What changed since the snapshot at frame changed_since_ (see snapshot()): the newest frame
+  // of each page, and the smallest database size at any commit since (pages past it were cut
+  // off, and read as zeros unless written again). Guarded by write_mu_; meaningful only while
+  // changed_valid_ (false after open(), after a failed snapshot, or when too many pages
+  // changed).
+  std::map<std::uint32_t, Frame> changed_;
+  std::uint32_t changed_min_size_ = 0;
+  Frame changed_since_ = 0;
+  bool changed_valid_ = false;
+  std::atomic<std::uint64_t> incremental_snapshots_{0};
   // append()'s buffers, reused so that a commit allocates nothing; guarded by write_mu_.
   std::vector<std::uint32_t> pgno_scratch_;
   std::vector<std::uint8_t> headers_;

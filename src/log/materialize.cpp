@@ -171,6 +171,44 @@ Expected<MaterializeResult, LogError> materialize_into(const ReplicationLog& log
   return result;
 }
 
+Expected<void, LogError> materialize_changes_into(const ReplicationLog& log, const File& out,
+                                                  std::uint64_t base,
+                                                  const SnapshotInfo& from,
+                                                  std::uint32_t keep_pages,
+                                                  const std::map<std::uint32_t, Frame>& changed,
+                                                  std::uint32_t db_size) {
+  auto snap = SnapshotFile::open(from.path, &log.log_id());
+  if (!snap) return unexpected(std::move(snap).error());
+  if (auto ok = snap->verify(); !ok) return unexpected(ok.error());
+  if (auto ok = copy_snapshot(*snap, out, base); !ok) return unexpected(ok.error());
+  const std::uint32_t kept = std::min(keep_pages, snap->page_count());
+  auto offset_of = [&](std::uint32_t pgno) {
+    return static_cast<off_t>(base + (pgno - 1) * std::uint64_t{kPageSize});
+  };
+  if (auto ok = out.truncate(offset_of(kept + 1)); !ok) return unexpected(ok.error());
+  std::vector<std::byte> slab(kPagesPerCopy * kPageSize);
+  std::vector<std::span<const std::byte>> run;
+  std::uint32_t run_first = 0;
+  auto write_run = [&]() -> Expected<void, LogError> {
+    if (run.empty()) return {};
+    auto ok = out.write_gather_at(run, offset_of(run_first));
+    run.clear();
+    return ok;
+  };
+  for (const auto& [pgno, frame] : changed) {  // ascending page numbers
+    if (pgno > db_size) break;
+    if (!run.empty() && (pgno != run_first + run.size() || run.size() == kPagesPerCopy)) {
+      if (auto ok = write_run(); !ok) return ok;
+    }
+    if (run.empty()) run_first = pgno;
+    std::byte* page = slab.data() + run.size() * kPageSize;
+    if (auto ok = log.read_page(frame, pgno, page); !ok) return ok;
+    run.emplace_back(page, kPageSize);
+  }
+  if (auto ok = write_run(); !ok) return ok;
+  return out.truncate(offset_of(db_size + 1));
+}
+
 Expected<MaterializeResult, LogError> materialize(const ReplicationLog& log,
                                                   const std::filesystem::path& out_db,
                                                   const MaterializeTarget& target) {
