@@ -107,6 +107,16 @@ bool WriteMirror::read(void* out, std::size_t n, std::uint64_t offset) {
   return true;
 }
 
+void WriteMirror::set_before_rewrite(std::function<bool()> guard) {
+  std::lock_guard lock(guard_mu_);
+  guard_ = std::move(guard);
+}
+
+bool WriteMirror::before_rewrite() {
+  std::lock_guard lock(guard_mu_);
+  return !guard_ || guard_();
+}
+
 WriteMirror::Stats WriteMirror::stats() {
   std::lock_guard lock(mu_);
   return stats_;

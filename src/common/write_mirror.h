@@ -28,6 +28,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -62,6 +63,14 @@ class WriteMirror {
   // false (and `out` untouched) otherwise.
   bool read(void* out, std::size_t n, std::uint64_t offset);
 
+  // A guard the VFS runs before passing on a write that starts at offset 0. For a -wal that is
+  // SQLite beginning a new generation over the frames of the old one (or creating the file):
+  // the replication log sets a guard that makes every commit of the old generation durable in
+  // the log first (engine/log_capture.h). false fails the write, and with it SQLite's
+  // transaction. Setting a null guard waits for a guard that is running.
+  void set_before_rewrite(std::function<bool()> guard);
+  bool before_rewrite();  // true when no guard is set
+
   struct Stats {
     std::uint64_t reads_served = 0;  // read() calls answered
     std::uint64_t reads_missed = 0;  // read() calls not answered
@@ -77,6 +86,8 @@ class WriteMirror {
   std::uint64_t base_ = 0;           // guarded by mu_: file offset of data_[0]
   std::vector<unsigned char> data_;  // guarded by mu_
   Stats stats_;                      // guarded by mu_
+  std::mutex guard_mu_;              // held while the guard runs
+  std::function<bool()> guard_;      // guarded by guard_mu_
 };
 
 }  // namespace quire

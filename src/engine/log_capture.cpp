@@ -72,7 +72,25 @@ Expected<std::unique_ptr<LogCapture>, std::string> LogCapture::open(
   if (!batch->transactions.empty()) {
     if (auto s = capture->log_->sync(); !s) return unexpected(describe(s.error()));
   }
+  if (options.wal_mirror) {
+    LogCapture* self = capture.get();
+    options.wal_mirror->set_before_rewrite([self] { return self->before_wal_restart(); });
+  }
   return capture;
+}
+
+bool LogCapture::before_wal_restart() {
+  if (auto r = capture(); !r) {
+    spdlog::error("{}: before the WAL starts over: {}", log_->dir().string(), r.error());
+    return false;
+  }
+  if (auto s = log_->sync(); !s) {
+    spdlog::error("{}: before the WAL starts over: {}", log_->dir().string(),
+                  describe(s.error()));
+    return false;
+  }
+  restarts_guarded_.fetch_add(1, std::memory_order_relaxed);
+  return true;
 }
 
 Expected<void, std::string> LogCapture::append_batch(log::WalBatch& batch) {
@@ -144,6 +162,7 @@ void LogCapture::maybe_snapshot() {
 }
 
 LogCapture::~LogCapture() {
+  if (options_.wal_mirror) options_.wal_mirror->set_before_rewrite(nullptr);
   std::unique_lock lock(mu_);
   snapshot_done_.wait(lock, [&] { return !snapshotting_; });
 }

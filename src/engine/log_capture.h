@@ -25,6 +25,7 @@
 // Thread model: every member is thread-safe (one mutex).
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
@@ -70,7 +71,22 @@ class LogCapture {
 
   log::ReplicationLog& log() { return *log_; }
 
+  // Times the guard below ran (tests).
+  std::uint64_t wal_restarts_guarded() const {
+    return restarts_guarded_.load(std::memory_order_relaxed);
+  }
+
  private:
+  // The -wal mirror's guard (Options::wal_mirror), run by the writer just before SQLite writes
+  // a new WAL header over the old generation: capture() whatever that generation committed and
+  // the log lacks, then sync the log. A background PASSIVE checkpoint syncs the log before it
+  // starts but not against commits made while it runs, and it may copy those into the database
+  // file; once the WAL starts over, a power loss could otherwise leave the database with a
+  // commit whose log record was lost, and a commit whose capture had failed would be lost to
+  // the log outright. false (the capture or the sync failed): the write, and so the writer's
+  // transaction, fails and the old generation stays.
+  bool before_wal_restart();
+
   LogCapture(std::filesystem::path wal_path, std::unique_ptr<log::ReplicationLog> log,
              const Options& options);
   // Requires mu_.
@@ -86,6 +102,7 @@ class LogCapture {
   log::Frame snapshot_base_ = 0;  // guarded by mu_: frame of the newest snapshot (or start)
   std::uint32_t db_pages_ = 0;    // guarded by mu_: the database's size after the last commit
   bool snapshotting_ = false;     // guarded by mu_
+  std::atomic<std::uint64_t> restarts_guarded_{0};
   std::condition_variable snapshot_done_;
 };
 

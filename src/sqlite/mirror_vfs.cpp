@@ -39,8 +39,9 @@ int m_read(sqlite3_file* f, void* out, int n, sqlite3_int64 off) {
   return real_methods(f).xRead(real(f), out, n, off);
 }
 int m_write(sqlite3_file* f, const void* data, int n, sqlite3_int64 off) {
-  const int rc = real_methods(f).xWrite(real(f), data, n, off);
   WriteMirror& m = *mirror_file(f)->mirror;
+  if (off == 0 && !m.before_rewrite()) return SQLITE_IOERR_WRITE;
+  const int rc = real_methods(f).xWrite(real(f), data, n, off);
   if (rc == SQLITE_OK && n >= 0 && off >= 0) {
     m.wrote(data, static_cast<std::size_t>(n), static_cast<std::uint64_t>(off));
   } else {

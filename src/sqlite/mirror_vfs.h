@@ -4,7 +4,8 @@
 //
 // Only `-wal` files opened after a mirror was acquired for their path are copied; every other
 // file is opened by the unix VFS itself and keeps its own methods (no indirection at all). A
-// `-wal` that is copied has methods that forward to the unix ones, plus the copy.
+// `-wal` that is copied has methods that forward to the unix ones, plus the copy, and runs the
+// mirror's guard (WriteMirror::set_before_rewrite) before any write at offset 0.
 //
 // Thread model: mirror_vfs_name() and wal_mirror_path() may be called from any thread.
 #pragma once

@@ -111,6 +111,37 @@ TEST_F(LogCaptureTest, CommitsAreReadFromTheWalMirrorNotTheFile) {
   close_and_compare();
 }
 
+TEST_F(LogCaptureTest, ACommitTheLogMissedIsTakenBeforeTheWalStartsOver) {
+  open();
+  ASSERT_TRUE(run("CREATE TABLE t(x)"));
+  ASSERT_TRUE(run("INSERT INTO t VALUES (1)"));
+  // Another connection of this process commits without the server's hook (as a commit whose
+  // capture failed), then a PASSIVE checkpoint copies every frame into the database file, so
+  // the next writer starts the WAL over from its first frame.
+  {
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open((dir_ / "data").string().c_str(), &raw), SQLITE_OK);
+    sqlite3_db_config(raw, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+    sqlite3_wal_autocheckpoint(raw, 0);
+    ASSERT_EQ(sqlite3_exec(raw, "INSERT INTO t VALUES (2)", nullptr, nullptr, nullptr), SQLITE_OK);
+    int log = -1, done = -1;
+    ASSERT_EQ(sqlite3_wal_checkpoint_v2(raw, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &done),
+              SQLITE_OK);
+    ASSERT_EQ(log, done) << "every frame copied: the next writer restarts the WAL";
+    sqlite3_close(raw);
+  }
+  auto* log = db_->replication_log();
+  const auto before = log->last_frame();
+  ASSERT_TRUE(run("INSERT INTO t VALUES (3)"));
+  // The new WAL header was written only after the old generation's missed commit was appended
+  // (and the log synced); the commit that restarted the WAL came after it.
+  EXPECT_GE(log->last_frame(), before + 2);
+  auto count = run("SELECT count(*) FROM t");
+  ASSERT_TRUE(count);
+  EXPECT_EQ(count->rows[0][0], Value(std::int64_t{3}));
+  close_and_compare();
+}
+
 TEST_F(LogCaptureTest, CommitsTheLogMissedAreAppendedAtOpen) {
   open();
   ASSERT_TRUE(run("CREATE TABLE t(x)"));
