@@ -107,9 +107,17 @@ bool WriteMirror::read(void* out, std::size_t n, std::uint64_t offset) {
   return true;
 }
 
-void WriteMirror::set_before_rewrite(std::function<bool()> guard) {
+void WriteMirror::set_before_rewrite(const void* owner, std::function<bool()> guard) {
   std::lock_guard lock(guard_mu_);
   guard_ = std::move(guard);
+  guard_owner_ = owner;
+}
+
+void WriteMirror::clear_before_rewrite(const void* owner) {
+  std::lock_guard lock(guard_mu_);
+  if (guard_owner_ != owner) return;
+  guard_ = nullptr;
+  guard_owner_ = nullptr;
 }
 
 bool WriteMirror::before_rewrite() {

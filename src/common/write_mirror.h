@@ -67,8 +67,10 @@ class WriteMirror {
   // SQLite beginning a new generation over the frames of the old one (or creating the file):
   // the replication log sets a guard that makes every commit of the old generation durable in
   // the log first (engine/log_capture.h). false fails the write, and with it SQLite's
-  // transaction. Setting a null guard waits for a guard that is running.
-  void set_before_rewrite(std::function<bool()> guard);
+  // transaction. `owner` names who set it: clear_before_rewrite(owner) removes the guard only
+  // if it is still that owner's, and waits for it to finish if it is running.
+  void set_before_rewrite(const void* owner, std::function<bool()> guard);
+  void clear_before_rewrite(const void* owner);
   bool before_rewrite();  // true when no guard is set
 
   struct Stats {
@@ -88,6 +90,7 @@ class WriteMirror {
   Stats stats_;                      // guarded by mu_
   std::mutex guard_mu_;              // held while the guard runs
   std::function<bool()> guard_;      // guarded by guard_mu_
+  const void* guard_owner_ = nullptr;  // guarded by guard_mu_
 };
 
 }  // namespace quire

@@ -74,7 +74,7 @@ Expected<std::unique_ptr<LogCapture>, std::string> LogCapture::open(
   }
   if (options.wal_mirror) {
     LogCapture* self = capture.get();
-    options.wal_mirror->set_before_rewrite([self] { return self->before_wal_restart(); });
+    options.wal_mirror->set_before_rewrite(self, [self] { return self->before_wal_restart(); });
   }
   return capture;
 }
@@ -162,7 +162,7 @@ void LogCapture::maybe_snapshot() {
 }
 
 LogCapture::~LogCapture() {
-  if (options_.wal_mirror) options_.wal_mirror->set_before_rewrite(nullptr);
+  if (options_.wal_mirror) options_.wal_mirror->clear_before_rewrite(this);
   std::unique_lock lock(mu_);
   snapshot_done_.wait(lock, [&] { return !snapshotting_; });
 }

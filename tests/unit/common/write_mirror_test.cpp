@@ -100,6 +100,32 @@ TEST(WriteMirror, NeverHoldsMoreThanItsLimit) {
   EXPECT_EQ(read(m, 1, 12), "<miss>");
 }
 
+TEST(WriteMirror, TheRewriteGuardAnswersAndOnlyItsOwnerClearsIt) {
+  WriteMirror m;
+  EXPECT_TRUE(m.before_rewrite());  // no guard
+  int first = 0, second = 0;
+  bool allow = false;
+  m.set_before_rewrite(&first, [&] {
+    ++first;
+    return allow;
+  });
+  EXPECT_FALSE(m.before_rewrite());
+  allow = true;
+  EXPECT_TRUE(m.before_rewrite());
+  EXPECT_EQ(first, 2);
+  // A newer owner replaces it; the older owner's clear leaves the newer guard in place.
+  m.set_before_rewrite(&second, [&] {
+    ++second;
+    return false;
+  });
+  m.clear_before_rewrite(&first);
+  EXPECT_FALSE(m.before_rewrite());
+  EXPECT_EQ(second, 1);
+  m.clear_before_rewrite(&second);
+  EXPECT_TRUE(m.before_rewrite());
+  EXPECT_EQ(second, 1);
+}
+
 TEST(WriteMirror, TheRegistryFindsAMirrorWhileSomeoneHoldsIt) {
   const std::string path = "/nonexistent/quire-write-mirror-test-wal";
   EXPECT_EQ(WriteMirror::find(path), nullptr);
