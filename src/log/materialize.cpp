@@ -182,31 +182,17 @@ Expected<void, LogError> materialize_changes_into(const ReplicationLog& log, con
   if (auto ok = snap->verify(); !ok) return unexpected(ok.error());
   if (auto ok = copy_snapshot(*snap, out, base); !ok) return unexpected(ok.error());
   const std::uint32_t kept = std::min(keep_pages, snap->page_count());
-  auto offset_of = [&](std::uint32_t pgno) {
-    return static_cast<off_t>(base + (pgno - 1) * std::uint64_t{kPageSize});
-  };
-  if (auto ok = out.truncate(offset_of(kept + 1)); !ok) return unexpected(ok.error());
-  std::vector<std::byte> slab(kPagesPerCopy * kPageSize);
-  std::vector<std::span<const std::byte>> run;
-  std::uint32_t run_first = 0;
-  auto write_run = [&]() -> Expected<void, LogError> {
-    if (run.empty()) return {};
-    auto ok = out.write_gather_at(run, offset_of(run_first));
-    run.clear();
-    return ok;
-  };
+  if (auto ok = out.truncate(static_cast<off_t>(base + std::uint64_t{kept} * kPageSize)); !ok) {
+    return unexpected(ok.error());
+  }
+  PendingImage image(out, base, kept);
+  std::vector<std::byte> page(kPageSize);
   for (const auto& [pgno, frame] : changed) {  // ascending page numbers
     if (pgno > db_size) break;
-    if (!run.empty() && (pgno != run_first + run.size() || run.size() == kPagesPerCopy)) {
-      if (auto ok = write_run(); !ok) return ok;
-    }
-    if (run.empty()) run_first = pgno;
-    std::byte* page = slab.data() + run.size() * kPageSize;
-    if (auto ok = log.read_page(frame, pgno, page); !ok) return ok;
-    run.emplace_back(page, kPageSize);
+    if (auto ok = log.read_page(frame, pgno, page.data()); !ok) return ok;
+    if (auto ok = image.put(pgno, page); !ok) return ok;
   }
-  if (auto ok = write_run(); !ok) return ok;
-  return out.truncate(offset_of(db_size + 1));
+  return image.finish(db_size);
 }
 
 Expected<MaterializeResult, LogError> materialize(const ReplicationLog& log,

@@ -75,45 +75,28 @@ int m_sector_size(sqlite3_file* f) { return real_methods(f).xSectorSize(real(f))
 int m_device_characteristics(sqlite3_file* f) {
   return real_methods(f).xDeviceCharacteristics(real(f));
 }
-// A -wal has no shared memory and is never memory-mapped by SQLite; these forward anyway, for
-// the day it does.
-int m_shm_map(sqlite3_file* f, int region, int size, int extend, void volatile** out) {
-  const auto& m = real_methods(f);
-  if (m.iVersion < 2 || m.xShmMap == nullptr) return SQLITE_IOERR_SHMMAP;
-  return m.xShmMap(real(f), region, size, extend, out);
-}
-int m_shm_lock(sqlite3_file* f, int offset, int n, int flags) {
-  const auto& m = real_methods(f);
-  if (m.iVersion < 2 || m.xShmLock == nullptr) return SQLITE_IOERR_SHMLOCK;
-  return m.xShmLock(real(f), offset, n, flags);
-}
-void m_shm_barrier(sqlite3_file* f) {
-  const auto& m = real_methods(f);
-  if (m.iVersion >= 2 && m.xShmBarrier != nullptr) m.xShmBarrier(real(f));
-}
-int m_shm_unmap(sqlite3_file* f, int del) {
-  const auto& m = real_methods(f);
-  if (m.iVersion < 2 || m.xShmUnmap == nullptr) return SQLITE_OK;
-  return m.xShmUnmap(real(f), del);
-}
-int m_fetch(sqlite3_file* f, sqlite3_int64 off, int n, void** out) {
-  const auto& m = real_methods(f);
-  *out = nullptr;
-  if (m.iVersion < 3 || m.xFetch == nullptr) return SQLITE_OK;  // "no mapping": SQLite reads
-  return m.xFetch(real(f), off, n, out);
-}
-int m_unfetch(sqlite3_file* f, sqlite3_int64 off, void* p) {
-  const auto& m = real_methods(f);
-  if (m.iVersion < 3 || m.xUnfetch == nullptr) return SQLITE_OK;
-  return m.xUnfetch(real(f), off, p);
-}
-
+// Version 1: SQLite maps shared memory and memory-maps pages only through the database file,
+// never through its -wal.
 const sqlite3_io_methods kMirrorMethods = {
-    3,           m_close,      m_read,          m_write,
-    m_truncate,  m_sync,       m_file_size,     m_lock,
-    m_unlock,    m_check_reserved, m_file_control, m_sector_size,
-    m_device_characteristics, m_shm_map, m_shm_lock, m_shm_barrier,
-    m_shm_unmap, m_fetch,      m_unfetch,
+    1,
+    m_close,
+    m_read,
+    m_write,
+    m_truncate,
+    m_sync,
+    m_file_size,
+    m_lock,
+    m_unlock,
+    m_check_reserved,
+    m_file_control,
+    m_sector_size,
+    m_device_characteristics,
+    nullptr,  // xShmMap
+    nullptr,  // xShmLock
+    nullptr,  // xShmBarrier
+    nullptr,  // xShmUnmap
+    nullptr,  // xFetch
+    nullptr,  // xUnfetch
 };
 
 int v_open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* f, int flags, int* out_flags) {
