@@ -167,8 +167,11 @@ struct ScanResult {
 
 // Scans every record of `s` from its start. The valid prefix ends at the last commit record
 // whose chain verifies. Damage after it is a torn tail unless a later record still verifies
-// against its predecessor and belongs to a later transaction: then it is kCorrupt.
-Expected<ScanResult, LogError> scan_segment(const Segment& s) {
+// against its predecessor and belongs to a later transaction: then it is kCorrupt. `seen`, when
+// given, receives the header of every record that verifies, in order, including those of a torn
+// tail after the valid prefix (the caller stops at ScanResult::end_frame).
+Expected<ScanResult, LogError> scan_segment(const Segment& s,
+                                            std::vector<RecordHeader>* seen = nullptr) {
   auto size = s.file.size();
   if (!size) return unexpected(std::move(size).error());
   const std::uint64_t file_size = static_cast<std::uint64_t>(*size);
@@ -200,6 +203,7 @@ Expected<ScanResult, LogError> scan_segment(const Segment& s) {
         break;
       }
       prev = h.checksum;
+      if (seen) seen->push_back(h);
       if (h.db_size != 0) {
         r.end_frame = frame + 1;
         r.last_checksum = prev;
@@ -317,6 +321,7 @@ Expected<std::unique_ptr<ReplicationLog>, LogError> ReplicationLog::open(
 
   auto state = std::make_shared<LogState>();
   LogId id{};
+  std::vector<RecordHeader> seen;  // the active segment's verified records, when noted
   for (std::size_t i = 0; i < seg_files.size(); ++i) {
     const auto& path = seg_files[i].second;
     auto f = File::open(path, O_RDWR);
@@ -380,7 +385,11 @@ Expected<std::unique_ptr<ReplicationLog>, LogError> ReplicationLog::open(
       seg->last_checksum = lh.checksum;
       state->last_commit = PrevCommit{lh.db_size, lh.commit_time_us, lh.wal};
     } else {
-      auto scan = scan_segment(*seg);
+      // The active segment's records after the newest snapshot seed the notes of changed pages
+      // (see the end of open()), when that segment holds all of them.
+      const Frame newest_snapshot = snap_files.empty() ? 0 : snap_files.back().first;
+      const bool note = !sealed && h->first_frame <= newest_snapshot + 1;
+      auto scan = scan_segment(*seg, note ? &seen : nullptr);
       if (!scan) return unexpected(std::move(scan).error());
       if (sealed && !scan->clean) {
         return unexpected(corrupt(path, "sealed segment has damaged records after frame " +
@@ -425,7 +434,35 @@ Expected<std::unique_ptr<ReplicationLog>, LogError> ReplicationLog::open(
                                          " and no snapshot covers the frames before it"));
     }
   }
-  return std::unique_ptr<ReplicationLog>(new ReplicationLog(dir, options, id, std::move(state)));
+  std::unique_ptr<ReplicationLog> log(new ReplicationLog(dir, options, id, state));
+
+  // Seed the notes of pages changed since the newest snapshot (or since an empty database, for a
+  // log still starting at frame 1) from the records the scan just verified, so that the first
+  // snapshot after open is incremental too. Possible when the active segment holds every frame
+  // after that snapshot, which is the usual case (a snapshot compacts the segments it covers).
+  const Segment& active = *state->segments.back();
+  const SnapshotInfo* newest = state->snapshots.empty() ? nullptr : &state->snapshots.back();
+  const Frame since = newest ? newest->frame : 0;
+  if (active.header.first_frame <= since + 1 && since <= state->last_frame &&
+      (newest || active.header.first_frame == 1)) {
+    log->changed_valid_ = true;
+    log->changed_since_ = since;
+    log->changed_min_size_ = newest ? newest->db_size : 0;
+    std::vector<std::uint32_t> pgnos;
+    for (std::size_t i = 0; i < seen.size();) {
+      // One transaction: its records up to the commit record.
+      std::size_t end = i;
+      while (end < seen.size() && seen[end].db_size == 0) ++end;
+      if (end == seen.size() || seen[end].frame_no >= active.end_frame) break;  // torn tail
+      if (seen[i].frame_no > since) {
+        pgnos.clear();
+        for (std::size_t k = i; k <= end; ++k) pgnos.push_back(seen[k].pgno);
+        log->note_changes(pgnos, seen[i].frame_no, seen[end].db_size);
+      }
+      i = end + 1;
+    }
+  }
+  return log;
 }
 
 Frame ReplicationLog::last_frame() const {
@@ -549,15 +586,7 @@ Expected<Frame, LogError> ReplicationLog::append(const Transaction& txn) {
     return unexpected(ok.error());
   }
   const Frame last = start + n - 1;
-  if (changed_valid_) {
-    for (std::size_t i = 0; i < n; ++i) changed_[txn.pgnos[i]] = start + i;
-    changed_.erase(changed_.upper_bound(txn.db_size), changed_.end());
-    changed_min_size_ = std::min(changed_min_size_, txn.db_size);
-    if (changed_.size() > kMaxChangedPages) {  // the next snapshot replays instead
-      changed_valid_ = false;
-      changed_.clear();
-    }
-  }
+  note_changes(txn.pgnos, start, txn.db_size);
   {
     std::lock_guard lock(state_->mu);
     active->end_frame = last + 1;
@@ -567,6 +596,18 @@ Expected<Frame, LogError> ReplicationLog::append(const Transaction& txn) {
   }
   state_->cv.notify_all();
   return last;
+}
+
+void ReplicationLog::note_changes(std::span<const std::uint32_t> pgnos, Frame start,
+                                  std::uint32_t db_size) {
+  if (!changed_valid_) return;
+  for (std::size_t i = 0; i < pgnos.size(); ++i) changed_[pgnos[i]] = start + i;
+  changed_.erase(changed_.upper_bound(db_size), changed_.end());
+  changed_min_size_ = std::min(changed_min_size_, db_size);
+  if (changed_.size() > kMaxChangedPages) {  // the next snapshot replays instead
+    changed_valid_ = false;
+    changed_.clear();
+  }
 }
 
 Expected<void, LogError> ReplicationLog::sync() {
@@ -677,9 +718,11 @@ Expected<SnapshotInfo, LogError> ReplicationLog::snapshot() {
   auto tmp = begin_snapshot_file(dir_, frame);
   if (!tmp) return failed(std::move(tmp).error());
   const auto latest = latest_snapshot();
-  if (valid && latest && latest->frame == since) {
-    auto built = materialize_changes_into(*this, *tmp, kSnapshotHeaderSize, *latest, min_size,
-                                          changed, at.db_size);
+  // Since frame 0 means since an empty database: the log still starts at frame 1.
+  if (valid && (latest ? latest->frame == since : since == 0)) {
+    auto built = materialize_changes_into(*this, *tmp, kSnapshotHeaderSize,
+                                          latest ? &*latest : nullptr, min_size, changed,
+                                          at.db_size);
     if (!built) return failed(std::move(built).error());
     ++incremental_snapshots_;
   } else {

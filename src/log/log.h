@@ -127,11 +127,12 @@ class ReplicationLog {
   // snapshot plus the frames after it). kInvalidArgument for an empty log. Returns the existing
   // snapshot when there is one at that frame.
   //
-  // The first snapshot after open() replays every frame since the newest snapshot. From then
-  // on append() notes the newest frame of each page it writes, and the next snapshot, when the
-  // newest snapshot is still the one the notes start from, copies it and reads only the newest
-  // image of each page changed since (an insert workload changes a few hundred pages in 16,384
-  // frames), instead of rereading every frame.
+  // append() notes the newest frame of each page it writes, and a snapshot, when the newest
+  // snapshot is still the one the notes start from, copies it and reads only the newest image
+  // of each page changed since (an insert workload changes a few hundred pages in 16,384
+  // frames), instead of rereading every frame. open() seeds the notes from the records it
+  // verifies in the active segment; when that segment does not hold every frame since the
+  // newest snapshot, the first snapshot after open() replays them instead.
   Expected<SnapshotInfo, LogError> snapshot();
   // Snapshots built from the pages changed since the previous one (see snapshot()).
   std::uint64_t incremental_snapshots() const;
@@ -155,6 +156,9 @@ class ReplicationLog {
   ReplicationLog(std::filesystem::path dir, LogOptions options, LogId id,
                  std::shared_ptr<detail::LogState> state);
   Expected<void, LogError> roll_over();
+  // Notes the pages of a transaction appended at frames start.. with database size db_size
+  // (see changed_). Requires write_mu_ (or a log no other thread sees yet).
+  void note_changes(std::span<const std::uint32_t> pgnos, Frame start, std::uint32_t db_size);
 
   const std::filesystem::path dir_;
   const LogOptions options_;
@@ -165,9 +169,11 @@ class ReplicationLog {
   bool broken_ = false;     // guarded by write_mu_
   // What changed since the snapshot at frame changed_since_ (see snapshot()): the newest frame
   // of each page, and the smallest database size at any commit since (pages past it were cut
-  // off, and read as zeros unless written again). Guarded by write_mu_; meaningful only while
-  // changed_valid_ (false after open(), after a failed snapshot, or when too many pages
-  // changed).
+  // off, and read as zeros unless written again); changed_since_ 0 means since an empty
+  // database. open() seeds them from the active segment's records when it holds every frame
+  // after the newest snapshot. Guarded by write_mu_; meaningful only while changed_valid_
+  // (false after an open() that could not seed them, after a failed snapshot, or when too many
+  // pages changed).
   std::map<std::uint32_t, Frame> changed_;
   std::uint32_t changed_min_size_ = 0;
   Frame changed_since_ = 0;

@@ -173,15 +173,18 @@ Expected<MaterializeResult, LogError> materialize_into(const ReplicationLog& log
 
 Expected<void, LogError> materialize_changes_into(const ReplicationLog& log, const File& out,
                                                   std::uint64_t base,
-                                                  const SnapshotInfo& from,
+                                                  const SnapshotInfo* from,
                                                   std::uint32_t keep_pages,
                                                   const std::map<std::uint32_t, Frame>& changed,
                                                   std::uint32_t db_size) {
-  auto snap = SnapshotFile::open(from.path, &log.log_id());
-  if (!snap) return unexpected(std::move(snap).error());
-  if (auto ok = snap->verify(); !ok) return unexpected(ok.error());
-  if (auto ok = copy_snapshot(*snap, out, base); !ok) return unexpected(ok.error());
-  const std::uint32_t kept = std::min(keep_pages, snap->page_count());
+  std::uint32_t kept = 0;
+  if (from) {
+    auto snap = SnapshotFile::open(from->path, &log.log_id());
+    if (!snap) return unexpected(std::move(snap).error());
+    if (auto ok = snap->verify(); !ok) return unexpected(ok.error());
+    if (auto ok = copy_snapshot(*snap, out, base); !ok) return unexpected(ok.error());
+    kept = std::min(keep_pages, snap->page_count());
+  }
   if (auto ok = out.truncate(static_cast<off_t>(base + std::uint64_t{kept} * kPageSize)); !ok) {
     return unexpected(ok.error());
   }

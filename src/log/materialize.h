@@ -43,13 +43,14 @@ Expected<MaterializeResult, LogError> materialize_into(const ReplicationLog& log
                                                        std::uint64_t base_offset,
                                                        const MaterializeTarget& target);
 
-// The log's incremental snapshot (ReplicationLog::snapshot()): the snapshot `base` cut to
-// `keep_pages` pages, then for each page in `changed` its image at the frame given (read with
-// ReplicationLog::read_page), the whole sized to `db_size` pages. Pages are written in ascending
-// order, runs of adjacent pages with one pwritev. Does not sync.
+// The log's incremental snapshot (ReplicationLog::snapshot()): the snapshot `from` cut to
+// `keep_pages` pages (null: an empty database, for a log that still starts at frame 1), then for
+// each page in `changed` its image at the frame given (read with ReplicationLog::read_page), the
+// whole sized to `db_size` pages. Pages are written in ascending order, runs of adjacent pages
+// with one pwritev. Does not sync.
 Expected<void, LogError> materialize_changes_into(const ReplicationLog& log, const File& out,
                                                   std::uint64_t base_offset,
-                                                  const SnapshotInfo& base,
+                                                  const SnapshotInfo* from,
                                                   std::uint32_t keep_pages,
                                                   const std::map<std::uint32_t, Frame>& changed,
                                                   std::uint32_t db_size);
