@@ -2,6 +2,8 @@
 
 #include <cctype>
 
+#include <spdlog/spdlog.h>
+
 #include "common/background_pool.h"
 #include "sqlite/error.h"
 
@@ -15,7 +17,11 @@ WriteLane::Failure failure_of(const sqlite::Error& e) {
 
 }  // namespace
 
-bool groupable_statement(std::string_view sql) {
+namespace {
+
+// The first keyword of `sql`, upper-cased (at most 8 letters), after whitespace and comments;
+// empty when an unterminated comment or no letter comes first.
+std::string leading_keyword(std::string_view sql) {
   std::size_t i = 0;
   while (i < sql.size()) {
     if (std::isspace(static_cast<unsigned char>(sql[i]))) {
@@ -24,7 +30,7 @@ bool groupable_statement(std::string_view sql) {
       while (i < sql.size() && sql[i] != '\n') ++i;
     } else if (sql.substr(i, 2) == "/*") {
       auto end = sql.find("*/", i + 2);
-      if (end == std::string_view::npos) return false;
+      if (end == std::string_view::npos) return {};
       i = end + 2;
     } else {
       break;
@@ -34,8 +40,19 @@ bool groupable_statement(std::string_view sql) {
   while (i < sql.size() && std::isalpha(static_cast<unsigned char>(sql[i])) && kw.size() < 8) {
     kw += static_cast<char>(std::toupper(static_cast<unsigned char>(sql[i++])));
   }
+  return kw;
+}
+
+}  // namespace
+
+bool writes_by_keyword(std::string_view sql) {
+  const std::string kw = leading_keyword(sql);
   return kw == "INSERT" || kw == "REPLACE" || kw == "UPDATE" || kw == "DELETE" || kw == "CREATE" ||
-         kw == "DROP" || kw == "ALTER" || kw == "WITH";
+         kw == "DROP" || kw == "ALTER";
+}
+
+bool groupable_statement(std::string_view sql) {
+  return writes_by_keyword(sql) || leading_keyword(sql) == "WITH";
 }
 
 WriteLane::WriteLane(ConnectionFactory open, WriteGate& gate, WriteLaneOptions options)
@@ -60,29 +77,35 @@ void WriteLane::stop() {
   idle_cv_.wait(lock, [&] { return !draining_; });
 }
 
-std::future<Expected<void, WriteLane::Failure>> WriteLane::submit(Task task) {
-  Item item{std::move(task), {}};
-  auto future = item.done.get_future();
+void WriteLane::submit(Task task, Done done) {
   {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     if (stop_) {
-      item.done.set_value(
-          unexpected(Failure{"SERVER_SHUTTING_DOWN", "The server is shutting down", 0}));
-      return future;
+      lock.unlock();
+      done(unexpected(Failure{"SERVER_SHUTTING_DOWN", "The server is shutting down", 0}));
+      return;
     }
     if (queue_.size() >= options_.max_queue) {
-      item.done.set_value(
-          unexpected(Failure{"TRANSACTION_BUSY",
-                             "The database's write queue is full (" +
-                                 std::to_string(queue_.size()) + " writes waiting); retry later",
-                             0}));
-      return future;
+      Failure full{"TRANSACTION_BUSY",
+                   "The database's write queue is full (" + std::to_string(queue_.size()) +
+                       " writes waiting); retry later",
+                   0};
+      lock.unlock();
+      done(unexpected(std::move(full)));
+      return;
     }
-    queue_.push_back(std::move(item));
-    if (draining_) return future;  // the running job takes it with the next group
+    queue_.push_back(Item{std::move(task), std::move(done)});
+    if (draining_) return;  // the running job takes it with the next group
     draining_ = true;
   }
   BackgroundPool::shared().post([this] { drain(); });
+}
+
+std::future<Expected<void, WriteLane::Failure>> WriteLane::submit(Task task) {
+  auto promise = std::make_shared<std::promise<Expected<void, Failure>>>();
+  auto future = promise->get_future();
+  submit(std::move(task),
+         [promise](Expected<void, Failure> result) { promise->set_value(std::move(result)); });
   return future;
 }
 
@@ -106,12 +129,20 @@ void WriteLane::drain() {
   }
 }
 
+void WriteLane::fail_alone(std::deque<Item>& group, std::size_t i, const std::string& what) {
+  spdlog::error("write lane: a task threw: {}", what);
+  Done done = std::move(group[i].done);
+  group.erase(group.begin() + static_cast<long>(i));
+  if (conn_->in_transaction()) (void)conn_->exec("ROLLBACK");
+  done(unexpected(Failure{"INTERNAL_ERROR", "Internal error: " + what, 0}));
+}
+
 void WriteLane::run_group(std::deque<Item>& group) {
   if (!conn_) {
     auto opened = open_();
     if (!opened) {
       const Failure f = failure_of(opened.error());
-      for (auto& item : group) item.done.set_value(unexpected(f));
+      for (auto& item : group) item.done(unexpected(f));
       group.clear();
       return;
     }
@@ -121,7 +152,7 @@ void WriteLane::run_group(std::deque<Item>& group) {
   sqlite::Connection& conn = *conn_;
   if (auto gate = gate_.acquire(*claim_); !gate) {
     const Failure f{gate.error().code, gate.error().message, 0};
-    for (auto& item : group) item.done.set_value(unexpected(f));
+    for (auto& item : group) item.done(unexpected(f));
     group.clear();
     return;
   }
@@ -132,7 +163,7 @@ void WriteLane::run_group(std::deque<Item>& group) {
   } release{gate_, *claim_};
   if (auto begun = conn.exec("BEGIN IMMEDIATE"); !begun) {
     const Failure f = failure_of(begun.error());
-    for (auto& item : group) item.done.set_value(unexpected(f));
+    for (auto& item : group) item.done(unexpected(f));
     group.clear();
     return;
   }
@@ -140,12 +171,13 @@ void WriteLane::run_group(std::deque<Item>& group) {
   while (i < group.size()) {
     try {
       group[i].task(conn);
+    } catch (const std::exception& e) {
+      // A bug in the task: it fails alone, and whatever it wrote is undone with the group; the
+      // others run again in the next group.
+      fail_alone(group, i, e.what());
+      return;
     } catch (...) {
-      // A bug in the task: it fails alone, with its exception, and whatever it wrote is undone
-      // with the group; the others run again in the next group.
-      group[i].done.set_exception(std::current_exception());
-      group.erase(group.begin() + static_cast<long>(i));
-      if (conn.in_transaction()) (void)conn.exec("ROLLBACK");
+      fail_alone(group, i, "unknown exception");
       return;
     }
     if (!conn.in_transaction()) {
@@ -153,7 +185,7 @@ void WriteLane::run_group(std::deque<Item>& group) {
       // undone. The task itself behaved as it would have alone (its statement failed, and in
       // autocommit mode nothing else would have been written), so it is finished; the tasks
       // before it run again at the head of the next group.
-      group[i].done.set_value({});
+      group[i].done({});
       group.erase(group.begin() + static_cast<long>(i));
       return;
     }
@@ -162,11 +194,11 @@ void WriteLane::run_group(std::deque<Item>& group) {
   if (auto committed = conn.exec("COMMIT"); !committed) {
     const Failure f = failure_of(committed.error());
     (void)conn.exec("ROLLBACK");
-    for (auto& item : group) item.done.set_value(unexpected(f));
+    for (auto& item : group) item.done(unexpected(f));
   } else {
     groups_.fetch_add(1, std::memory_order_relaxed);
     tasks_.fetch_add(group.size(), std::memory_order_relaxed);
-    for (auto& item : group) item.done.set_value({});
+    for (auto& item : group) item.done({});
   }
   group.clear();
 }

@@ -64,7 +64,15 @@ class WriteLane {
   WriteLane(std::unique_ptr<sqlite::Connection> conn, WriteGate& gate, WriteLaneOptions options);
   ~WriteLane();
 
-  // Queues `task` and returns a future that is ready once its group committed (or failed).
+  // How a task's end is reported: called once, on the lane's thread after its group committed
+  // or failed (or at once, on the caller's thread, when the task is refused), never under the
+  // lane's lock. It must not block: hand the result on (asio::post, a promise).
+  using Done = std::function<void(Expected<void, Failure>)>;
+
+  // Queues `task`; `done` hears how it ended. A task that throws fails alone with an
+  // INTERNAL_ERROR failure carrying the exception's message.
+  void submit(Task task, Done done);
+  // The same, as a future that is ready once its group committed (or failed).
   std::future<Expected<void, Failure>> submit(Task task);
 
   // Finishes the queued tasks; later submits are refused.
@@ -77,10 +85,12 @@ class WriteLane {
  private:
   struct Item {
     Task task;
-    std::promise<Expected<void, Failure>> done;
+    Done done;
   };
   void drain();
   void run_group(std::deque<Item>& group);
+  // Task i threw: it fails alone, and the group's transaction is rolled back.
+  void fail_alone(std::deque<Item>& group, std::size_t i, const std::string& what);
 
   ConnectionFactory open_;
   // Only the draining job touches these two.
@@ -101,5 +111,10 @@ class WriteLane {
 // UPDATE, DELETE, CREATE, DROP, ALTER, WITH ...). Transaction control, PRAGMA (several are no-ops
 // inside a transaction), VACUUM, ATTACH and the like run on their own.
 bool groupable_statement(std::string_view sql);
+
+// True for a statement whose first keyword makes it a write (INSERT, REPLACE, UPDATE, DELETE,
+// CREATE, DROP, ALTER), so that it needs the write lock, if it runs at all, whatever else it
+// says: known without preparing it. (WITH may start a plain SELECT.)
+bool writes_by_keyword(std::string_view sql);
 
 }  // namespace quire::engine

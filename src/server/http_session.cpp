@@ -103,6 +103,9 @@ asio::awaitable<void> HttpSession::run() {
         res = co_await asio::co_spawn(
             blocking_, [deferred]() -> asio::awaitable<Response> { co_return (*deferred)(); },
             asio::use_awaitable);
+      } else if (auto* write = std::get_if<Router::LaneWrite>(&routed)) {
+        auto done = co_await in_write_lane(*write->lane, std::move(write->task));
+        res = write->finish(std::move(done));
       } else {
         res = std::move(std::get<Response>(routed));
       }
@@ -121,6 +124,27 @@ asio::awaitable<void> HttpSession::run() {
   boost::system::error_code ec;
   stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
   stream_.socket().close(ec);
+}
+
+asio::awaitable<Expected<void, engine::WriteLane::Failure>> HttpSession::in_write_lane(
+    engine::WriteLane& lane, engine::WriteLane::Task task) {
+  using Result = Expected<void, engine::WriteLane::Failure>;
+  // Not a coroutine itself: it returns the operation to await. The lane reports on its own
+  // thread; the awaiting coroutine resumes on its executor (this session's I/O thread) through
+  // a post. Until then the executor counts the write as outstanding work, so a stopping server
+  // answers it before its I/O threads return.
+  return asio::async_initiate<decltype(asio::use_awaitable), void(Result)>(
+      [&lane, task = std::move(task)](auto handler) mutable {
+        auto executor = asio::prefer(asio::get_associated_executor(handler),
+                                     asio::execution::outstanding_work.tracked);
+        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+        lane.submit(std::move(task), [shared, executor](Result result) {
+          asio::post(executor, [shared, result = std::move(result)]() mutable {
+            std::move(*shared)(std::move(result));
+          });
+        });
+      },
+      asio::use_awaitable);
 }
 
 asio::awaitable<void> HttpSession::reply_and_drain(Response& res) {

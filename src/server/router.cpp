@@ -400,10 +400,7 @@ Router::Routed Router::pipeline(const Request& req, hrana::Version version, Enco
     }
   }
   if (!blocking) return run_pipeline(req, *body, entry, enc);
-  if (grouped_write(*body, *entry)) {
-    return Deferred(
-        [this, &req, body, entry, enc] { return run_pipeline_grouped(req, *body, entry, enc); });
-  }
+  if (grouped_write(*body, *entry)) return pipeline_grouped(req, body, entry, enc);
   return Deferred([this, &req, body, entry, enc] { return run_pipeline(req, *body, entry, enc); });
 }
 
@@ -417,46 +414,57 @@ bool Router::grouped_write(const hrana::PipelineRequest& body,
   return exec && entry.stream.groupable(exec->stmt, entry.sqls);
 }
 
-Response Router::run_pipeline_grouped(const Request& req, hrana::PipelineRequest& body,
-                                      const Entry& entry, Encoding enc) {
-  hrana::PipelineResponse out;
-  std::optional<std::string> protocol_error;
-  auto done = entry->stream.database()
-                  .write_lane()
-                  .submit([&](sqlite::Connection& conn) {
-                    // May run twice (see WriteLane): start from scratch each time.
-                    out.results.clear();
-                    protocol_error.reset();
-                    engine::ResponseBudget budget{config_.limits.max_response_bytes};
-                    for (const auto& r : body.requests) {
-                      auto result = entry->stream.run_on(conn, r, entry->sqls, budget);
-                      if (!result) {
-                        protocol_error = result.error().message;
-                        return;
-                      }
-                      out.results.push_back(std::move(result.value()));
-                    }
-                  })
-                  .get();
-  if (!done) {
-    // The group never committed: the write did not happen.
-    for (auto& result : out.results) {
-      if (std::holds_alternative<hrana::StreamResponse>(result) &&
-          std::holds_alternative<hrana::ExecuteResp>(std::get<hrana::StreamResponse>(result))) {
-        result = hrana::Error{done.error().message, done.error().code, {}};
+Router::LaneWrite Router::pipeline_grouped(const Request& req,
+                                           std::shared_ptr<hrana::PipelineRequest> body,
+                                           const Entry& entry, Encoding enc) {
+  // What the task leaves for `finish`: the lane reports the task's end only after the task ran
+  // (or never ran), on its own thread, and the session then calls `finish` on its I/O thread.
+  struct Outcome {
+    hrana::PipelineResponse out;
+    std::optional<std::string> protocol_error;
+  };
+  auto outcome = std::make_shared<Outcome>();
+  LaneWrite write;
+  write.lane = &entry->stream.database().write_lane();
+  write.task = [body, entry, outcome,
+                max_bytes = config_.limits.max_response_bytes](sqlite::Connection& conn) {
+    // May run twice (see WriteLane): start from scratch each time.
+    outcome->out.results.clear();
+    outcome->protocol_error.reset();
+    engine::ResponseBudget budget{max_bytes};
+    for (const auto& r : body->requests) {
+      auto result = entry->stream.run_on(conn, r, entry->sqls, budget);
+      if (!result) {
+        outcome->protocol_error = result.error().message;
+        return;
+      }
+      outcome->out.results.push_back(std::move(result.value()));
+    }
+  };
+  write.finish = [this, &req, body, entry, outcome,
+                  enc](Expected<void, engine::WriteLane::Failure> done) -> Response {
+    auto& out = outcome->out;
+    if (!done) {
+      // The group never committed: the write did not happen.
+      for (auto& result : out.results) {
+        if (std::holds_alternative<hrana::StreamResponse>(result) &&
+            std::holds_alternative<hrana::ExecuteResp>(std::get<hrana::StreamResponse>(result))) {
+          result = hrana::Error{done.error().message, done.error().code, {}};
+        }
+      }
+      if (out.results.empty()) {
+        for (std::size_t i = 0; i < body->requests.size(); ++i) {
+          out.results.emplace_back(hrana::Error{done.error().message, done.error().code, {}});
+        }
       }
     }
-    if (out.results.empty()) {
-      for (std::size_t i = 0; i < body.requests.size(); ++i) {
-        out.results.emplace_back(hrana::Error{done.error().message, done.error().code, {}});
-      }
+    if (outcome->protocol_error) {
+      streams_.drop(entry);
+      return text(req, http::status::bad_request, *outcome->protocol_error);
     }
-  }
-  if (protocol_error) {
-    streams_.drop(entry);
-    return text(req, http::status::bad_request, *protocol_error);
-  }
-  return finish_pipeline(req, out, entry, enc);
+    return finish_pipeline(req, out, entry, enc);
+  };
+  return write;
 }
 
 Response Router::run_pipeline(const Request& req, hrana::PipelineRequest& body, const Entry& entry,

@@ -47,10 +47,19 @@ class Router {
   // Work that may wait for a database's write lock. It must run on the blocking pool, never on
   // an I/O thread; `req` must outlive it.
   using Deferred = std::function<Response()>;
-  using Routed = std::variant<Response, Deferred>;
+  // An autocommit write for a database's write lane: the session submits `task` to `lane`
+  // without waiting (WriteLane::submit with a Done) and, once the lane reports how it ended,
+  // builds the response with `finish` on its own I/O thread. No thread waits for the group
+  // commit, so many clients' writes reach the lane together. `req` must outlive it.
+  struct LaneWrite {
+    engine::WriteLane* lane = nullptr;
+    engine::WriteLane::Task task;
+    std::function<Response(Expected<void, engine::WriteLane::Failure>)> finish;
+  };
+  using Routed = std::variant<Response, Deferred, LaneWrite>;
 
-  // Answers `req` now, or returns the work to run on the blocking pool. `client` is the peer's
-  // address, for per-client limits.
+  // Answers `req` now, or returns the work to run on the blocking pool or the write lane.
+  // `client` is the peer's address, for per-client limits.
   Routed handle(const Request& req, const std::string& client);
 
   // The namespace a request addresses: the `x-namespace-bin` header (base64 of the name), else
@@ -104,8 +113,8 @@ class Router {
                         Encoding enc);
   // The same for a pipeline that is one autocommit write: it runs in the database's write lane
   // and is acknowledged when its group commits.
-  Response run_pipeline_grouped(const Request& req, hrana::PipelineRequest& body,
-                                const Entry& entry, Encoding enc);
+  LaneWrite pipeline_grouped(const Request& req, std::shared_ptr<hrana::PipelineRequest> body,
+                             const Entry& entry, Encoding enc);
   bool grouped_write(const hrana::PipelineRequest& body, hrana::StreamRegistry::Entry& entry);
   Response finish_pipeline(const Request& req, hrana::PipelineResponse& out, const Entry& entry,
                            Encoding enc);

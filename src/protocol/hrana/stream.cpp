@@ -71,6 +71,10 @@ bool Stream::may_block(const Stmt& stmt, const SqlStore& sqls) {
   if (holds_write_lock()) return false;
   const std::string* sql = stmt.sql ? &*stmt.sql : (stmt.sql_id ? sqls.find(*stmt.sql_id) : nullptr);
   if (!sql) return false;  // fails before it runs
+  // Known from its first keyword without a connection: preparing it on a pooled one here, per
+  // request, had every in-flight write hold a pooled connection while it waited in the write
+  // lane, and under load opened and closed connections by the thousand per second.
+  if (engine::writes_by_keyword(*sql)) return true;
   auto conn = connection();
   if (!conn) return false;
   auto prepared = (*conn)->prepare_cached(*sql);

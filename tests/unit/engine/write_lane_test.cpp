@@ -153,6 +153,51 @@ TEST_F(WriteLaneTest, AFullQueueRefusesWithARetryableError) {
   EXPECT_TRUE(second.get());
 }
 
+TEST_F(WriteLaneTest, ATaskThatThrowsFailsAloneAndTheOthersCommit) {
+  auto conn = sqlite::Connection::open((dir_ / "data").string(), {});
+  ASSERT_TRUE(conn);
+  WriteGate write_gate(std::chrono::milliseconds(5000));
+  WriteLane lane(std::move(conn.value()), write_gate, WriteLaneOptions{});
+  std::promise<void> release;
+  auto gate = release.get_future().share();
+  // One task holds the lane while three queue up behind it: they form the next group, whose
+  // middle task writes and then throws.
+  auto first = lane.submit([gate](sqlite::Connection&) { gate.wait(); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  auto insert = [](std::string v) {
+    return [v](sqlite::Connection& c) {
+      const std::string sql = "INSERT INTO t(v) VALUES ('" + v + "')";
+      ASSERT_TRUE(c.exec(sql.c_str()));
+    };
+  };
+  std::vector<Expected<void, WriteLane::Failure>> ends(3);
+  std::atomic<int> reported{0};
+  auto record = [&](int i) {
+    return [&, i](Expected<void, WriteLane::Failure> r) {
+      ends[i] = std::move(r);
+      ++reported;
+    };
+  };
+  lane.submit(insert("a"), record(0));
+  lane.submit(
+      [](sqlite::Connection& c) {
+        ASSERT_TRUE(c.exec("INSERT INTO t(v) VALUES ('thrown')"));
+        throw std::runtime_error("a bug");
+      },
+      record(1));
+  lane.submit(insert("c"), record(2));
+  release.set_value();
+  EXPECT_TRUE(first.get());
+  while (reported < 3) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_TRUE(ends[0]);
+  ASSERT_FALSE(ends[1]);
+  EXPECT_EQ(ends[1].error().code, "INTERNAL_ERROR");
+  EXPECT_NE(ends[1].error().message.find("a bug"), std::string::npos);
+  EXPECT_TRUE(ends[2]);
+  EXPECT_EQ(exec("SELECT group_concat(v, ',') FROM (SELECT v FROM t ORDER BY v)").rows[0][0],
+            Value(std::string("a,c")));
+}
+
 TEST_F(WriteLaneTest, GroupableStatementsArePlainDmlAndDdl) {
   EXPECT_TRUE(groupable_statement("INSERT INTO t VALUES (1)"));
   EXPECT_TRUE(groupable_statement("  -- note\n update t set v = 1"));
@@ -165,6 +210,18 @@ TEST_F(WriteLaneTest, GroupableStatementsArePlainDmlAndDdl) {
   EXPECT_FALSE(groupable_statement("VACUUM"));
   EXPECT_FALSE(groupable_statement("ATTACH 'x' AS y"));
   EXPECT_FALSE(groupable_statement("SAVEPOINT a"));
+  EXPECT_FALSE(groupable_statement("/* never closed INSERT"));
+}
+
+TEST_F(WriteLaneTest, WritesByKeywordLeaveWithToTheStatementItself) {
+  EXPECT_TRUE(writes_by_keyword("insert into t values (1)"));
+  EXPECT_TRUE(writes_by_keyword(" /* a */ REPLACE INTO t VALUES (1)"));
+  EXPECT_TRUE(writes_by_keyword("-- b\nDROP TABLE t"));
+  EXPECT_TRUE(writes_by_keyword("ALTER TABLE t ADD c"));
+  EXPECT_FALSE(writes_by_keyword("WITH c AS (SELECT 1) SELECT * FROM c"));
+  EXPECT_FALSE(writes_by_keyword("SELECT 1"));
+  EXPECT_FALSE(writes_by_keyword("INSERTED"));  // a keyword is a whole word
+  EXPECT_FALSE(writes_by_keyword(""));
 }
 
 }  // namespace

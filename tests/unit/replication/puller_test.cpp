@@ -45,6 +45,9 @@ class IgnoresWaitHandler final : public server::HttpHandler {
       // The deferred work reads the request later: keep the copy alive with it.
       return server::Router::Deferred([copy, w = std::move(*work)] { return w(); });
     }
+    if (auto* write = std::get_if<server::Router::LaneWrite>(&routed)) {
+      write->finish = [copy, f = std::move(write->finish)](auto done) { return f(std::move(done)); };
+    }
     return routed;
   }
   Expected<std::shared_ptr<engine::Database>, server::Response> websocket_database(
