@@ -401,6 +401,7 @@ void WsSession::start_on_stream(std::int32_t stream_id, ws::RequestMsg msg) {
   if (!primary && !may_block(*stream, msg.request)) {
     return finish(stream_id, execute_on(*stream, id, msg.request, sqls_), false);
   }
+  if (!primary && lane_write(*stream, stream_id, msg)) return;
   // May wait for the write lock, or for the primary: run it on the blocking pool. The stream is
   // busy meanwhile, so nothing else touches it; the session goes on with its other streams.
   state.busy = true;
@@ -422,6 +423,57 @@ void WsSession::start_on_stream(std::int32_t stream_id, ws::RequestMsg msg) {
       self->finish(stream_id, std::move(out), true);
     });
   });
+}
+
+WsSession::Outcome WsSession::protocol_error_outcome(std::string message) {
+  if (message.size() > 120) message.resize(120);
+  return Outcome{std::nullopt,
+                 websocket::close_reason(websocket::close_code::policy_error, message),
+                 std::nullopt};
+}
+
+bool WsSession::lane_write(hrana::Stream& stream, std::int32_t stream_id, ws::RequestMsg& msg) {
+  auto* exec = std::get_if<ws::ExecuteReq>(&msg.request);
+  if (!exec || !stream.groupable(exec->stmt, sqls_)) return false;
+  const std::int32_t id = msg.request_id;
+  auto request = std::make_shared<hrana::StreamRequest>(to_stream_request(msg.request));
+  if (auto v = hrana::validate(*request, static_cast<hrana::Version>(subprotocol_.version)); !v) {
+    finish(stream_id, protocol_error_outcome(v.error().message), false);
+    return true;
+  }
+  // Like a request on the pool: the stream is busy until the lane reports, and nothing else
+  // touches it meanwhile. No thread waits: the lane posts the outcome back to this session's
+  // executor, which counts it as outstanding work until then.
+  streams_.at(stream_id).busy = true;
+  ++inflight_;
+  using Result = Expected<hrana::StreamResult, hrana::ProtocolError>;
+  auto result = std::make_shared<Result>(
+      unexpected(hrana::ProtocolError{"the write lane did not run the request"}));
+  auto self = shared_from_this();
+  auto executor =
+      asio::prefer(ws_.get_executor(), asio::execution::outstanding_work.tracked);
+  stream.database().write_lane().submit(
+      [self, stream = &stream, request, result](sqlite::Connection& conn) {
+        engine::ResponseBudget budget{self->config_.limits.max_response_bytes};
+        // SqlStore::store is never reached from a stream request (see execute_on).
+        *result = stream->run_on(conn, *request, const_cast<hrana::SqlStore&>(self->no_sqls_),
+                                 budget);
+      },
+      [self, executor, result, stream_id, id](Expected<void, engine::WriteLane::Failure> done) {
+        asio::post(executor, [self, result, stream_id, id, done = std::move(done)]() mutable {
+          Outcome out;
+          if (!done) {
+            out.reply = ws::ServerMsg(ws::ResponseErrorMsg{
+                id, hrana::Error{done.error().message, done.error().code, {}}});
+          } else if (!*result) {
+            out = protocol_error_outcome(result->error().message);
+          } else {
+            out = self->outcome_of(id, std::move(**result));
+          }
+          self->finish(stream_id, std::move(out), true);
+        });
+      });
+  return true;
 }
 
 void WsSession::finish(std::int32_t stream_id, Outcome outcome, bool deferred) {
@@ -512,12 +564,7 @@ WsSession::Outcome WsSession::execute_on(hrana::Stream& stream, std::int32_t id,
     return Outcome{ws::ServerMsg(ws::ResponseErrorMsg{id, std::move(e)}), std::nullopt,
                    std::nullopt};
   };
-  auto protocol_error = [&](std::string message) {
-    if (message.size() > 120) message.resize(120);
-    return Outcome{std::nullopt,
-                   websocket::close_reason(websocket::close_code::policy_error, message),
-                   std::nullopt};
-  };
+  auto protocol_error = [](std::string message) { return protocol_error_outcome(std::move(message)); };
   // SqlStore::store is never reached from here (store_sql is not a stream request), so a const
   // store is all the stream needs; Stream::run takes it mutable for that case only.
   auto& store = const_cast<hrana::SqlStore&>(sqls);
@@ -603,12 +650,7 @@ WsSession::Outcome WsSession::execute_at_primary(PrimaryStream& primary, std::in
                                                  ws::Request& request,
                                                  const std::optional<std::string>& jwt) {
   const auto version = static_cast<hrana::Version>(subprotocol_.version);
-  auto protocol_error = [&](std::string message) {
-    if (message.size() > 120) message.resize(120);
-    return Outcome{std::nullopt,
-                   websocket::close_reason(websocket::close_code::policy_error, message),
-                   std::nullopt};
-  };
+  auto protocol_error = [](std::string message) { return protocol_error_outcome(std::move(message)); };
   if (auto* oc = std::get_if<ws::OpenCursorReq>(&request)) {
     if (auto v = hrana::validate(oc->batch, version); !v) return protocol_error(v.error().message);
     // The primary runs the cursor's batch as a pipeline batch; its result becomes the entries

@@ -117,6 +117,12 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   bool may_block(hrana::Stream& stream, const hrana::ws::Request& request);
   // Replaces sql_id references by their texts, so deferred work never reads the SQL store.
   bool inline_sql_ids(hrana::ws::Request& request);
+  // A protocol error ends the connection, with the message (cut to fit a close frame).
+  static Outcome protocol_error_outcome(std::string message);
+  // An autocommit write (a groupable execute): submits it to the database's write lane and
+  // returns true; the outcome arrives through finish() on this session's executor. False: not
+  // such a request, nothing done.
+  bool lane_write(hrana::Stream& stream, std::int32_t stream_id, hrana::ws::RequestMsg& msg);
   // Runs a request that acts on `stream`; touches nothing else of the session.
   Outcome execute_on(hrana::Stream& stream, std::int32_t request_id, hrana::ws::Request& request,
                      const hrana::SqlStore& sqls);
