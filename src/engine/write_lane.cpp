@@ -129,6 +129,14 @@ void WriteLane::drain() {
   }
 }
 
+void WriteLane::report(Item& item, Expected<void, Failure> result) {
+  // The task goes first: whatever it holds (a client's stream, its session) is then released
+  // here, while the caller still waits for `done`, never as the last reference.
+  item.task = nullptr;
+  Done done = std::move(item.done);
+  done(std::move(result));
+}
+
 void WriteLane::fail_alone(std::deque<Item>& group, std::size_t i, const std::string& what) {
   spdlog::error("write lane: a task threw: {}", what);
   Done done = std::move(group[i].done);
@@ -142,7 +150,7 @@ void WriteLane::run_group(std::deque<Item>& group) {
     auto opened = open_();
     if (!opened) {
       const Failure f = failure_of(opened.error());
-      for (auto& item : group) item.done(unexpected(f));
+      for (auto& item : group) report(item, unexpected(f));
       group.clear();
       return;
     }
@@ -152,7 +160,7 @@ void WriteLane::run_group(std::deque<Item>& group) {
   sqlite::Connection& conn = *conn_;
   if (auto gate = gate_.acquire(*claim_); !gate) {
     const Failure f{gate.error().code, gate.error().message, 0};
-    for (auto& item : group) item.done(unexpected(f));
+    for (auto& item : group) report(item, unexpected(f));
     group.clear();
     return;
   }
@@ -163,7 +171,7 @@ void WriteLane::run_group(std::deque<Item>& group) {
   } release{gate_, *claim_};
   if (auto begun = conn.exec("BEGIN IMMEDIATE"); !begun) {
     const Failure f = failure_of(begun.error());
-    for (auto& item : group) item.done(unexpected(f));
+    for (auto& item : group) report(item, unexpected(f));
     group.clear();
     return;
   }
@@ -185,7 +193,7 @@ void WriteLane::run_group(std::deque<Item>& group) {
       // undone. The task itself behaved as it would have alone (its statement failed, and in
       // autocommit mode nothing else would have been written), so it is finished; the tasks
       // before it run again at the head of the next group.
-      group[i].done({});
+      report(group[i], {});
       group.erase(group.begin() + static_cast<long>(i));
       return;
     }
@@ -194,11 +202,11 @@ void WriteLane::run_group(std::deque<Item>& group) {
   if (auto committed = conn.exec("COMMIT"); !committed) {
     const Failure f = failure_of(committed.error());
     (void)conn.exec("ROLLBACK");
-    for (auto& item : group) item.done(unexpected(f));
+    for (auto& item : group) report(item, unexpected(f));
   } else {
     groups_.fetch_add(1, std::memory_order_relaxed);
     tasks_.fetch_add(group.size(), std::memory_order_relaxed);
-    for (auto& item : group) item.done({});
+    for (auto& item : group) report(item, {});
   }
   group.clear();
 }

@@ -89,6 +89,8 @@ class WriteLane {
   };
   void drain();
   void run_group(std::deque<Item>& group);
+  // Drops the item's task, then calls its `done` with `result`.
+  static void report(Item& item, Expected<void, Failure> result);
   // Task i threw: it fails alone, and the group's transaction is rolled back.
   void fail_alone(std::deque<Item>& group, std::size_t i, const std::string& what);
 

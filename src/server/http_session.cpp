@@ -138,8 +138,10 @@ asio::awaitable<Expected<void, engine::WriteLane::Failure>> HttpSession::in_writ
         auto executor = asio::prefer(asio::get_associated_executor(handler),
                                      asio::execution::outstanding_work.tracked);
         auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-        lane.submit(std::move(task), [shared, executor](Result result) {
-          asio::post(executor, [shared, result = std::move(result)]() mutable {
+        lane.submit(std::move(task), [shared, executor](Result result) mutable {
+          // The handler owns the coroutine: moved on, so it is only ever destroyed on the
+          // I/O thread.
+          asio::post(executor, [shared = std::move(shared), result = std::move(result)]() mutable {
             std::move(*shared)(std::move(result));
           });
         });

@@ -110,11 +110,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
  private:
   // Hands the connection over to a WebSocket session (an `Upgrade: websocket` request).
   boost::asio::awaitable<void> upgrade(Request req);
-  // Sends a final error response and lets the client read it before the connection closes.
   // Runs `task` in `lane` and resumes once its group committed (or failed), with no thread
   // waiting meanwhile.
   boost::asio::awaitable<Expected<void, engine::WriteLane::Failure>> in_write_lane(
       engine::WriteLane& lane, engine::WriteLane::Task task);
+  // Sends a final error response and lets the client read it before the connection closes.
   boost::asio::awaitable<void> reply_and_drain(Response& res);
 
  public:

@@ -452,15 +452,20 @@ bool WsSession::lane_write(hrana::Stream& stream, std::int32_t stream_id, ws::Re
   auto self = shared_from_this();
   auto executor =
       asio::prefer(ws_.get_executor(), asio::execution::outstanding_work.tracked);
+  // The task holds no reference to the session (`done` keeps it alive until the outcome is
+  // posted), and `done` moves its references into the posted handler, so the session is never
+  // destroyed on the lane's thread.
   stream.database().write_lane().submit(
-      [self, stream = &stream, request, result](sqlite::Connection& conn) {
-        engine::ResponseBudget budget{self->config_.limits.max_response_bytes};
+      [session = this, stream = &stream, request, result](sqlite::Connection& conn) {
+        engine::ResponseBudget budget{session->config_.limits.max_response_bytes};
         // SqlStore::store is never reached from a stream request (see execute_on).
-        *result = stream->run_on(conn, *request, const_cast<hrana::SqlStore&>(self->no_sqls_),
+        *result = stream->run_on(conn, *request, const_cast<hrana::SqlStore&>(session->no_sqls_),
                                  budget);
       },
-      [self, executor, result, stream_id, id](Expected<void, engine::WriteLane::Failure> done) {
-        asio::post(executor, [self, result, stream_id, id, done = std::move(done)]() mutable {
+      [self, executor, result, stream_id,
+       id](Expected<void, engine::WriteLane::Failure> done) mutable {
+        asio::post(executor, [self = std::move(self), result = std::move(result), stream_id, id,
+                              done = std::move(done)]() mutable {
           Outcome out;
           if (!done) {
             out.reply = ws::ServerMsg(ws::ResponseErrorMsg{
@@ -560,11 +565,9 @@ WsSession::Outcome WsSession::execute_on(hrana::Stream& stream, std::int32_t id,
   auto ok = [&](ws::Response r) {
     return Outcome{ws::ServerMsg(ws::ResponseOkMsg{id, std::move(r)}), std::nullopt, std::nullopt};
   };
-  auto fail = [&](hrana::Error e) {
-    return Outcome{ws::ServerMsg(ws::ResponseErrorMsg{id, std::move(e)}), std::nullopt,
-                   std::nullopt};
+  auto protocol_error = [](std::string message) {
+    return protocol_error_outcome(std::move(message));
   };
-  auto protocol_error = [](std::string message) { return protocol_error_outcome(std::move(message)); };
   // SqlStore::store is never reached from here (store_sql is not a stream request), so a const
   // store is all the stream needs; Stream::run takes it mutable for that case only.
   auto& store = const_cast<hrana::SqlStore&>(sqls);
@@ -586,22 +589,9 @@ WsSession::Outcome WsSession::execute_on(hrana::Stream& stream, std::int32_t id,
   hrana::StreamRequest sreq = to_stream_request(request);
   if (auto v = hrana::validate(sreq, version); !v) return protocol_error(v.error().message);
 
-  Expected<hrana::StreamResult, hrana::ProtocolError> result =
-      unexpected(hrana::ProtocolError{"the write lane did not run the request"});
-  auto* exec = std::get_if<hrana::ExecuteReq>(&sreq);
-  if (exec && stream.groupable(exec->stmt, sqls) && stream.may_block(exec->stmt, sqls)) {
-    // An autocommit write: it joins the database's group commit (we are on the blocking pool).
-    auto done = db_->write_lane()
-                    .submit([&](sqlite::Connection& conn) {
-                      engine::ResponseBudget budget{config_.limits.max_response_bytes};
-                      result = stream.run_on(conn, sreq, store, budget);
-                    })
-                    .get();
-    if (!done) return fail(hrana::Error{done.error().message, done.error().code, {}});
-  } else {
-    engine::ResponseBudget budget{config_.limits.max_response_bytes};
-    result = stream.run(sreq, store, budget);
-  }
+  // (An autocommit write never gets here: lane_write took it.)
+  engine::ResponseBudget budget{config_.limits.max_response_bytes};
+  auto result = stream.run(sreq, store, budget);
   if (!result) return protocol_error(result.error().message);
   return outcome_of(id, std::move(*result));
 }
@@ -650,7 +640,9 @@ WsSession::Outcome WsSession::execute_at_primary(PrimaryStream& primary, std::in
                                                  ws::Request& request,
                                                  const std::optional<std::string>& jwt) {
   const auto version = static_cast<hrana::Version>(subprotocol_.version);
-  auto protocol_error = [](std::string message) { return protocol_error_outcome(std::move(message)); };
+  auto protocol_error = [](std::string message) {
+    return protocol_error_outcome(std::move(message));
+  };
   if (auto* oc = std::get_if<ws::OpenCursorReq>(&request)) {
     if (auto v = hrana::validate(oc->batch, version); !v) return protocol_error(v.error().message);
     // The primary runs the cursor's batch as a pipeline batch; its result becomes the entries

@@ -3,8 +3,9 @@
 //
 // Streams are independent: requests on one stream run in the order they arrived, requests on
 // different streams do not wait for each other. A request that may wait for the write lock runs
-// on the blocking pool while the connection goes on reading and serving its other streams;
-// later requests for the same stream queue behind it. Responses are written in completion order
+// in the database's write lane (an autocommit write) or on the blocking pool (anything else)
+// while the connection goes on reading and serving its other streams; later requests for the
+// same stream queue behind it. Responses are written in completion order
 // (each carries its request_id). The number of requests in progress, queued behind a stream and
 // responses not yet written is bounded: past kMaxBacklog the connection stops reading, so a
 // client that never reads its responses costs the server a bounded amount of memory.
@@ -88,7 +89,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
     std::unique_ptr<hrana::Stream> stream;
     // Set (and `stream` dropped) once the stream went to the primary: it stays there.
     std::unique_ptr<PrimaryStream> primary;
-    bool busy = false;                         // a request of this stream runs on the pool
+    bool busy = false;  // a request of this stream runs on the pool or in the write lane
     std::deque<hrana::ws::RequestMsg> queued;  // arrived while busy, in order
   };
   // What one request leads to.
