@@ -4,6 +4,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <cctype>
+#include <utility>
 
 #include "common/text.h"
 #include "protocol/hrana/codec.h"
@@ -231,8 +232,14 @@ void WsSession::on_message(std::string_view payload, bool binary) {
     access_ = *access;
     jwt_.reset();
     if (auto jwt = std::get<ws::HelloMsg>(*msg).jwt) jwt_ = std::move(*jwt);
+    // Not under a request that runs on another thread: it reads the stream's access.
     for (auto& [id, open] : streams_) {
-      if (open.stream) open.stream->set_access(access_);
+      if (!open.stream) continue;
+      if (open.busy) {
+        open.access_changed = true;
+      } else {
+        open.stream->set_access(access_);
+      }
     }
     hello_done_ = true;
     return send(ws::HelloOkMsg{});
@@ -488,6 +495,9 @@ void WsSession::finish(std::int32_t stream_id, Outcome outcome, bool deferred) {
   auto it = streams_.find(stream_id);
   if (it == streams_.end()) return;
   it->second.busy = false;
+  if (std::exchange(it->second.access_changed, false) && it->second.stream) {
+    it->second.stream->set_access(access_);
+  }
   // Run what queued up behind it, in order, until one of them goes to the pool again.
   while (!it->second.busy && !it->second.queued.empty() && !close_) {
     ws::RequestMsg next = std::move(it->second.queued.front());

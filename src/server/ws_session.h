@@ -90,6 +90,9 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
     // Set (and `stream` dropped) once the stream went to the primary: it stays there.
     std::unique_ptr<PrimaryStream> primary;
     bool busy = false;  // a request of this stream runs on the pool or in the write lane
+    // A hello changed the session's access while the stream was busy: the request running then
+    // keeps the access it was sent with, and the stream takes the new one when it is free.
+    bool access_changed = false;
     std::deque<hrana::ws::RequestMsg> queued;  // arrived while busy, in order
   };
   // What one request leads to.

@@ -13,7 +13,8 @@ import { describe, test } from 'node:test';
 import { createClient } from '@libsql/client';
 import WebSocket from 'ws';
 
-import { useServer } from './server.mjs';
+import { sleep, useServer } from './server.mjs';
+import { HranaConn, stmt, withTimeout } from './ws-helpers.mjs';
 
 const { publicKey, privateKey } = generateKeyPairSync('ed25519');
 const other = generateKeyPairSync('ed25519');
@@ -191,6 +192,41 @@ describe('JWT authentication', () => {
     assert.equal(valid.type, 'hello_error');
     assert.equal(valid.error.code, 'NAMESPACE_DOESNT_EXIST');
     assert.equal((await hello('default', rw())).type, 'hello_ok');
+  });
+
+  test('ws: a hello with a new token applies to requests after it, not to one already running', async () => {
+    const url = server.url.replace(/^http:/, 'ws:');
+    const setup = createClient({ url: server.url, authToken: rw() });
+    await setup.execute('CREATE TABLE rehello (v TEXT)');
+    // Another connection holds the write lock, so the first insert below waits on the server
+    // (its stream busy) while the hello that takes write access away arrives.
+    const holder = await HranaConn.connect(url, ['hrana2']);
+    const conn = await HranaConn.connect(url, ['hrana2']);
+    try {
+      await holder.hello(rw());
+      await holder.ok({ type: 'open_stream', stream_id: 1 });
+      await holder.ok({ type: 'execute', stream_id: 1, stmt: stmt('BEGIN IMMEDIATE') });
+      await conn.hello(rw());
+      await conn.ok({ type: 'open_stream', stream_id: 1 });
+      const sent = conn.request({ type: 'execute', stream_id: 1, stmt: stmt("INSERT INTO rehello VALUES ('sent with rw')") });
+      await sleep(100);
+      await conn.hello(token({ a: 'ro', exp: now() + 600 }));
+      const after = conn.request({ type: 'execute', stream_id: 1, stmt: stmt("INSERT INTO rehello VALUES ('sent with ro')") });
+      await sleep(100);
+      await holder.ok({ type: 'execute', stream_id: 1, stmt: stmt('ROLLBACK') });
+      const first = await withTimeout(sent, 10_000, 'the insert sent before the hello');
+      assert.equal(first.type, 'response_ok', JSON.stringify(first));
+      const second = await withTimeout(after, 10_000, 'the insert sent after the hello');
+      assert.equal(second.type, 'response_error', JSON.stringify(second));
+      assert.match(second.error.message, /the token only allows reading/);
+      // Reads still work on the same stream, with the new token.
+      const rows = await conn.ok({ type: 'execute', stream_id: 1, stmt: stmt('SELECT v FROM rehello') });
+      assert.deepEqual(rows.result.rows, [[{ type: 'text', value: 'sent with rw' }]]);
+    } finally {
+      holder.close();
+      conn.close();
+      setup.close();
+    }
   });
 });
 
