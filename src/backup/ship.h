@@ -22,7 +22,9 @@
 namespace quire::backup {
 
 struct ShipOptions {
-  std::size_t batch_bytes = 4u << 20;  // page bytes per batch (a transaction is never split)
+  // Page bytes per batch (a transaction is never split). Above what a busy database commits in
+  // one shipping interval, so that an interval is one upload.
+  std::size_t batch_bytes = 16u << 20;
   int zstd_level = 3;
 
   // Snapshot policy. After the batches, a new snapshot is uploaded when the stored bytes of the

@@ -36,7 +36,7 @@ describe('quire backup / quire restore', () => {
       await sleep(50);
       noted = new Date().toISOString();
       await sleep(50);
-      for (let i = 21; i <= 120; i++) {
+      for (let i = 21; i <= 380; i++) {
         const body = Buffer.alloc(60000, i % 251);
         body.writeUInt32BE(i, 0);
         await c.execute({ sql: 'INSERT INTO t VALUES (?, ?, ?)', args: [i, `late-${i}`, body] });
