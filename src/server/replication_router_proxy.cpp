@@ -316,9 +316,12 @@ Response ReplicationRouter::execute(const Request& req) {
     // once its group committed (and so is in the replication log).
     const hrana::StreamRequest request = hrana::ExecuteReq{batch.steps[0].stmt};
     std::optional<Expected<hrana::StreamResult, hrana::ProtocolError>> ran;
+    const hrana::Stream::Carried carried = c.stream.carried();
     auto done = target->db->write_lane()
                     .submit([&](sqlite::Connection& conn) {
-                      // May run twice (see WriteLane): only the last run counts.
+                      // May run twice (see WriteLane): only the last run counts, and each
+                      // starts from the stream's state before the first.
+                      c.stream.restore(carried);
                       engine::ResponseBudget task_budget = budget;
                       ran = c.stream.run_on(conn, request, c.sqls, task_budget);
                     })

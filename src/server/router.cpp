@@ -426,11 +426,12 @@ Router::LaneWrite Router::pipeline_grouped(const Request& req,
   auto outcome = std::make_shared<Outcome>();
   LaneWrite write;
   write.lane = &entry->stream.database().write_lane();
-  write.task = [body, entry, outcome,
+  write.task = [body, entry, outcome, carried = entry->stream.carried(),
                 max_bytes = config_.limits.max_response_bytes](sqlite::Connection& conn) {
-    // May run twice (see WriteLane): start from scratch each time.
+    // May run twice (see WriteLane): start from scratch each time, the stream included.
     outcome->out.results.clear();
     outcome->protocol_error.reset();
+    entry->stream.restore(carried);
     engine::ResponseBudget budget{max_bytes};
     for (const auto& r : body->requests) {
       auto result = entry->stream.run_on(conn, r, entry->sqls, budget);

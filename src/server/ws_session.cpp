@@ -4,7 +4,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <cctype>
-#include <utility>
 
 #include "common/text.h"
 #include "protocol/hrana/codec.h"
@@ -232,14 +231,11 @@ void WsSession::on_message(std::string_view payload, bool binary) {
     access_ = *access;
     jwt_.reset();
     if (auto jwt = std::get<ws::HelloMsg>(*msg).jwt) jwt_ = std::move(*jwt);
-    // Not under a request that runs on another thread: it reads the stream's access.
+    // For the requests after this hello. A busy stream's running request reads its access on
+    // another thread, and the requests queued behind it were sent before this hello: it takes
+    // the new access once they ran (finish()).
     for (auto& [id, open] : streams_) {
-      if (!open.stream) continue;
-      if (open.busy) {
-        open.access_changed = true;
-      } else {
-        open.stream->set_access(access_);
-      }
+      if (open.stream && !open.busy) open.stream->set_access(access_);
     }
     hello_done_ = true;
     return send(ws::HelloOkMsg{});
@@ -353,14 +349,15 @@ void WsSession::dispatch(ws::RequestMsg msg) {
   }
   StreamState& state = it->second;
   if (state.busy) {
-    state.queued.push_back(std::move(msg));
+    state.queued.push_back(Queued{std::move(msg), access_, jwt_});
     ++queued_;
     return;
   }
-  start_on_stream(*stream_id, std::move(msg));
+  start_on_stream(*stream_id, std::move(msg), jwt_);
 }
 
-void WsSession::start_on_stream(std::int32_t stream_id, ws::RequestMsg msg) {
+void WsSession::start_on_stream(std::int32_t stream_id, ws::RequestMsg msg,
+                                const std::optional<std::string>& jwt) {
   StreamState& state = streams_.at(stream_id);
   const std::int32_t id = msg.request_id;
   if (std::holds_alternative<ws::CloseStreamReq>(msg.request)) {
@@ -415,7 +412,7 @@ void WsSession::start_on_stream(std::int32_t stream_id, ws::RequestMsg msg) {
   ++inflight_;
   auto self = shared_from_this();
   auto shared = std::make_shared<ws::RequestMsg>(std::move(msg));
-  asio::post(blocking_, [self, shared, stream, primary, jwt = jwt_, stream_id] {
+  asio::post(blocking_, [self, shared, stream, primary, jwt, stream_id] {
     Outcome out;
     try {
       out = primary ? self->execute_at_primary(*primary, shared->request_id, shared->request, jwt)
@@ -463,7 +460,10 @@ bool WsSession::lane_write(hrana::Stream& stream, std::int32_t stream_id, ws::Re
   // posted), and `done` moves its references into the posted handler, so the session is never
   // destroyed on the lane's thread.
   stream.database().write_lane().submit(
-      [session = this, stream = &stream, request, result](sqlite::Connection& conn) {
+      [session = this, stream = &stream, carried = stream.carried(), request,
+       result](sqlite::Connection& conn) {
+        // May run twice (see WriteLane): from the stream's state before the first run each time.
+        stream->restore(carried);
         engine::ResponseBudget budget{session->config_.limits.max_response_bytes};
         // SqlStore::store is never reached from a stream request (see execute_on).
         *result = stream->run_on(conn, *request, const_cast<hrana::SqlStore&>(session->no_sqls_),
@@ -495,18 +495,19 @@ void WsSession::finish(std::int32_t stream_id, Outcome outcome, bool deferred) {
   auto it = streams_.find(stream_id);
   if (it == streams_.end()) return;
   it->second.busy = false;
-  if (std::exchange(it->second.access_changed, false) && it->second.stream) {
-    it->second.stream->set_access(access_);
-  }
-  // Run what queued up behind it, in order, until one of them goes to the pool again.
+  // Run what queued up behind it, in order, each with the access it was sent under, until one
+  // of them goes to the pool again.
   while (!it->second.busy && !it->second.queued.empty() && !close_) {
-    ws::RequestMsg next = std::move(it->second.queued.front());
+    Queued next = std::move(it->second.queued.front());
     it->second.queued.pop_front();
     --queued_;
-    const bool closing_stream = std::holds_alternative<ws::CloseStreamReq>(next.request);
-    start_on_stream(stream_id, std::move(next));
+    if (it->second.stream) it->second.stream->set_access(next.access);
+    const bool closing_stream = std::holds_alternative<ws::CloseStreamReq>(next.msg.request);
+    start_on_stream(stream_id, std::move(next.msg), next.jwt);
     if (closing_stream) return;  // `it` is gone
   }
+  // Free again: what comes next was sent under the latest hello.
+  if (!it->second.busy && it->second.stream) it->second.stream->set_access(access_);
   wake();
 }
 

@@ -85,15 +85,19 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
     std::int32_t stream_id = 0;
     std::deque<hrana::CursorEntry> entries;
   };
+  // A request that waits for its stream, with the token it was sent under: a hello that
+  // arrives meanwhile applies to the requests after it, not to this one.
+  struct Queued {
+    hrana::ws::RequestMsg msg;
+    sqlite::Connection::Access access;
+    std::optional<std::string> jwt;
+  };
   struct StreamState {
     std::unique_ptr<hrana::Stream> stream;
     // Set (and `stream` dropped) once the stream went to the primary: it stays there.
     std::unique_ptr<PrimaryStream> primary;
     bool busy = false;  // a request of this stream runs on the pool or in the write lane
-    // A hello changed the session's access while the stream was busy: the request running then
-    // keeps the access it was sent with, and the stream takes the new one when it is free.
-    bool access_changed = false;
-    std::deque<hrana::ws::RequestMsg> queued;  // arrived while busy, in order
+    std::deque<Queued> queued;  // arrived while busy, in order
   };
   // What one request leads to.
   struct Outcome {
@@ -106,7 +110,10 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   boost::asio::awaitable<void> write_loop();
   void on_message(std::string_view payload, bool binary);
   void dispatch(hrana::ws::RequestMsg msg);
-  void start_on_stream(std::int32_t stream_id, hrana::ws::RequestMsg msg);
+  // Runs `msg` on its stream (not busy), which already has the access of the token it was sent
+  // under; `jwt` is that token, for a stream at the primary.
+  void start_on_stream(std::int32_t stream_id, hrana::ws::RequestMsg msg,
+                       const std::optional<std::string>& jwt);
   void finish(std::int32_t stream_id, Outcome outcome, bool deferred);
   void apply(Outcome outcome);
   void send(hrana::ws::ServerMsg msg);

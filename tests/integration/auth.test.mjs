@@ -194,7 +194,7 @@ describe('JWT authentication', () => {
     assert.equal((await hello('default', rw())).type, 'hello_ok');
   });
 
-  test('ws: a hello with a new token applies to requests after it, not to one already running', async () => {
+  test('ws: a hello with a new token applies to requests after it, not to those sent before it', async () => {
     const url = server.url.replace(/^http:/, 'ws:');
     const setup = createClient({ url: server.url, authToken: rw() });
     await setup.execute('CREATE TABLE rehello (v TEXT)');
@@ -210,18 +210,23 @@ describe('JWT authentication', () => {
       await conn.ok({ type: 'open_stream', stream_id: 1 });
       const sent = conn.request({ type: 'execute', stream_id: 1, stmt: stmt("INSERT INTO rehello VALUES ('sent with rw')") });
       await sleep(100);
+      // Queued behind the first on the same stream, also before the hello.
+      const queued = conn.request({ type: 'execute', stream_id: 1, stmt: stmt("INSERT INTO rehello VALUES ('queued with rw')") });
+      await sleep(50);
       await conn.hello(token({ a: 'ro', exp: now() + 600 }));
       const after = conn.request({ type: 'execute', stream_id: 1, stmt: stmt("INSERT INTO rehello VALUES ('sent with ro')") });
       await sleep(100);
       await holder.ok({ type: 'execute', stream_id: 1, stmt: stmt('ROLLBACK') });
       const first = await withTimeout(sent, 10_000, 'the insert sent before the hello');
       assert.equal(first.type, 'response_ok', JSON.stringify(first));
+      const queuedReply = await withTimeout(queued, 10_000, 'the insert queued before the hello');
+      assert.equal(queuedReply.type, 'response_ok', JSON.stringify(queuedReply));
       const second = await withTimeout(after, 10_000, 'the insert sent after the hello');
       assert.equal(second.type, 'response_error', JSON.stringify(second));
       assert.match(second.error.message, /the token only allows reading/);
       // Reads still work on the same stream, with the new token.
-      const rows = await conn.ok({ type: 'execute', stream_id: 1, stmt: stmt('SELECT v FROM rehello') });
-      assert.deepEqual(rows.result.rows, [[{ type: 'text', value: 'sent with rw' }]]);
+      const rows = await conn.ok({ type: 'execute', stream_id: 1, stmt: stmt('SELECT v FROM rehello ORDER BY rowid') });
+      assert.deepEqual(rows.result.rows, [[{ type: 'text', value: 'sent with rw' }], [{ type: 'text', value: 'queued with rw' }]]);
     } finally {
       holder.close();
       conn.close();

@@ -55,6 +55,23 @@ class Stream {
                                                const StreamRequest& request, SqlStore& sqls,
                                                engine::ResponseBudget& budget);
 
+  // What requests leave on the stream besides their results: last_insert_rowid(), changes(),
+  // and whether it was closed. The write lane may run a task twice (when a later task of its
+  // group ended the transaction, the first run was rolled back): a task takes this before it is
+  // submitted and restores it at the start of every run, so the run that counts starts from
+  // the state the request was sent in, not from the undone run's.
+  struct Carried {
+    std::int64_t last_rowid = 0;
+    std::int64_t last_changes = 0;
+    bool closed = false;
+  };
+  Carried carried() const { return {last_rowid_, last_changes_, closed_}; }
+  void restore(const Carried& c) {
+    last_rowid_ = c.last_rowid;
+    last_changes_ = c.last_changes;
+    closed_ = c.closed;
+  }
+
   // True when `request` is a single autocommit write that may join a group commit: this stream
   // is not inside a transaction and the statement is plain DML/DDL.
   bool groupable(const Stmt& stmt, const SqlStore& sqls);
