@@ -454,7 +454,17 @@ Router::LaneWrite Router::pipeline_grouped(const Request& req,
         }
       }
       if (out.results.empty()) {
-        for (std::size_t i = 0; i < body->requests.size(); ++i) {
+        // The task never ran (refused, or its group failed first): the execute failed, and a
+        // close after it still closes the stream, as after an execute that fails on its own,
+        // so that no stream is left open for a client that will never use it again.
+        engine::ResponseBudget budget{config_.limits.max_response_bytes};
+        for (const auto& r : body->requests) {
+          if (std::holds_alternative<hrana::CloseReq>(r)) {
+            if (auto closed = entry->stream.run(r, entry->sqls, budget)) {
+              out.results.push_back(std::move(closed.value()));
+              continue;
+            }
+          }
           out.results.emplace_back(hrana::Error{done.error().message, done.error().code, {}});
         }
       }

@@ -125,5 +125,28 @@ TEST_F(RouterLaneTest, ARunAgainStartsFromTheRowidTheRequestWasSentWith) {
   EXPECT_EQ(result[0].at(1).at("value"), json::value("101")) << json::serialize(rows);
 }
 
+TEST_F(RouterLaneTest, AWriteTheLaneNeverRanStillClosesItsStream) {
+  run(pipeline({"CREATE TABLE t (v)"}));
+  ASSERT_EQ(streams_->size(), 1u);  // the request above left its stream open (no close)
+  // [execute, close], as @libsql/client's execute() sends it, refused by the lane (a full queue):
+  // the execute fails, the close succeeds, and the stream is gone.
+  Request req = pipeline({"INSERT INTO t VALUES (1)"});
+  json::value body = json::parse(req.body());
+  body.at("requests").as_array().push_back(json::object{{"type", "close"}});
+  req.body() = json::serialize(body);
+  req.prepare_payload();
+  auto routed = router_->handle(req, "127.0.0.1");
+  auto* write = std::get_if<Router::LaneWrite>(&routed);
+  ASSERT_NE(write, nullptr);
+  const Response answer = write->finish(unexpected(engine::WriteLane::Failure{
+      "TRANSACTION_BUSY", "The database's write queue is full", 0}));
+  const json::value out = parse_ok(answer);
+  EXPECT_EQ(out.at("results").at(0).at("type"), json::value("error")) << answer.body();
+  EXPECT_EQ(out.at("results").at(0).at("error").at("code"), json::value("TRANSACTION_BUSY"));
+  EXPECT_EQ(out.at("results").at(1).at("type"), json::value("ok")) << answer.body();
+  EXPECT_TRUE(out.at("baton").is_null()) << answer.body();
+  EXPECT_EQ(streams_->size(), 1u) << "only the first request's stream is open";
+}
+
 }  // namespace
 }  // namespace quire::server
