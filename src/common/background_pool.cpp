@@ -25,6 +25,9 @@ void BackgroundPool::post(std::function<void()> job) {
   std::unique_lock lock(mu_);
   jobs_.push_back(std::move(job));
   if (idle_ >= jobs_.size()) {
+    // Signalled after unlocking: a worker woken while the lock is still held would only block
+    // on it again (two more context switches per job when the threads share a CPU).
+    lock.unlock();
     cv_.notify_one();
     return;
   }
