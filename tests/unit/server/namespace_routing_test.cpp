@@ -4,33 +4,14 @@
 
 #include "common/base64.h"
 #include "server/router.h"
+#include "router_test_util.h"
 
 namespace quire::server {
 namespace {
 
-class NamespaceRoutingTest : public ::testing::Test {
+class NamespaceRoutingTest : public testing::RouterFixture {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("quire-routing-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    engine::NamespaceStore::Options options;
-    options.root = dir_.string();
-    auto store = engine::NamespaceStore::open(options);
-    ASSERT_TRUE(store);
-    store_ = std::move(store.value());
-    ASSERT_TRUE(store_->create("acme", {}));
-    config_.namespace_domain = "db.example.com";
-    streams_ = std::make_unique<hrana::StreamRegistry>(config_.limits);
-    router_ = std::make_unique<Router>(config_, *store_, *streams_);
-  }
-  void TearDown() override {
-    router_.reset();
-    streams_.reset();
-    store_.reset();
-    std::filesystem::remove_all(dir_);
-  }
+  NamespaceRoutingTest() : RouterFixture("routing") {}
 
   static Request request(std::initializer_list<std::pair<std::string, std::string>> headers) {
     Request req{http::verb::post, "/v2/pipeline", 11};
@@ -42,12 +23,6 @@ class NamespaceRoutingTest : public ::testing::Test {
     auto r = router_->namespace_of(request(headers));
     return r ? *r : "error: " + r.error();
   }
-
-  std::filesystem::path dir_;
-  Config config_;
-  std::unique_ptr<engine::NamespaceStore> store_;
-  std::unique_ptr<hrana::StreamRegistry> streams_;
-  std::unique_ptr<Router> router_;
 };
 
 TEST_F(NamespaceRoutingTest, HeadersThenHostThenDefault) {

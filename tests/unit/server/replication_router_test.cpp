@@ -9,6 +9,7 @@
 #include "protocol/replication/frame.h"
 #include "protocol/replication/grpc_web.h"
 #include "server/router.h"
+#include "router_test_util.h"
 
 namespace quire::server {
 namespace {
@@ -22,29 +23,9 @@ struct Answer {
   std::string message;
 };
 
-class ReplicationRouterTest : public ::testing::Test {
+class ReplicationRouterTest : public testing::RouterFixture {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("quire-replication-router-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    engine::NamespaceStore::Options options;
-    options.root = dir_.string();
-    auto store = engine::NamespaceStore::open(options);
-    ASSERT_TRUE(store);
-    store_ = std::move(store.value());
-    ASSERT_TRUE(store_->create("acme", {}));
-    config_.namespace_domain = "db.example.com";
-    streams_ = std::make_unique<hrana::StreamRegistry>(config_.limits);
-    router_ = std::make_unique<Router>(config_, *store_, *streams_);
-  }
-  void TearDown() override {
-    router_.reset();
-    streams_.reset();
-    store_.reset();
-    std::filesystem::remove_all(dir_);
-  }
+  ReplicationRouterTest() : RouterFixture("replication-router") {}
 
   static Request rpc(const std::string& method, std::string_view message,
                      std::initializer_list<std::pair<std::string, std::string>> headers) {
@@ -98,11 +79,6 @@ class ReplicationRouterTest : public ::testing::Test {
     return decoded ? *decoded : replication::HelloResponse{};
   }
 
-  std::filesystem::path dir_;
-  Config config_;
-  std::unique_ptr<engine::NamespaceStore> store_;
-  std::unique_ptr<hrana::StreamRegistry> streams_;
-  std::unique_ptr<Router> router_;
 };
 
 TEST_F(ReplicationRouterTest, InfoIsNotFoundSoClientsStayOnThisProtocol) {

@@ -12,33 +12,16 @@
 #include <thread>
 
 #include "server/router.h"
+#include "router_test_util.h"
 
 namespace quire::server {
 namespace {
 
 namespace json = boost::json;
 
-class RouterLaneTest : public ::testing::Test {
+class RouterLaneTest : public testing::RouterFixture {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("quire-router-lane-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    engine::NamespaceStore::Options options;
-    options.root = dir_.string();
-    auto store = engine::NamespaceStore::open(options);
-    ASSERT_TRUE(store);
-    store_ = std::move(store.value());
-    streams_ = std::make_unique<hrana::StreamRegistry>(config_.limits);
-    router_ = std::make_unique<Router>(config_, *store_, *streams_);
-  }
-  void TearDown() override {
-    router_.reset();
-    streams_.reset();
-    store_.reset();
-    std::filesystem::remove_all(dir_);
-  }
+  RouterLaneTest() : RouterFixture("router-lane") {}
 
   // A /v2/pipeline request: `sqls` as execute requests, on the stream of `baton` if any.
   static Request pipeline(std::initializer_list<std::string> sqls, const std::string& baton = "") {
@@ -70,11 +53,6 @@ class RouterLaneTest : public ::testing::Test {
     return json::parse(r.body());
   }
 
-  std::filesystem::path dir_;
-  Config config_;
-  std::unique_ptr<engine::NamespaceStore> store_;
-  std::unique_ptr<hrana::StreamRegistry> streams_;
-  std::unique_ptr<Router> router_;
 };
 
 TEST_F(RouterLaneTest, ARunAgainStartsFromTheRowidTheRequestWasSentWith) {
