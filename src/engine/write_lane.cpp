@@ -43,16 +43,18 @@ std::string leading_keyword(std::string_view sql) {
   return kw;
 }
 
-}  // namespace
-
-bool writes_by_keyword(std::string_view sql) {
-  const std::string kw = leading_keyword(sql);
+bool is_write_keyword(const std::string& kw) {
   return kw == "INSERT" || kw == "REPLACE" || kw == "UPDATE" || kw == "DELETE" || kw == "CREATE" ||
          kw == "DROP" || kw == "ALTER";
 }
 
+}  // namespace
+
+bool writes_by_keyword(std::string_view sql) { return is_write_keyword(leading_keyword(sql)); }
+
 bool groupable_statement(std::string_view sql) {
-  return writes_by_keyword(sql) || leading_keyword(sql) == "WITH";
+  const std::string kw = leading_keyword(sql);
+  return is_write_keyword(kw) || kw == "WITH";
 }
 
 WriteLane::WriteLane(ConnectionFactory open, WriteGate& gate, WriteLaneOptions options)

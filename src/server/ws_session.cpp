@@ -576,34 +576,33 @@ WsSession::Outcome WsSession::execute_on(hrana::Stream& stream, std::int32_t id,
   auto ok = [&](ws::Response r) {
     return Outcome{ws::ServerMsg(ws::ResponseOkMsg{id, std::move(r)}), std::nullopt, std::nullopt};
   };
-  auto protocol_error = [](std::string message) {
-    return protocol_error_outcome(std::move(message));
-  };
   // SqlStore::store is never reached from here (store_sql is not a stream request), so a const
   // store is all the stream needs; Stream::run takes it mutable for that case only.
   auto& store = const_cast<hrana::SqlStore&>(sqls);
 
   if (auto* oc = std::get_if<ws::OpenCursorReq>(&request)) {
-    if (auto v = hrana::validate(oc->batch, version); !v) return protocol_error(v.error().message);
+    if (auto v = hrana::validate(oc->batch, version); !v) {
+      return protocol_error_outcome(v.error().message);
+    }
     // The batch runs now; its entries wait for fetch_cursor, bounded by the response limit.
     Cursor cursor{oc->stream_id, {}};
     engine::ResponseBudget budget{config_.limits.max_response_bytes};
     auto ran = stream.run_cursor(oc->batch, sqls, budget, [&](hrana::CursorEntry&& e) {
       cursor.entries.push_back(std::move(e));
     });
-    if (!ran) return protocol_error(ran.error().message);
+    if (!ran) return protocol_error_outcome(ran.error().message);
     Outcome out = ok(ws::OpenCursorResp{});
     out.new_cursor.emplace(oc->cursor_id, std::move(cursor));
     return out;
   }
 
   hrana::StreamRequest sreq = to_stream_request(request);
-  if (auto v = hrana::validate(sreq, version); !v) return protocol_error(v.error().message);
+  if (auto v = hrana::validate(sreq, version); !v) return protocol_error_outcome(v.error().message);
 
   // (An autocommit write never gets here: lane_write took it.)
   engine::ResponseBudget budget{config_.limits.max_response_bytes};
   auto result = stream.run(sreq, store, budget);
-  if (!result) return protocol_error(result.error().message);
+  if (!result) return protocol_error_outcome(result.error().message);
   return outcome_of(id, std::move(*result));
 }
 
@@ -651,11 +650,10 @@ WsSession::Outcome WsSession::execute_at_primary(PrimaryStream& primary, std::in
                                                  ws::Request& request,
                                                  const std::optional<std::string>& jwt) {
   const auto version = static_cast<hrana::Version>(subprotocol_.version);
-  auto protocol_error = [](std::string message) {
-    return protocol_error_outcome(std::move(message));
-  };
   if (auto* oc = std::get_if<ws::OpenCursorReq>(&request)) {
-    if (auto v = hrana::validate(oc->batch, version); !v) return protocol_error(v.error().message);
+    if (auto v = hrana::validate(oc->batch, version); !v) {
+      return protocol_error_outcome(v.error().message);
+    }
     // The primary runs the cursor's batch as a pipeline batch; its result becomes the entries
     // the client then fetches, as a local cursor's would be. A failure is the cursor's error
     // entry: the client has likely sent fetch_cursor already, so the cursor must exist.
@@ -671,8 +669,8 @@ WsSession::Outcome WsSession::execute_at_primary(PrimaryStream& primary, std::in
         } else if (auto& sr = r.step_results[i]) {
           cursor.entries.push_back(hrana::StepBeginEntry{i, std::move(sr->cols)});
           for (auto& row : sr->rows) cursor.entries.push_back(hrana::RowEntry{std::move(row)});
-          cursor.entries.push_back(hrana::StepEndEntry{sr->affected_row_count,
-                                                       sr->last_insert_rowid});
+          cursor.entries.push_back(
+              hrana::StepEndEntry{sr->affected_row_count, sr->last_insert_rowid});
         }  // neither: the step was skipped (its condition was false)
       }
     } else {
@@ -685,7 +683,7 @@ WsSession::Outcome WsSession::execute_at_primary(PrimaryStream& primary, std::in
     return out;
   }
   hrana::StreamRequest sreq = to_stream_request(request);
-  if (auto v = hrana::validate(sreq, version); !v) return protocol_error(v.error().message);
+  if (auto v = hrana::validate(sreq, version); !v) return protocol_error_outcome(v.error().message);
   return outcome_of(id, primary.run(sreq, jwt));
 }
 
