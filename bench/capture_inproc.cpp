@@ -90,7 +90,7 @@ struct Hook {
 int on_commit(void* arg, sqlite3*, const char*, int frames) {
   auto* h = static_cast<Hook*>(arg);
   const double t0 = thread_cpu_us();
-  if (auto r = h->capture->capture(static_cast<std::uint32_t>(frames)); !r) die(r.error());
+  if (auto r = h->capture->capture(static_cast<std::uint32_t>(frames)); !r) die(r.error().message);
   h->capture_cpu_us += thread_cpu_us() - t0;
   h->frames = frames;
   return SQLITE_OK;
@@ -118,7 +118,7 @@ void run_hook(const fs::path& dir, long commits) {
     if (sqlite3_step(ins) != SQLITE_DONE) die(sqlite3_errmsg(db));
     sqlite3_reset(ins);
     if (hook.frames >= 1000) {
-      if (auto r = (*capture)->capture_and_sync(); !r) die(r.error());
+      if (auto r = (*capture)->capture_and_sync(); !r) die(r.error().message);
       sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
       hook.frames = 0;
     }

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
+#include <chrono>
 #include <filesystem>
 
 #include "engine/checkpointer.h"
@@ -108,7 +110,7 @@ Expected<std::shared_ptr<Database>, sqlite::Error> Database::open(std::string pa
   auto before_checkpoint = [self]() -> bool {
     if (!self->capture_) return true;
     auto r = self->capture_->capture_and_sync();
-    if (!r) spdlog::error("{}: {} (checkpoint skipped)", self->path_, r.error());
+    if (!r) spdlog::error("{}: {} (checkpoint skipped)", self->path_, r.error().message);
     return r.has_value();
   };
   db->checkpointer_ =
@@ -121,33 +123,71 @@ Expected<std::unique_ptr<sqlite::Connection>, sqlite::Error> Database::open_conn
   auto conn = sqlite::Connection::open(path_, options_.open);
   if (!conn) return unexpected(conn.error());
   sqlite3_wal_hook((*conn)->handle(), &Database::on_wal_commit, this);
+  if (capture_) sqlite3_commit_hook((*conn)->handle(), &Database::on_commit_check, this);
   // Closing the last connection must not checkpoint: every checkpoint goes through the
   // server, after the log took the frames.
   sqlite3_db_config((*conn)->handle(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
   return conn;
 }
 
+int Database::on_commit_check(void* self) {
+  auto* db = static_cast<Database*>(self);
+  auto room = db->capture_->reserve_for_commit();
+  if (room) return 0;
+  // Refused before anything was written: SQLite rolls the transaction back, and the client
+  // hears that the disk is full rather than SQLite's "constraint failed".
+  // Once a minute at most: on a full disk every writer meets this on every commit.
+  const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+  auto last = db->full_warned_at_.load(std::memory_order_relaxed);
+  if ((last == 0 || now - last >= std::chrono::steady_clock::duration(std::chrono::minutes(1)).count()) &&
+      db->full_warned_at_.compare_exchange_strong(last, now, std::memory_order_relaxed)) {
+    spdlog::warn("{}: refusing commits: {}", db->path_, room.error().message);
+  }
+  sqlite::set_hook_error(nullptr, SQLITE_CONSTRAINT_COMMITHOOK,
+                         {SQLITE_FULL,
+                          "database or disk is full: the replication log has no room for this "
+                          "transaction (" + room.error().message + "); it was rolled back",
+                          -1});
+  return 1;
+}
+
 int Database::on_wal_commit(void* self, sqlite3* conn, const char* name, int frames) {
   auto* db = static_cast<Database*>(self);
   if (db->capture_) {
     if (auto captured = db->capture_->capture(static_cast<std::uint32_t>(frames)); !captured) {
-      // The commit happened but is not in the log: the client must not hear it succeeded. The
-      // next capture (the next commit, a checkpoint, a restart) appends it.
-      spdlog::error("{}: {}", db->path_, captured.error());
-      return SQLITE_IOERR;
+      // The commit happened but is not in the log, so it is not acknowledged. It stays in the
+      // WAL (no checkpoint runs, and the WAL does not start over, before the log has it), and
+      // the next capture (the next commit, a checkpoint, a restart) appends it. The commit hook
+      // makes this rare on a full disk: only a transaction larger than the room it reserves.
+      spdlog::error("{}: {}", db->path_, captured.error().message);
+      const int rc = captured.error().sys_errno == ENOSPC ? SQLITE_FULL : SQLITE_IOERR;
+      sqlite::set_hook_error(conn, rc,
+                             {rc,
+                              "the transaction committed, but the replication log could not "
+                              "record it (" + captured.error().message + "): it is not "
+                              "acknowledged; it stays in the WAL and reaches the log, replicas "
+                              "and backups once the log can take it",
+                              -1});
+      return rc;
     }
     if (db->options_.on_commit && !db->options_.on_commit(db->capture_->log().last_frame())) {
+      sqlite::set_hook_error(conn, SQLITE_IOERR,
+                             {SQLITE_IOERR,
+                              "the transaction committed here, but was not confirmed by what "
+                              "it waits for (--backup-sync: the object store); its outcome is "
+                              "unknown to the client",
+                              -1});
       return SQLITE_IOERR;
     }
   }
   if (frames >= 4 * db->options_.checkpoint_threshold_frames && db->checkpointer_) {
     // The background checkpointer is not keeping up: the writer checkpoints now, between its
     // transactions (after any background checkpoint in progress).
-    if (auto r = db->capture_ ? db->capture_->capture_and_sync() : Expected<void, std::string>{};
+    if (auto r = db->capture_ ? db->capture_->capture_and_sync() : Expected<void, log::LogError>{};
         r) {
       db->checkpointer_->run_inline(conn, name);
     } else {
-      spdlog::error("{}: {} (checkpoint skipped)", db->path_, r.error());
+      spdlog::error("{}: {} (checkpoint skipped)", db->path_, r.error().message);
     }
   } else if (db->checkpointer_) {
     db->checkpointer_->notify(frames);

@@ -155,6 +155,11 @@ class Database : public std::enable_shared_from_this<Database> {
   // A connection for the pool: its writes go through the write gate.
   Expected<std::unique_ptr<sqlite::Connection>, sqlite::Error> open_pooled_connection();
   static int on_wal_commit(void* self, sqlite3* db, const char* name, int frames);
+  // The commit hook (databases with a log): refuses a commit, which then rolls back, when the
+  // disk is too full for the log to record it (LogCapture::reserve_for_commit).
+  static int on_commit_check(void* self);
+  // steady_clock ticks of the last "refusing commits" warning (0: none yet).
+  std::atomic<std::int64_t> full_warned_at_{0};
 
   std::string path_;
   // Declared first, so destroyed last: after every connection (see replica_keepalive).

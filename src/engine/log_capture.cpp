@@ -20,6 +20,12 @@ std::int64_t now_us() {
 
 std::string describe(const log::LogError& e) { return "replication log: " + e.message; }
 
+// The same error, its message prefixed as describe() does.
+log::LogError described(log::LogError e) {
+  e.message = describe(e);
+  return e;
+}
+
 }  // namespace
 
 LogCapture::LogCapture(std::filesystem::path wal_path, std::unique_ptr<log::ReplicationLog> log,
@@ -68,7 +74,7 @@ Expected<std::unique_ptr<LogCapture>, std::string> LogCapture::open(
                       "): the WAL lost synced-in-log transactions (power loss at "
                       "synchronous=NORMAL?); restore the database from its log or a backup");
   }
-  if (auto r = capture->append_batch(*batch); !r) return unexpected(r.error());
+  if (auto r = capture->append_batch(*batch); !r) return unexpected(r.error().message);
   if (!batch->transactions.empty()) {
     if (auto s = capture->log_->sync(); !s) return unexpected(describe(s.error()));
   }
@@ -81,7 +87,7 @@ Expected<std::unique_ptr<LogCapture>, std::string> LogCapture::open(
 
 bool LogCapture::before_wal_restart() {
   if (auto r = capture(); !r) {
-    spdlog::error("{}: before the WAL starts over: {}", log_->dir().string(), r.error());
+    spdlog::error("{}: before the WAL starts over: {}", log_->dir().string(), r.error().message);
     return false;
   }
   if (auto s = log_->sync(); !s) {
@@ -93,11 +99,11 @@ bool LogCapture::before_wal_restart() {
   return true;
 }
 
-Expected<void, std::string> LogCapture::append_batch(log::WalBatch& batch) {
+Expected<void, log::LogError> LogCapture::append_batch(log::WalBatch& batch) {
   for (auto& txn : batch.transactions) {
     txn.commit_time_us = now_us();
     auto appended = log_->append(txn);
-    if (!appended) return unexpected(describe(appended.error()));
+    if (!appended) return unexpected(described(std::move(appended).error()));
     cursor_ = *txn.wal;
     db_pages_ = txn.db_size;
   }
@@ -105,10 +111,10 @@ Expected<void, std::string> LogCapture::append_batch(log::WalBatch& batch) {
   return {};
 }
 
-Expected<void, std::string> LogCapture::capture(std::uint32_t max_frame) {
+Expected<void, log::LogError> LogCapture::capture(std::uint32_t max_frame) {
   std::lock_guard lock(mu_);
   auto batch = reader_.read_committed(cursor_, max_frame);
-  if (!batch) return unexpected(describe(batch.error()));
+  if (!batch) return unexpected(described(std::move(batch).error()));
   if (batch->transactions.empty()) {
     if (batch->state != log::WalState::kBehindCursor) cursor_ = batch->end;
     return {};
@@ -117,18 +123,23 @@ Expected<void, std::string> LogCapture::capture(std::uint32_t max_frame) {
   reader_.recycle(std::move(batch->transactions));
   if (!appended) return appended;
   if (options_.sync_each_commit) {
-    if (auto s = log_->sync(); !s) return unexpected(describe(s.error()));
+    if (auto s = log_->sync(); !s) return unexpected(described(std::move(s).error()));
   }
   maybe_snapshot();
   return {};
 }
 
-Expected<void, std::string> LogCapture::capture_and_sync() {
+Expected<void, log::LogError> LogCapture::capture_and_sync() {
   if (auto r = capture(); !r) return r;
   // Not under mu_: commits keep being captured while the log is synced (ReplicationLog::sync
   // covers every append that returned before it was called, so everything a checkpoint after
   // this may copy is durable in the log).
-  if (auto s = log_->sync(); !s) return unexpected(describe(s.error()));
+  if (auto s = log_->sync(); !s) return unexpected(described(std::move(s).error()));
+  return {};
+}
+
+Expected<void, log::LogError> LogCapture::reserve_for_commit() {
+  if (auto r = log_->reserve(kCommitRoom); !r) return unexpected(described(std::move(r).error()));
   return {};
 }
 

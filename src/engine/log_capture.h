@@ -63,11 +63,21 @@ class LogCapture {
       const std::string& db_path, const std::filesystem::path& log_dir, const Options& options);
 
   // Appends the committed transactions not yet in the log, reading no WAL frame past
-  // `max_frame` when it is non-zero (the WAL hook's frame count).
-  Expected<void, std::string> capture(std::uint32_t max_frame = 0);
+  // `max_frame` when it is non-zero (the WAL hook's frame count). Errors carry the failing
+  // system call's errno (ENOSPC: the disk is full).
+  Expected<void, log::LogError> capture(std::uint32_t max_frame = 0);
 
   // capture(), then makes the log durable: before a checkpoint.
-  Expected<void, std::string> capture_and_sync();
+  Expected<void, log::LogError> capture_and_sync();
+
+  // Room the log keeps reserved on disk for the next commit (see reserve_for_commit()).
+  static constexpr std::uint64_t kCommitRoom = 256u << 10;
+  // From the commit hook, before a transaction commits: makes sure the log's active segment has
+  // disk blocks reserved for at least kCommitRoom more bytes (ReplicationLog::reserve). An
+  // error (ENOSPC) means the disk is too full for the log to take the commit: the caller
+  // refuses it, so that it rolls back instead of committing to a database whose log cannot
+  // record it. A transaction larger than the room can still meet a full disk in capture().
+  Expected<void, log::LogError> reserve_for_commit();
 
   log::ReplicationLog& log() { return *log_; }
 
@@ -90,7 +100,7 @@ class LogCapture {
   LogCapture(std::filesystem::path wal_path, std::unique_ptr<log::ReplicationLog> log,
              const Options& options);
   // Requires mu_.
-  Expected<void, std::string> append_batch(log::WalBatch& batch);
+  Expected<void, log::LogError> append_batch(log::WalBatch& batch);
   // Requires mu_. Starts a snapshot-and-compact job when one is due.
   void maybe_snapshot();
 

@@ -47,7 +47,9 @@ class WriteLane {
   using Task = std::function<void(sqlite::Connection& conn)>;
 
   // How a task ended: committed, or failed as a whole (the group's BEGIN or COMMIT failed, or
-  // the lane is overloaded or stopping): then none of its writes happened.
+  // the lane is overloaded or stopping): then none of its writes happened, except when the
+  // COMMIT took effect but the replication log could not record it (the failure's message says
+  // so: the commit stays in the WAL and reaches the log later, unacknowledged).
   struct Failure {
     std::string code;  // "SQLITE_BUSY", "SQLITE_FULL", "TRANSACTION_BUSY"...
     std::string message;

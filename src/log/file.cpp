@@ -108,11 +108,11 @@ Expected<void, LogError> File::write_gather_at(std::span<const std::span<const s
   return {};
 }
 
-void File::preallocate(off_t offset, off_t length) const {
-  // Best effort: without it (a file system that lacks fallocate, a full disk) appends still
-  // work, only slower; a real lack of space then surfaces as the write's own error.
-  while (::fallocate(fd_, FALLOC_FL_KEEP_SIZE, offset, length) != 0 && errno == EINTR) {
+int File::preallocate(off_t offset, off_t length) const {
+  while (::fallocate(fd_, FALLOC_FL_KEEP_SIZE, offset, length) != 0) {
+    if (errno != EINTR) return errno;
   }
+  return 0;
 }
 
 Expected<off_t, LogError> File::size() const {

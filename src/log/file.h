@@ -43,9 +43,9 @@ class File {
   Expected<void, LogError> write_gather_at(std::span<const std::span<const std::byte>> parts,
                                            off_t offset) const;
   // Reserves disk blocks for [offset, offset+length) without changing the file's size
-  // (fallocate with FALLOC_FL_KEEP_SIZE), so later writes there allocate nothing. Best effort:
-  // failures are ignored.
-  void preallocate(off_t offset, off_t length) const;
+  // (fallocate with FALLOC_FL_KEEP_SIZE), so later writes there allocate nothing. Returns 0, or
+  // the errno of the failure (ENOSPC: the disk is full; EOPNOTSUPP: the file system cannot).
+  int preallocate(off_t offset, off_t length) const;
   Expected<off_t, LogError> size() const;
   Expected<void, LogError> truncate(off_t length) const;
   Expected<void, LogError> datasync() const;

@@ -575,10 +575,13 @@ Expected<Frame, LogError> ReplicationLog::append(const Transaction& txn) {
   const auto offset = static_cast<off_t>(segment_record_offset(active->header.first_frame, start));
   const std::uint64_t end = static_cast<std::uint64_t>(offset) + n * kRecordSize;
   if (end > active->reserved_end) {
+    // Best effort: without it (no fallocate, a full disk) the write below still works, or
+    // fails on its own.
     const std::uint64_t from = std::max<std::uint64_t>(active->reserved_end, offset);
-    active->reserved_end = end + kReserveAhead;
-    active->file.preallocate(static_cast<off_t>(from),
-                             static_cast<off_t>(active->reserved_end - from));
+    if (active->file.preallocate(static_cast<off_t>(from),
+                                 static_cast<off_t>(end + kReserveAhead - from)) == 0) {
+      active->reserved_end = end + kReserveAhead;
+    }
   }
   if (auto ok = active->file.write_gather_at(parts_, offset); !ok) {
     if (!active->file.truncate(offset)) broken_ = true;
@@ -596,6 +599,38 @@ Expected<Frame, LogError> ReplicationLog::append(const Transaction& txn) {
   }
   state_->cv.notify_all();
   return last;
+}
+
+Expected<void, LogError> ReplicationLog::reserve(std::uint64_t bytes) {
+  std::lock_guard write_lock(write_mu_);
+  std::shared_ptr<Segment> active;
+  Frame next;
+  {
+    std::lock_guard lock(state_->mu);
+    active = state_->segments.back();
+    next = state_->last_frame + 1;
+  }
+  const std::uint64_t end = segment_record_offset(active->header.first_frame, next);
+  if (end + bytes <= active->reserved_end) return {};
+  if (next > active->header.first_frame && end + bytes > options_.segment_bytes) return {};
+  const std::uint64_t from = std::max<std::uint64_t>(active->reserved_end, end);
+  int err = active->file.preallocate(static_cast<off_t>(from),
+                                     static_cast<off_t>(end + bytes + kReserveAhead - from));
+  if (err == 0) {
+    active->reserved_end = end + bytes + kReserveAhead;
+    return {};
+  }
+  if (err == ENOSPC) {  // without the slack, then
+    err = active->file.preallocate(static_cast<off_t>(from), static_cast<off_t>(end + bytes - from));
+    if (err == 0) {
+      active->reserved_end = end + bytes;
+      return {};
+    }
+  }
+  if (err != ENOSPC && err != EDQUOT) return {};  // no fallocate here: appends find out
+  LogError e = io_error("fallocate", active->file.path(), err);
+  e.message += " (reserving room for the next commit)";
+  return unexpected(std::move(e));
 }
 
 void ReplicationLog::note_changes(std::span<const std::uint32_t> pgnos, Frame start,

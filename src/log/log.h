@@ -113,6 +113,12 @@ class ReplicationLog {
   Expected<Frame, LogError> append(const Transaction& txn);
   // Makes every appended transaction durable (fdatasync of the active segment).
   Expected<void, LogError> sync();
+  // Makes sure the active segment has disk blocks reserved (fallocate, FALLOC_FL_KEEP_SIZE) for
+  // at least `bytes` more past its end, reserving about 1 MiB beyond that when it has to
+  // reserve at all. kIo with sys_errno ENOSPC when the disk cannot give them: an append of that
+  // size would fail the same way. Succeeds without reserving when the file system has no
+  // fallocate, and when an append of `bytes` would start a new segment (created by append).
+  Expected<void, LogError> reserve(std::uint64_t bytes);
 
   // Waits until last_frame() >= frame or the deadline passes; returns last_frame() >= frame.
   bool wait_for(Frame frame, std::chrono::steady_clock::time_point deadline) const;

@@ -9,9 +9,26 @@ namespace quire::sqlite {
 
 namespace {
 
+struct HookError {
+  sqlite3* db = nullptr;
+  int hook_rc = 0;
+  Error reported;
+};
+thread_local HookError t_hook_error;
+
+// The hook's error for `db` when SQLite's current one (code `rc`) is the one the hook caused.
+std::optional<Error> take_hook_error(sqlite3* db, int rc) {
+  if (t_hook_error.hook_rc == 0) return std::nullopt;
+  HookError h = std::move(t_hook_error);
+  t_hook_error = HookError{};
+  if ((h.db != nullptr && h.db != db) || h.hook_rc != rc) return std::nullopt;
+  return std::move(h.reported);
+}
+
 Error error_of(sqlite3* db) {
   Error e;
   e.rc = sqlite3_extended_errcode(db);
+  if (auto hooked = take_hook_error(db, e.rc)) return std::move(*hooked);
   e.message = sqlite3_errmsg(db);
   e.offset = sqlite3_error_offset(db);
   return e;
@@ -148,6 +165,10 @@ Connection::~Connection() {
   sqlite3_close_v2(db_);
 }
 
+void set_hook_error(sqlite3* db, int hook_rc, Error reported) {
+  t_hook_error = HookError{db, hook_rc, std::move(reported)};
+}
+
 Error Connection::last_error() const { return error_of(db_); }
 
 Expected<void, Error> Connection::exec(const char* sql) {
@@ -156,6 +177,7 @@ Expected<void, Error> Connection::exec(const char* sql) {
   if (rc != SQLITE_OK) {
     Error e{sqlite3_extended_errcode(db_), msg ? msg : sqlite3_errstr(rc)};
     sqlite3_free(msg);
+    if (auto hooked = take_hook_error(db_, e.rc)) return unexpected(std::move(*hooked));
     return unexpected(std::move(e));
   }
   return {};

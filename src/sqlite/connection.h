@@ -29,6 +29,16 @@ struct Error {
   int offset = -1;  // byte offset of a syntax error in the SQL text, when SQLite reports one
 };
 
+// For a hook (sqlite3_commit_hook, sqlite3_wal_hook) that makes the statement running on
+// connection `db` fail with `hook_rc` (what the statement then returns: the WAL hook's own
+// return value, SQLITE_CONSTRAINT_COMMITHOOK for a commit hook): SQLite reports only its generic
+// text for that code. Called from inside the hook, on the thread running the statement, it
+// makes the error that statement's failure is reported with (Connection::last_error, exec) be
+// `reported` instead. One per thread; it applies to the next error read on this thread for
+// `db` (for any connection when `db` is null: a commit hook is not told which one runs it) if
+// that error's code is `hook_rc`, and is dropped by any other.
+void set_hook_error(sqlite3* db, int hook_rc, Error reported);
+
 struct OpenOptions {
   bool read_only = false;
   bool create = true;
