@@ -143,11 +143,20 @@ int Database::on_commit_check(void* self) {
       db->full_warned_at_.compare_exchange_strong(last, now, std::memory_order_relaxed)) {
     spdlog::warn("{}: refusing commits: {}", db->path_, room.error().message);
   }
-  sqlite::set_hook_error(nullptr, SQLITE_CONSTRAINT_COMMITHOOK,
-                         {SQLITE_FULL,
-                          "database or disk is full: the replication log has no room for this "
-                          "transaction (" + room.error().message + "); it was rolled back",
-                          -1});
+  const int err = room.error().sys_errno;
+  if (err == ENOSPC || err == EDQUOT) {
+    sqlite::set_hook_error(nullptr, SQLITE_CONSTRAINT_COMMITHOOK,
+                           {SQLITE_FULL,
+                            "database or disk is full: the replication log has no room for this "
+                            "transaction (" + room.error().message + "); it was rolled back",
+                            -1});
+  } else {
+    sqlite::set_hook_error(nullptr, SQLITE_CONSTRAINT_COMMITHOOK,
+                           {SQLITE_IOERR,
+                            "the replication log cannot take this transaction (" +
+                                room.error().message + "); it was rolled back",
+                            -1});
+  }
   return 1;
 }
 
@@ -158,9 +167,11 @@ int Database::on_wal_commit(void* self, sqlite3* conn, const char* name, int fra
       // The commit happened but is not in the log, so it is not acknowledged. It stays in the
       // WAL (no checkpoint runs, and the WAL does not start over, before the log has it), and
       // the next capture (the next commit, a checkpoint, a restart) appends it. The commit hook
-      // makes this rare on a full disk: only a transaction larger than the room it reserves.
+      // makes this rare on a full disk: a transaction larger than the room it reserves, or one
+      // captured together with an earlier commit whose capture had failed.
       spdlog::error("{}: {}", db->path_, captured.error().message);
-      const int rc = captured.error().sys_errno == ENOSPC ? SQLITE_FULL : SQLITE_IOERR;
+      const int err = captured.error().sys_errno;
+      const int rc = err == ENOSPC || err == EDQUOT ? SQLITE_FULL : SQLITE_IOERR;
       sqlite::set_hook_error(conn, rc,
                              {rc,
                               "the transaction committed, but the replication log could not "

@@ -76,7 +76,8 @@ class LogCapture {
   // disk blocks reserved for at least kCommitRoom more bytes (ReplicationLog::reserve). An
   // error (ENOSPC) means the disk is too full for the log to take the commit: the caller
   // refuses it, so that it rolls back instead of committing to a database whose log cannot
-  // record it. A transaction larger than the room can still meet a full disk in capture().
+  // record it. A transaction larger than the room (or one captured together with an earlier
+  // commit whose capture failed) can still meet a full disk in capture().
   Expected<void, log::LogError> reserve_for_commit();
 
   log::ReplicationLog& log() { return *log_; }

@@ -603,6 +603,9 @@ Expected<Frame, LogError> ReplicationLog::append(const Transaction& txn) {
 
 Expected<void, LogError> ReplicationLog::reserve(std::uint64_t bytes) {
   std::lock_guard write_lock(write_mu_);
+  if (broken_) {
+    return unexpected(log_error(LogErrc::kBroken, dir_.string() + ": an earlier write failed"));
+  }
   std::shared_ptr<Segment> active;
   Frame next;
   {
@@ -612,7 +615,8 @@ Expected<void, LogError> ReplicationLog::reserve(std::uint64_t bytes) {
   }
   const std::uint64_t end = segment_record_offset(active->header.first_frame, next);
   if (end + bytes <= active->reserved_end) return {};
-  if (next > active->header.first_frame && end + bytes > options_.segment_bytes) return {};
+  // Near the segment's end the reservation may reach past segment_bytes: a rollover trims the
+  // sealed segment to its size, which hands those blocks back for the next one.
   const std::uint64_t from = std::max<std::uint64_t>(active->reserved_end, end);
   int err = active->file.preallocate(static_cast<off_t>(from),
                                      static_cast<off_t>(end + bytes + kReserveAhead - from));
@@ -620,7 +624,8 @@ Expected<void, LogError> ReplicationLog::reserve(std::uint64_t bytes) {
     active->reserved_end = end + bytes + kReserveAhead;
     return {};
   }
-  if (err == ENOSPC) {  // without the slack, then
+  const bool no_space = err == ENOSPC || err == EDQUOT;
+  if (no_space) {  // without the slack, then
     err = active->file.preallocate(static_cast<off_t>(from), static_cast<off_t>(end + bytes - from));
     if (err == 0) {
       active->reserved_end = end + bytes;

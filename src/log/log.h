@@ -115,9 +115,10 @@ class ReplicationLog {
   Expected<void, LogError> sync();
   // Makes sure the active segment has disk blocks reserved (fallocate, FALLOC_FL_KEEP_SIZE) for
   // at least `bytes` more past its end, reserving about 1 MiB beyond that when it has to
-  // reserve at all. kIo with sys_errno ENOSPC when the disk cannot give them: an append of that
-  // size would fail the same way. Succeeds without reserving when the file system has no
-  // fallocate, and when an append of `bytes` would start a new segment (created by append).
+  // reserve at all (near the segment's end, past its size: a rollover trims it). kIo with
+  // sys_errno ENOSPC (or EDQUOT) when the disk cannot give them: an append of that size would
+  // fail the same way; kBroken after an unrecoverable write error. Succeeds without reserving
+  // when the file system has no fallocate.
   Expected<void, LogError> reserve(std::uint64_t bytes);
 
   // Waits until last_frame() >= frame or the deadline passes; returns last_frame() >= frame.
