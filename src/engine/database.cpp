@@ -18,6 +18,9 @@ WriteClaim* claim_of(sqlite::Connection& conn) {
   return static_cast<WriteClaim*>(conn.write_access());
 }
 
+// A write failed for lack of space (a full disk, or the user's quota).
+bool out_of_space(int err) { return err == ENOSPC || err == EDQUOT; }
+
 }  // namespace
 
 void Lease::park() {
@@ -143,20 +146,14 @@ int Database::on_commit_check(void* self) {
       db->full_warned_at_.compare_exchange_strong(last, now, std::memory_order_relaxed)) {
     spdlog::warn("{}: refusing commits: {}", db->path_, room.error().message);
   }
-  const int err = room.error().sys_errno;
-  if (err == ENOSPC || err == EDQUOT) {
-    sqlite::set_hook_error(nullptr, SQLITE_CONSTRAINT_COMMITHOOK,
-                           {SQLITE_FULL,
-                            "database or disk is full: the replication log has no room for this "
-                            "transaction (" + room.error().message + "); it was rolled back",
-                            -1});
-  } else {
-    sqlite::set_hook_error(nullptr, SQLITE_CONSTRAINT_COMMITHOOK,
-                           {SQLITE_IOERR,
-                            "the replication log cannot take this transaction (" +
-                                room.error().message + "); it was rolled back",
-                            -1});
-  }
+  const bool full = out_of_space(room.error().sys_errno);
+  sqlite::set_hook_error(nullptr, SQLITE_CONSTRAINT_COMMITHOOK,
+                         {full ? SQLITE_FULL : SQLITE_IOERR,
+                          std::string(full ? "database or disk is full: the replication log "
+                                             "has no room for"
+                                           : "the replication log cannot take") +
+                              " this transaction (" + room.error().message + "); it was rolled back",
+                          -1});
   return 1;
 }
 
@@ -170,8 +167,7 @@ int Database::on_wal_commit(void* self, sqlite3* conn, const char* name, int fra
       // makes this rare on a full disk: a transaction larger than the room it reserves, or one
       // captured together with an earlier commit whose capture had failed.
       spdlog::error("{}: {}", db->path_, captured.error().message);
-      const int err = captured.error().sys_errno;
-      const int rc = err == ENOSPC || err == EDQUOT ? SQLITE_FULL : SQLITE_IOERR;
+      const int rc = out_of_space(captured.error().sys_errno) ? SQLITE_FULL : SQLITE_IOERR;
       sqlite::set_hook_error(conn, rc,
                              {rc,
                               "the transaction committed, but the replication log could not "
