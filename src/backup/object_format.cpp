@@ -1,6 +1,7 @@
 #include "backup/object_format.h"
 
 #include <openssl/evp.h>
+#include <zstd.h>
 
 #include <cstring>
 #include <stdexcept>
@@ -180,7 +181,7 @@ std::optional<ObjectHeader> decode_header(const std::uint8_t* in, std::string& w
   h.last_time_us = static_cast<std::int64_t>(get_u64(in + 64));
   h.flags = get_u32(in + 72);
   h.first_commit_frame = get_u64(in + 100);
-  if ((h.flags & ~kFlagEncrypted) != 0) {
+  if ((h.flags & ~kKnownFlags) != 0) {
     why = "unsupported header flags " + std::to_string(h.flags);
     return std::nullopt;
   }
@@ -217,6 +218,20 @@ std::optional<ObjectTrailer> decode_trailer(const std::uint8_t* in, std::string&
   t.content_length = get_u64(in + 8);
   std::memcpy(t.content_sha256.data(), in + 16, 32);
   return t;
+}
+
+std::string check_checksummed_zstd(const void* payload, std::size_t len, bool whole) {
+  // RFC 8878, 3.1.1: a frame starts with the magic number 0xFD2FB528 (little-endian) and the
+  // frame header descriptor, whose bit 2 is the content checksum flag.
+  const auto* p = static_cast<const std::uint8_t*>(payload);
+  if (len < 5 || get_u32(p) != 0xFD2FB528u) return "the zstd payload does not start with a frame";
+  if ((p[4] & 0x04) == 0) return "zstd frame without its content checksum";
+  if (whole) {
+    const std::size_t frame = ZSTD_findFrameCompressedSize(payload, len);
+    if (ZSTD_isError(frame)) return std::string("zstd frame: ") + ZSTD_getErrorName(frame);
+    if (frame != len) return "the zstd payload is more than one frame";
+  }
+  return {};
 }
 
 Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {

@@ -29,6 +29,11 @@ enum class ObjectKind { kSnapshot, kBatch };
 
 // Header flags (offset 72). Unknown bits make the object unreadable (a newer format).
 inline constexpr std::uint32_t kFlagEncrypted = 1;  // body sealed with chunked AES-256-GCM
+// The payload is one zstd frame that carries zstd's content checksum (XXH64 of the content), and
+// the trailer's content SHA-256 is zero: that checksum is the content's integrity check. Every
+// object written since 2026-12-02; older ones have a content SHA-256 instead.
+inline constexpr std::uint32_t kFlagZstdChecksum = 2;
+inline constexpr std::uint32_t kKnownFlags = kFlagEncrypted | kFlagZstdChecksum;
 
 struct ObjectHeader {
   ObjectKind kind = ObjectKind::kSnapshot;
@@ -48,6 +53,7 @@ struct ObjectHeader {
   std::array<std::uint8_t, 8> key_id{};
   std::array<std::uint8_t, 12> nonce{};
   bool encrypted() const { return (flags & kFlagEncrypted) != 0; }
+  bool zstd_checksum() const { return (flags & kFlagZstdChecksum) != 0; }
 };
 
 struct ObjectTrailer {
@@ -59,6 +65,11 @@ void encode_header(const ObjectHeader& h, std::uint8_t* out);  // kHeaderSize
 std::optional<ObjectHeader> decode_header(const std::uint8_t* in, std::string& why);
 void encode_trailer(const ObjectTrailer& t, std::uint8_t* out);  // kTrailerSize
 std::optional<ObjectTrailer> decode_trailer(const std::uint8_t* in, std::string& why);
+
+// For an object with kFlagZstdChecksum: `payload` (the whole zstd payload, or at least its first
+// frame's header when `whole` is false) must be exactly one zstd frame whose header sets the
+// content checksum flag. Returns an empty string when it is, else why not.
+std::string check_checksummed_zstd(const void* payload, std::size_t len, bool whole);
 
 class Sha256 {
  public:

@@ -26,6 +26,7 @@
 #include "backup/backup.h"
 #include "backup/chunk_cipher.h"
 #include "backup/object_format.h"
+#include "common/thread_name.h"
 #include "log/file.h"
 
 namespace quire::backup {
@@ -151,7 +152,11 @@ class OrderedFetcher {
                  std::uint64_t max_bytes)
       : count_(count), fetch_(std::move(fetch)), max_ahead_(max_ahead), max_bytes_(max_bytes) {
     assert(workers > 0 && max_ahead_ > 0);
-    for (std::size_t i = 0; i < workers; ++i) workers_.emplace_back([this] { run(); });
+    for (std::size_t i = 0; i < workers; ++i)
+      workers_.emplace_back([this] {
+        name_this_thread("quire-fetch");
+        run();
+      });
   }
   ~OrderedFetcher() {
     {
@@ -258,19 +263,26 @@ class WriteBehind {
 
 // The body of a snapshot (zstd payload ‖ trailer) fed in order: the payload is decompressed into
 // `out`, the trailer kept. The content's SHA-256 is computed and compared only when
-// `check_content_sha` (see read_snapshot).
+// `check_content_sha` (see read_snapshot); with `zstd_checksum` (kFlagZstdChecksum) the payload
+// must start with a frame that carries zstd's content checksum, which zstd verifies.
 class SnapshotBody {
  public:
   SnapshotBody(const std::string& key, const log::File& out, WriteBehind& behind,
-               std::uint64_t body_len, std::uint64_t content_len, bool check_content_sha)
+               std::uint64_t body_len, std::uint64_t content_len, bool check_content_sha,
+               bool zstd_checksum)
       : key_(key), out_(out), behind_(behind), payload_len_(body_len - detail::kTrailerSize),
         content_len_(content_len), check_content_sha_(check_content_sha),
+        zstd_checksum_(zstd_checksum),
         outbuf_(std::max<std::size_t>(ZSTD_DStreamOutSize(), kOutBytes)) {}
 
   BackupResult<void> feed(const std::uint8_t* d, std::size_t len) {
     while (len > 0) {
       if (pos_ < payload_len_) {
         const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(len, payload_len_ - pos_));
+        if (pos_ == 0 && zstd_checksum_) {  // the first piece holds at least the frame's header
+          const std::string bad = detail::check_checksummed_zstd(d, n, /*whole=*/false);
+          if (!bad.empty()) return unexpected(corrupt(key_, bad));
+        }
         ZSTD_inBuffer ib{d, n, 0};
         while (ib.pos < ib.size)
           if (auto r = step(ib); !r) return r;
@@ -334,6 +346,7 @@ class SnapshotBody {
   const std::uint64_t payload_len_;
   const std::uint64_t content_len_;
   const bool check_content_sha_;
+  const bool zstd_checksum_;
   std::uint64_t pos_ = 0;  // body bytes fed
   std::uint64_t written_ = 0;
   std::size_t last_ret_ = 1;
@@ -417,7 +430,8 @@ BackupResult<void> read_snapshot(storage::ObjectStore& store, const std::string&
                                                        body_len);
         body_len = *opened;
       }
-      body.emplace(key, out, behind, body_len, content_len, check_content_sha);
+      body.emplace(key, out, behind, body_len, content_len,
+                   check_content_sha && !h->zstd_checksum(), h->zstd_checksum());
       d += detail::kHeaderSize;
       len -= detail::kHeaderSize;
     }
@@ -461,7 +475,8 @@ BackupResult<std::vector<BatchTxn>> read_batch(const storage::StorageResult<std:
   const std::string& obj = got.value();
   stored_size = obj.size();
   // A tail entry (not in the stored manifest yet) has no size or hash to compare: the header,
-  // the trailer and the content SHA-256 below still check every byte.
+  // the trailer and the content's checksum below (zstd's, or a SHA-256 in older objects) still
+  // check every byte.
   const bool tail = e.sha256.empty();
   if (!tail && obj.size() != e.size)
     return unexpected(corrupt(key, "size " + std::to_string(obj.size()) + ", manifest says " +
@@ -502,6 +517,11 @@ BackupResult<std::vector<BatchTxn>> read_batch(const storage::StorageResult<std:
   if (t->content_length !=
       e.txns * detail::kTxnHeaderSize + frames * detail::kPageRecordSize)
     return unexpected(corrupt(key, "content length disagrees with its frames"));
+  if (h->zstd_checksum()) {
+    const std::string bad =
+        detail::check_checksummed_zstd(body, body_len - detail::kTrailerSize, /*whole=*/true);
+    if (!bad.empty()) return unexpected(corrupt(key, bad));
+  }
   // Sized, not cleared: the decompression below writes every byte (n is checked), and a buffer
   // reused from the previous batch is then neither zero-filled nor reallocated.
   content.resize(t->content_length);
@@ -513,7 +533,9 @@ BackupResult<std::vector<BatchTxn>> read_batch(const storage::StorageResult<std:
   // matched the manifest's above, which covers every stored byte, and the content is a
   // deterministic function of them (zstd, the chunk cipher), so its hash would check nothing
   // more, for the cost of a second pass over every page.
-  if (tail) {
+  // Objects since kFlagZstdChecksum carry no content SHA-256: zstd verified its own checksum of
+  // the content above (ZSTD_decompress fails on a mismatch), and the frame was checked to have one.
+  if (tail && !h->zstd_checksum()) {
     detail::Sha256 content_sha;
     content_sha.update(content.data(), content.size());
     if (content_sha.finish() != t->content_sha256)

@@ -1,5 +1,6 @@
 #include "common/background_pool.h"
 
+#include "common/thread_name.h"
 namespace quire {
 
 BackgroundPool::BackgroundPool(Options options) : options_(options) {}
@@ -34,7 +35,10 @@ void BackgroundPool::post(std::function<void()> job) {
   ++alive_;
   lock.unlock();
   // Detached: the destructor waits for alive_ to reach zero instead of joining.
-  std::thread([this] { worker(); }).detach();
+  std::thread([this] {
+    name_this_thread("quire-pool");
+    worker();
+  }).detach();
 }
 
 void BackgroundPool::worker() {

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "common/base64.h"
+#include "common/thread_name.h"
 #include "log/snapshot.h"
 #include "protocol/replication/codec.h"
 #include "protocol/replication/grpc_web.h"
@@ -261,7 +262,10 @@ Expected<std::shared_ptr<engine::Database>, std::string> PrimaryReplicas::open(
 
   const bool fresh = follower->sink->position().frame == 0;
   follower->puller->start();
-  follower->folder = std::thread([f = follower.get()] { f->fold_loop(); });
+  follower->folder = std::thread([f = follower.get()] {
+    name_this_thread("quire-fold");
+    f->fold_loop();
+  });
   // Serve what the primary has, not what this replica had when it last closed: wait for the
   // first round to finish (bounded: a replica whose primary is down still serves its copy).
   const auto deadline =

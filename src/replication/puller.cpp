@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/base64.h"
+#include "common/thread_name.h"
 #include "protocol/replication/codec.h"
 #include "protocol/replication/frame.h"
 #include "protocol/replication/grpc_web.h"
@@ -94,7 +95,10 @@ void Puller::start() {
     stats_.applied_frame = applied_;
     stats_.log_id = log_id_;
   }
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    name_this_thread("quire-pull");
+    run();
+  });
 }
 
 void Puller::stop() {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/rfc3339.h"
+#include "common/thread_name.h"
 #include "engine/namespace_store.h"
 #include "log/log.h"
 
@@ -108,7 +109,10 @@ void BackupService::start(engine::NamespaceStore& store) {
       }
     }
   }
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    name_this_thread("quire-backup");
+    run();
+  });
 }
 
 void BackupService::release_waiters(std::chrono::milliseconds after) {

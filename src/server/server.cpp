@@ -5,6 +5,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <filesystem>
 
+#include "common/thread_name.h"
 #include "replication/primary_replicas.h"
 #include "server/admin_router.h"
 #include "server/http_session.h"
@@ -208,7 +209,10 @@ void Server::run() {
   asio::co_spawn(*contexts_[0], sweep_loop(), asio::detached);
   std::vector<std::thread> threads;
   for (std::size_t i = 1; i < contexts_.size(); ++i) {
-    threads.emplace_back([ctx = contexts_[i].get()] { ctx->run(); });
+    threads.emplace_back([ctx = contexts_[i].get(), i] {
+      name_this_thread("quire-io-" + std::to_string(i));
+      ctx->run();
+    });
   }
   contexts_[0]->run();
   for (auto& t : threads) t.join();

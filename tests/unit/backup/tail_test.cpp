@@ -307,6 +307,111 @@ TEST(BackupTail, CorruptedTailObjectIsReportedByKeyNeverTakenAsTheEnd) {
   EXPECT_NE(body.error().message.find(tail_bad.key), std::string::npos) << body.error().message;
 }
 
+// A batch's content as docs/formats/backup.md lays it out ("Batch content").
+std::string batch_content(const Sent& s) {
+  std::string out;
+  Frame f = s.first;
+  for (const auto& t : s.txns) {
+    std::uint8_t h[detail::kTxnHeaderSize];
+    detail::put_u64(h, f);
+    detail::put_u32(h + 8, static_cast<std::uint32_t>(t.page_count()));
+    detail::put_u32(h + 12, t.db_size);
+    detail::put_u64(h + 16, static_cast<std::uint64_t>(t.commit_time_us));
+    out.append(reinterpret_cast<const char*>(h), sizeof h);
+    for (std::size_t i = 0; i < t.page_count(); ++i) {
+      std::uint8_t pgno[4];
+      detail::put_u32(pgno, t.pgnos[i]);
+      out.append(reinterpret_cast<const char*>(pgno), 4);
+      out.append(reinterpret_cast<const char*>(t.page(i).data()), t.page(i).size());
+    }
+    f += t.page_count();
+  }
+  return out;
+}
+
+// Objects carry zstd's content checksum in place of a SHA-256 of their content
+// (kFlagZstdChecksum): damage anywhere in a tail object's payload (the pages are random, so
+// zstd stores them as they are and only the checksum can see a changed byte) is reported, and
+// so is an object that claims the checksum but whose frame has none.
+TEST(BackupTail, ZstdChecksumGuardsTheContentOfTailObjects) {
+  Fixture fx("tail-zstd-checksum");
+  Workload w;
+  const auto id = make_id(46);
+  auto writer = BackupWriter::open(*fx.store, "db1", id).value();
+  send(*writer, w, 6);
+  const BatchEntry bad = writer->manifest().batches[4];
+  ASSERT_TRUE(stored_manifest(fx, id).batches.size() < 5u);  // in the tail
+  const fs::path p = fx.object_path("db1", id, bad.key);
+  const std::string original = read_file_string(p);
+  std::string why;
+  const auto h = detail::decode_header(reinterpret_cast<const std::uint8_t*>(original.data()), why);
+  ASSERT_TRUE(h) << why;
+  EXPECT_TRUE(h->zstd_checksum());
+  const auto t = detail::decode_trailer(reinterpret_cast<const std::uint8_t*>(original.data()) +
+                                            original.size() - detail::kTrailerSize,
+                                        why);
+  ASSERT_TRUE(t) << why;
+  EXPECT_EQ(t->content_sha256, (std::array<std::uint8_t, 32>{}));  // not computed any more
+
+  auto expect_corrupt = [&](const std::string& what) {
+    auto r = restore(*fx.store, "db1", RestoreTarget::latest(), fx.out);
+    ASSERT_FALSE(r) << what;
+    EXPECT_EQ(r.error().kind, BackupErrc::kCorrupt) << what << ": " << r.error().message;
+    EXPECT_NE(r.error().message.find(bad.key), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().message.find(what), std::string::npos) << r.error().message;
+  };
+  // A byte in the middle of the payload: a page's byte, stored raw.
+  const std::size_t payload_len = original.size() - detail::kHeaderSize - detail::kTrailerSize;
+  flip_byte(p, detail::kHeaderSize + payload_len / 2);
+  expect_corrupt("checksum");
+  write_file_string(p, original);
+  // The frame header without its checksum flag (bit 2 of the descriptor after the magic).
+  std::string bytes = read_file_string(p);
+  bytes[detail::kHeaderSize + 4] = static_cast<char>(original[detail::kHeaderSize + 4] & ~0x04);
+  write_file_string(p, bytes);
+  expect_corrupt("without its content checksum");
+  write_file_string(p, original);
+  auto ok = restore(*fx.store, "db1", RestoreTarget::latest(), fx.out);
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ(read_file(fx.out), w.image);
+}
+
+// Objects written before kFlagZstdChecksum (flag clear, a SHA-256 of the content in the
+// trailer) still restore, and their content SHA-256 is still compared for tail objects.
+TEST(BackupTail, OlderObjectsWithAContentSha256StillRestoreAndAreChecked) {
+  Fixture fx("tail-content-sha");
+  Workload w;
+  const auto id = make_id(47);
+  auto writer = BackupWriter::open(*fx.store, "db1", id).value();
+  auto sent = send(*writer, w, 6);
+  const BatchEntry old = writer->manifest().batches[4];
+  ASSERT_TRUE(stored_manifest(fx, id).batches.size() < 5u);  // in the tail
+  const fs::path p = fx.object_path("db1", id, old.key);
+  std::string bytes = read_file_string(p);
+  auto* d = reinterpret_cast<std::uint8_t*>(bytes.data());
+  // As the earlier writer wrote it: flags 0, the content's SHA-256 in the trailer.
+  detail::put_u32(d + 72, 0);
+  detail::put_u32(d + 124, log::crc32c(0, d, 124));
+  const std::string content = batch_content(sent[4]);
+  detail::Sha256 sha;
+  sha.update(content.data(), content.size());
+  std::uint8_t* trailer = d + bytes.size() - detail::kTrailerSize;
+  detail::encode_trailer({content.size(), sha.finish()}, trailer);
+  write_file_string(p, bytes);
+  auto ok = restore(*fx.store, "db1", RestoreTarget::latest(), fx.out);
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ(read_file(fx.out), w.image);
+
+  trailer[20] ^= 1;  // a wrong SHA-256 under a valid trailer CRC
+  detail::put_u32(trailer + 60, log::crc32c(0, trailer, 60));
+  write_file_string(p, bytes);
+  auto bad = restore(*fx.store, "db1", RestoreTarget::latest(), fx.out);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().kind, BackupErrc::kCorrupt);
+  EXPECT_NE(bad.error().message.find("content SHA-256 mismatch"), std::string::npos)
+      << bad.error().message;
+}
+
 TEST(BackupTail, MissingTailObjectEndsTheChainAndTheWriterFillsIt) {
   Fixture fx("tail-missing");
   Workload w;
