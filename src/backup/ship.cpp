@@ -34,6 +34,9 @@ BackupResult<void> upload_log_snapshot(log::ReplicationLog& log, BackupWriter& w
   return {};
 }
 
+// Page buffers kept between batches by a shipping thread, at most.
+constexpr std::size_t kKeepBytes = 64u << 20;
+
 // Uploads every whole transaction from writer.last_frame()+1 through frame `target`.
 BackupResult<void> ship_batches(log::ReplicationLog& log, BackupWriter& writer, log::Frame target,
                                 const ShipOptions& options, ShipResult& res) {
@@ -45,31 +48,44 @@ BackupResult<void> ship_batches(log::ReplicationLog& log, BackupWriter& writer, 
     return unexpected(
         from_log("reading log " + id + " from frame " + std::to_string(from), reader.error()));
   }
-  std::vector<log::Transaction> batch;
+  // The batch being built is batch[0, used). The transactions' buffers are kept for the next
+  // batch and the next round on this thread: reading a second's thousands of transactions then
+  // allocates nothing (freed, their memory went back to the system and was faulted in again
+  // for every batch).
+  thread_local std::vector<log::Transaction> batch;
+  struct Trim {  // on every way out: a batch of huge transactions is not kept
+    ~Trim() {
+      std::size_t kept = 0;
+      for (const auto& t : batch) kept += t.pages.capacity();
+      if (kept > kKeepBytes) std::vector<log::Transaction>().swap(batch);
+    }
+  } trim;
+  std::size_t used = 0;
   log::Frame batch_first = from;
   std::size_t batch_bytes = 0;
   auto flush = [&]() -> BackupResult<void> {
-    if (batch.empty()) return {};
-    auto up = writer.upload_batch(batch, batch_first);
+    if (used == 0) return {};
+    auto up = writer.upload_batch(std::span(batch.data(), used), batch_first);
     if (!up) return unexpected(std::move(up).error());
-    res.txns += batch.size();
+    res.txns += used;
     res.bytes += up->size;
     batch_first = up->last_frame + 1;
     res.batches.push_back(std::move(*up));
-    batch.clear();
+    used = 0;
     batch_bytes = 0;
     return {};
   };
   while (reader->next_frame() <= target) {
-    auto txn = reader->next();
-    if (!txn) {
+    if (used == batch.size()) batch.emplace_back();
+    auto got = reader->next_into(batch[used]);
+    if (!got) {
       return unexpected(from_log("reading log " + id + " at frame " +
                                      std::to_string(reader->next_frame()),
-                                 txn.error()));
+                                 got.error()));
     }
-    if (!*txn) break;  // the log ended early (cannot happen: frames never disappear)
-    batch_bytes += (*txn)->txn.pages.size();
-    batch.push_back(std::move((*txn)->txn));
+    if (!*got) break;  // the log ended early (cannot happen: frames never disappear)
+    batch_bytes += batch[used].pages.size();
+    ++used;
     if (batch_bytes >= options.batch_bytes) {
       if (auto r = flush(); !r) return unexpected(std::move(r.error()));
     }

@@ -11,6 +11,7 @@
 #include "backup/backup.h"
 #include "backup/chunk_cipher.h"
 #include "backup/object_format.h"
+#include "common/scratch_buffer.h"
 
 namespace quire::backup {
 
@@ -39,21 +40,17 @@ struct CCtx {
 // What building a batch needs, kept per thread between batches: the server's one shipping thread
 // builds every namespace's batches, and fresh buffers of tens of MiB each time (zero-filled,
 // page-faulted in, unmapped after) cost more CPU than compressing them. Buffers grow to the
-// largest batch seen and are given back when that is over kKeepBytes.
+// largest batch seen (huge pages: ScratchBuffer) and are given back when that is over
+// kKeepBytes.
 struct BatchScratch {
   static constexpr std::size_t kKeepBytes = 64u << 20;
-  std::string content;  // the uncompressed batch (txn headers and page records)
-  std::string object;   // header ‖ zstd payload ‖ trailer (unencrypted objects)
-  CCtx cctx;            // reset between batches, its workspace kept
+  ScratchBuffer content;  // the uncompressed batch (txn headers and page records)
+  ScratchBuffer object;   // header ‖ zstd payload ‖ trailer (unencrypted objects)
+  CCtx cctx;              // reset between batches, its workspace kept
 
-  // A buffer of at least `n` bytes whose contents do not matter: no zero-fill once grown.
-  static char* reserve(std::string& buf, std::size_t n) {
-    if (buf.size() < n) buf.resize(n);
-    return buf.data();
-  }
   void trim() {
-    if (content.size() > kKeepBytes) std::string().swap(content);
-    if (object.size() > kKeepBytes) std::string().swap(object);
+    content.release_over(kKeepBytes);
+    object.release_over(kKeepBytes);
   }
 };
 
@@ -369,8 +366,8 @@ BackupResult<BatchEntry> BackupWriter::upload_batch(std::span<const log::Transac
   }
 
   BatchScratch& scratch = batch_scratch();
-  auto* w = reinterpret_cast<std::uint8_t*>(BatchScratch::reserve(scratch.content, content_len));
-  const std::string_view content(scratch.content.data(), content_len);
+  auto* w = reinterpret_cast<std::uint8_t*>(scratch.content.reserve(content_len));
+  const std::string_view content(reinterpret_cast<const char*>(w), content_len);
   log::Frame f = first_frame;
   for (const auto& t : txns) {
     detail::put_u64(w, f);
@@ -402,7 +399,7 @@ BackupResult<BatchEntry> BackupWriter::upload_batch(std::span<const log::Transac
   // there into a string of its own.
   const std::size_t body_cap = ZSTD_compressBound(content.size()) + detail::kTrailerSize;
   auto* obj = reinterpret_cast<std::uint8_t*>(
-      BatchScratch::reserve(scratch.object, detail::kHeaderSize + body_cap));
+      scratch.object.reserve(detail::kHeaderSize + body_cap));
   std::uint8_t* body = obj + detail::kHeaderSize;
   ZSTD_CCtx_reset(scratch.cctx.p, ZSTD_reset_session_and_parameters);
   ZSTD_CCtx_setParameter(scratch.cctx.p, ZSTD_c_compressionLevel, zstd_level);
@@ -430,7 +427,7 @@ BackupResult<BatchEntry> BackupWriter::upload_batch(std::span<const log::Transac
     sealed_object += sealer->finish();
     object = sealed_object;
   } else {
-    object = std::string_view(scratch.object.data(), detail::kHeaderSize + body_len);
+    object = std::string_view(reinterpret_cast<const char*>(obj), detail::kHeaderSize + body_len);
   }
   detail::Sha256 object_sha;
   object_sha.update(object.data(), object.size());

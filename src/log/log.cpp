@@ -887,11 +887,20 @@ LogReader& LogReader::operator=(LogReader&&) noexcept = default;
 LogReader::~LogReader() = default;
 
 Expected<std::optional<LoggedTransaction>, LogError> LogReader::next() {
+  LoggedTransaction out;
+  out.first_frame = next_frame_;
+  auto got = next_into(out.txn);
+  if (!got) return unexpected(std::move(got).error());
+  if (!*got) return std::optional<LoggedTransaction>();
+  return std::optional<LoggedTransaction>(std::move(out));
+}
+
+Expected<bool, LogError> LogReader::next_into(Transaction& out) {
   Frame end;
   {
     std::lock_guard lock(state_->mu);
     if (next_frame_ >= segment_->end_frame) {
-      if (next_frame_ > state_->last_frame) return std::optional<LoggedTransaction>();
+      if (next_frame_ > state_->last_frame) return false;
       auto seg = state_->find(next_frame_);
       if (!seg) {
         return unexpected(log_error(LogErrc::kNeedSnapshot,
@@ -909,8 +918,9 @@ Expected<std::optional<LoggedTransaction>, LogError> LogReader::next() {
   }
 
   const Frame first = segment_->header.first_frame;
-  LoggedTransaction out;
-  out.first_frame = next_frame_;
+  const Frame txn_first = next_frame_;
+  out.pgnos.clear();
+  out.pages.clear();
   std::uint32_t prev = prev_checksum_;
   for (Frame f = next_frame_; f < end; ++f) {
     if (f < buf_first_ || f >= buf_first_ + buf_count_) {
@@ -925,21 +935,20 @@ Expected<std::optional<LoggedTransaction>, LogError> LogReader::next() {
     }
     const std::uint8_t* rec = buf_.data() + (f - buf_first_) * kRecordSize;
     const RecordHeader h = decode_record_header(rec);
-    if (h.frame_no != f || h.txn_first_frame != out.first_frame || h.pgno == 0 ||
+    if (h.frame_no != f || h.txn_first_frame != txn_first || h.pgno == 0 ||
         record_checksum(rec, prev) != h.checksum) {
       return unexpected(corrupt(segment_->file.path(),
                                 "record of frame " + std::to_string(f) + " fails verification"));
     }
     prev = h.checksum;
-    out.txn.add_page(h.pgno,
-                     {reinterpret_cast<const std::byte*>(rec + kRecordHeaderSize), kPageSize});
+    out.add_page(h.pgno, {reinterpret_cast<const std::byte*>(rec + kRecordHeaderSize), kPageSize});
     if (h.db_size != 0) {
-      out.txn.db_size = h.db_size;
-      out.txn.commit_time_us = h.commit_time_us;
-      out.txn.wal = h.wal;
+      out.db_size = h.db_size;
+      out.commit_time_us = h.commit_time_us;
+      out.wal = h.wal;
       next_frame_ = f + 1;
       prev_checksum_ = prev;
-      return std::optional<LoggedTransaction>(std::move(out));
+      return true;
     }
   }
   return unexpected(corrupt(segment_->file.path(), "committed range ends inside a transaction"));

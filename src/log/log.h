@@ -203,6 +203,10 @@ class LogReader {
   // The next whole transaction, or nullopt when the reader is at the log's current end.
   // kCorrupt when a record fails its checksum or numbering.
   Expected<std::optional<LoggedTransaction>, LogError> next();
+  // The same into `out`, whose buffers are reused (a reader of many transactions allocates
+  // nothing per transaction); it starts at next_frame() as it was before the call. True when
+  // one was read, false at the log's current end (`out` is then unspecified).
+  Expected<bool, LogError> next_into(Transaction& out);
   // The frame the next transaction starts at.
   Frame next_frame() const { return next_frame_; }
 
