@@ -1,7 +1,8 @@
 // BackupReader and restore (docs/formats/backup.md, "Restore"): every object is checked against
 // the manifest (size, SHA-256; not for a tail object, which has no entry yet), its header, its
-// trailer and its decompressed content (length; SHA-256 only for a tail object, where nothing
-// else covers it) before any of it counts; a missing or damaged object is an error naming its
+// trailer and its decompressed content (length; zstd's checksum; in older objects without that
+// flag, their content SHA-256, compared only for a tail object, where nothing else covers it)
+// before any of it counts; a missing or damaged object is an error naming its
 // key. Each lineage's tail is followed at open ("Manifest cadence").
 //
 // Thread model: restore() runs on the calling thread, which verifies, decompresses and writes;
@@ -391,9 +392,10 @@ BackupResult<void> read_snapshot(storage::ObjectStore& store, const std::string&
       },
       1, kPrefetchChunks, kPrefetchBytes);
   // The object's SHA-256 against the manifest's covers every stored byte, so the trailer's
-  // SHA-256 of the decompressed content adds nothing to it (zstd and the chunk cipher are
-  // deterministic: the same stored bytes always give the same content) and is not computed; its
-  // length is still checked. Computing it cost a second pass over the whole database.
+  // SHA-256 of the decompressed content in older objects adds nothing to it (zstd and the chunk
+  // cipher are deterministic: the same stored bytes always give the same content) and is not
+  // computed; its length is still checked. Computing it cost a second pass over the whole
+  // database.
   const bool check_content_sha = e.sha256.empty();
   std::optional<SnapshotBody> body;
   std::unique_ptr<detail::ChunkOpener> opener;

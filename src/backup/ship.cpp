@@ -53,13 +53,18 @@ BackupResult<void> ship_batches(log::ReplicationLog& log, BackupWriter& writer, 
   // allocates nothing (freed, their memory went back to the system and was faulted in again
   // for every batch).
   thread_local std::vector<log::Transaction> batch;
-  struct Trim {  // on every way out: a batch of huge transactions is not kept
-    ~Trim() {
-      std::size_t kept = 0;
-      for (const auto& t : batch) kept += t.pages.capacity();
-      if (kept > kKeepBytes) std::vector<log::Transaction>().swap(batch);
-    }
-  } trim;
+  // After each batch, and on every way out: buffers grown by large transactions are not kept
+  // (each slot keeps the largest transaction it held, so a long catch-up could otherwise hold
+  // many of them).
+  auto trim = [] {
+    std::size_t kept = 0;
+    for (const auto& t : batch) kept += t.pages.capacity() + t.pgnos.capacity() * 4;
+    if (kept > kKeepBytes) std::vector<log::Transaction>().swap(batch);
+  };
+  struct TrimOnExit {
+    decltype(trim)& f;
+    ~TrimOnExit() { f(); }
+  } trim_on_exit{trim};
   std::size_t used = 0;
   log::Frame batch_first = from;
   std::size_t batch_bytes = 0;
@@ -73,6 +78,7 @@ BackupResult<void> ship_batches(log::ReplicationLog& log, BackupWriter& writer, 
     res.batches.push_back(std::move(*up));
     used = 0;
     batch_bytes = 0;
+    trim();
     return {};
   };
   while (reader->next_frame() <= target) {

@@ -27,14 +27,16 @@ char* ScratchBuffer::reserve(std::size_t n) {
   (void)::madvise(p, size, MADV_HUGEPAGE);  // a hint: without it (or THP off) 4 KiB pages
   data_ = static_cast<char*>(p);
   capacity_ = size;
+  grown_for_ = n;
   return data_;
 }
 
 void ScratchBuffer::release_over(std::size_t keep) {
-  if (capacity_ <= keep || data_ == nullptr) return;
+  if (data_ == nullptr || (keep > 0 && grown_for_ <= keep)) return;
   ::munmap(data_, capacity_);
   data_ = nullptr;
   capacity_ = 0;
+  grown_for_ = 0;
 }
 
 }  // namespace quire

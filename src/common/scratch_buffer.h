@@ -5,7 +5,8 @@
 // afresh, growing its batch buffer (std::string) took 40 % of the thread's CPU over the first
 // five seconds of writes (2026-12-02). ScratchBuffer maps its memory with transparent huge pages
 // requested (MADV_HUGEPAGE: 2 MiB per fault where the kernel has them, ordinary pages where it
-// does not) and keeps it between uses. Growing gives a new mapping: what the buffer held is not
+// does not; with THP defrag set to "madvise" a fault may compact memory first, so this is for
+// background threads, not a request path) and keeps it between uses. Growing gives a new mapping: what the buffer held is not
 // kept.
 //
 // Thread model: one thread at a time (it is scratch space, not shared data).
@@ -25,13 +26,15 @@ class ScratchBuffer {
   // At least `n` writable bytes, their contents unspecified. Throws std::bad_alloc when no
   // memory can be mapped.
   char* reserve(std::size_t n);
-  // Gives the memory back when more than `keep` bytes are mapped.
+  // Gives the memory back when it was last grown for more than `keep` bytes (what reserve()
+  // maps beyond the request is not counted), or always when `keep` is 0.
   void release_over(std::size_t keep);
   std::size_t capacity() const { return capacity_; }
 
  private:
   char* data_ = nullptr;
   std::size_t capacity_ = 0;
+  std::size_t grown_for_ = 0;  // the request that mapped the memory
 };
 
 }  // namespace quire

@@ -25,9 +25,13 @@ TEST(ScratchBuffer, GrowsInWholeHugePagesAndKeepsItsMemoryBetweenUses) {
 
   b.release_over(64u << 20);  // under the limit: kept
   EXPECT_EQ(b.reserve(1), q);
+  b.release_over((3u << 20) + 1);  // grown for exactly that (the slack beyond is not counted)
+  EXPECT_EQ(b.reserve(1), q);
   b.release_over(1u << 20);  // over it: given back
   EXPECT_EQ(b.capacity(), 0u);
   EXPECT_NE(b.reserve(10), nullptr);
+  b.release_over(0);  // 0: always
+  EXPECT_EQ(b.capacity(), 0u);
 }
 
 }  // namespace
