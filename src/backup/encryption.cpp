@@ -46,8 +46,12 @@ EncryptionKey::~EncryptionKey() { OPENSSL_cleanse(bytes_.data(), bytes_.size());
 std::string EncryptionKey::id_hex() const { return detail::to_hex(id_.data(), id_.size()); }
 
 BackupResult<EncryptionKey> parse_encryption_key(std::string_view s, const std::string& what) {
-  if (s.ends_with("\r\n")) s.remove_suffix(2);
-  else if (s.ends_with("\n")) s.remove_suffix(1);
+  // Exactly 32 bytes are the raw key as they are, even when the last of them is a newline byte
+  // (one random key in 256 ends with 0x0a); anything longer may carry one line ending.
+  if (s.size() != EncryptionKey::kSize) {
+    if (s.ends_with("\r\n")) s.remove_suffix(2);
+    else if (s.ends_with("\n")) s.remove_suffix(1);
+  }
   EncryptionKey::Bytes bytes{};
   if (s.size() == 2 * EncryptionKey::kSize) {
     bool hex = true;

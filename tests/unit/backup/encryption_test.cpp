@@ -84,6 +84,19 @@ TEST(EncryptionKeyFile, AcceptsRawBytesOrHexWithAnOptionalNewline) {
   }
   EXPECT_EQ(want.id_hex().size(), 16u);
   EXPECT_NE(test_key(4).id(), want.id());
+
+  // Raw keys whose last bytes are a line ending are taken whole (random keys do that).
+  for (const std::string& tail : {std::string("\n"), std::string("\r\n")}) {
+    std::string key = raw;
+    key.replace(key.size() - tail.size(), tail.size(), tail);
+    for (const std::string& contents : {key, key + "\n"}) {
+      spew(dir / "key", contents);
+      auto k = load_encryption_key(dir / "key");
+      ASSERT_TRUE(k) << k.error().message;
+      EXPECT_EQ(std::string(reinterpret_cast<const char*>(k->bytes().data()), k->bytes().size()),
+                key);
+    }
+  }
 }
 
 TEST(EncryptionKeyFile, AnythingElseIsAnErrorNamingTheFileAndTheForms) {
