@@ -9,6 +9,7 @@
 #include <bit>
 #include <cstdint>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -111,6 +112,13 @@ inline std::string ResultJson(const std::string& scenario, int conns, uint64_t r
 }
 
 // Parses "key=value" into a tag; returns false when there is no '='.
+// The calling thread's CPU time (user + system), in µs.
+inline double ThreadCpuUs() {
+  timespec ts;
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
 inline bool ParseTag(const std::string& arg, Tags* tags) {
   const auto eq = arg.find('=');
   if (eq == std::string::npos || eq == 0) return false;

@@ -21,7 +21,6 @@
 // capture CPU µs/commit and the log's frames per commit.
 #include <sqlite3.h>
 #include <sys/resource.h>
-#include <time.h>
 
 #include <chrono>
 #include <cstdio>
@@ -30,6 +29,7 @@
 #include <iostream>
 #include <string>
 
+#include "bench_common.h"
 #include "engine/database.h"
 #include "engine/executor.h"
 #include "engine/log_capture.h"
@@ -44,12 +44,6 @@ double process_cpu_us() {
   ::getrusage(RUSAGE_SELF, &ru);
   auto us = [](const timeval& t) { return t.tv_sec * 1e6 + t.tv_usec; };
   return us(ru.ru_utime) + us(ru.ru_stime);
-}
-
-double thread_cpu_us() {
-  timespec ts;
-  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
 }
 
 double wall_us() {
@@ -89,9 +83,9 @@ struct Hook {
 
 int on_commit(void* arg, sqlite3*, const char*, int frames) {
   auto* h = static_cast<Hook*>(arg);
-  const double t0 = thread_cpu_us();
+  const double t0 = quire::bench::ThreadCpuUs();
   if (auto r = h->capture->capture(static_cast<std::uint32_t>(frames)); !r) die(r.error().message);
-  h->capture_cpu_us += thread_cpu_us() - t0;
+  h->capture_cpu_us += quire::bench::ThreadCpuUs() - t0;
   h->frames = frames;
   return SQLITE_OK;
 }

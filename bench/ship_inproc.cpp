@@ -12,7 +12,6 @@
 //
 // Prints one line: the CPU µs per transaction of the first round (a fresh process: buffers
 // grown, pages faulted in) and the median of the later ones, and the objects written.
-#include <time.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -24,6 +23,7 @@
 #include <vector>
 
 #include "backup/ship.h"
+#include "bench_common.h"
 #include "log/log.h"
 #include "log/snapshot.h"
 #include "storage/file_object_store.h"
@@ -32,12 +32,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace quire;
-
-double thread_cpu_us() {
-  timespec ts;
-  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
 
 // A one-page database: the base image the log starts from.
 class OnePage final : public log::PageSource {
@@ -115,9 +109,9 @@ int main(int argc, char** argv) {
         return 1;
       }
     }
-    const double c0 = thread_cpu_us();
+    const double c0 = quire::bench::ThreadCpuUs();
     auto shipped = backup::ship(**log, **store, "db", {});
-    const double c1 = thread_cpu_us();
+    const double c1 = quire::bench::ThreadCpuUs();
     if (!shipped) {
       std::cerr << "shipping: " << shipped.error().message << "\n";
       return 1;

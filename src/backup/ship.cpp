@@ -53,18 +53,6 @@ BackupResult<void> ship_batches(log::ReplicationLog& log, BackupWriter& writer, 
   // allocates nothing (freed, their memory went back to the system and was faulted in again
   // for every batch).
   thread_local std::vector<log::Transaction> batch;
-  // After each batch, and on every way out: buffers grown by large transactions are not kept
-  // (each slot keeps the largest transaction it held, so a long catch-up could otherwise hold
-  // many of them).
-  auto trim = [] {
-    std::size_t kept = 0;
-    for (const auto& t : batch) kept += t.pages.capacity() + t.pgnos.capacity() * 4;
-    if (kept > kKeepBytes) std::vector<log::Transaction>().swap(batch);
-  };
-  struct TrimOnExit {
-    decltype(trim)& f;
-    ~TrimOnExit() { f(); }
-  } trim_on_exit{trim};
   std::size_t used = 0;
   log::Frame batch_first = from;
   std::size_t batch_bytes = 0;
@@ -78,7 +66,12 @@ BackupResult<void> ship_batches(log::ReplicationLog& log, BackupWriter& writer, 
     res.batches.push_back(std::move(*up));
     used = 0;
     batch_bytes = 0;
-    trim();
+    // Each slot keeps the largest transaction it held: after a batch, buffers grown by large
+    // transactions are given back, so a long catch-up cannot pile them up. (After a failed
+    // upload they stay until the next batch, which retries the same transactions.)
+    std::size_t kept = 0;
+    for (const auto& t : batch) kept += t.pages.capacity() + t.pgnos.capacity() * 4;
+    if (kept > kKeepBytes) std::vector<log::Transaction>().swap(batch);
     return {};
   };
   while (reader->next_frame() <= target) {

@@ -1,6 +1,7 @@
 #include "common/background_pool.h"
 
 #include "common/thread_name.h"
+
 namespace quire {
 
 BackgroundPool::BackgroundPool(Options options) : options_(options) {}

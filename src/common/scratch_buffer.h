@@ -6,8 +6,8 @@
 // five seconds of writes (2026-12-02). ScratchBuffer maps its memory with transparent huge pages
 // requested (MADV_HUGEPAGE: 2 MiB per fault where the kernel has them, ordinary pages where it
 // does not; with THP defrag set to "madvise" a fault may compact memory first, so this is for
-// background threads, not a request path) and keeps it between uses. Growing gives a new mapping: what the buffer held is not
-// kept.
+// background threads, not a request path) and keeps it between uses. Growing gives a new
+// mapping: what the buffer held is not kept.
 //
 // Thread model: one thread at a time (it is scratch space, not shared data).
 #pragma once
