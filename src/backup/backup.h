@@ -193,6 +193,16 @@ class BackupWriter {
   // it is in the store and readers reach it through the tail.
   BackupResult<BatchEntry> upload_batch(std::span<const log::Transaction> txns,
                                         log::Frame first_frame);
+  // The same, a transaction at a time, so that the pages are copied once, straight from where
+  // they are (a LogReader's buffer): start_batch(), add_to_batch() for each transaction, then
+  // finish_batch() uploads. Same rules as upload_batch(); an add_to_batch() that fails abandons
+  // the batch. All three on one thread (the batch is built in that thread's scratch memory); a
+  // start_batch() abandons a batch not finished.
+  BackupResult<void> start_batch(log::Frame first_frame);
+  BackupResult<void> add_to_batch(const log::TransactionView& txn);
+  BackupResult<BatchEntry> finish_batch();
+  // Transactions in the batch being built.
+  std::uint32_t batch_txns() const { return building_ ? building_->txns : 0; }
   // Writes manifest.json now if batches are missing from the stored one (at shutdown, so that
   // the next reader needs no tail GETs). No request when it is up to date.
   BackupResult<void> flush_manifest();
@@ -227,6 +237,19 @@ class BackupWriter {
                                                      std::uint8_t* encoded_header) const;
   BackupResult<void> register_lineage();
   std::string lineage_key(const std::string& rel) const;
+
+  // The batch start_batch() began: its content is in the thread's BatchScratch (writer.cpp).
+  struct Building {
+    log::Frame first_frame = 0;
+    log::Frame next_frame = 0;
+    std::size_t content_len = 0;
+    std::uint32_t txns = 0;
+    std::uint32_t first_page_count = 0;
+    std::uint32_t db_size = 0;
+    std::int64_t first_commit_time_us = 0;
+    std::int64_t last_commit_time_us = 0;
+  };
+  std::optional<Building> building_;
 
   storage::ObjectStore& store_;
   std::string prefix_;  // "" or ending in '/'

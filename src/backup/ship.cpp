@@ -34,10 +34,9 @@ BackupResult<void> upload_log_snapshot(log::ReplicationLog& log, BackupWriter& w
   return {};
 }
 
-// Page buffers kept between batches by a shipping thread, at most.
-constexpr std::size_t kKeepBytes = 64u << 20;
-
-// Uploads every whole transaction from writer.last_frame()+1 through frame `target`.
+// Uploads every whole transaction from writer.last_frame()+1 through frame `target`. Each
+// transaction goes from the log reader's buffer into the batch being built (one copy of its
+// pages), never into a Transaction of its own.
 BackupResult<void> ship_batches(log::ReplicationLog& log, BackupWriter& writer, log::Frame target,
                                 const ShipOptions& options, ShipResult& res) {
   const std::string id = log::format_log_id(log.log_id());
@@ -48,43 +47,31 @@ BackupResult<void> ship_batches(log::ReplicationLog& log, BackupWriter& writer, 
     return unexpected(
         from_log("reading log " + id + " from frame " + std::to_string(from), reader.error()));
   }
-  // The batch being built is batch[0, used). The transactions' buffers are kept for the next
-  // batch and the next round on this thread: reading a second's thousands of transactions then
-  // allocates nothing (freed, their memory went back to the system and was faulted in again
-  // for every batch).
-  thread_local std::vector<log::Transaction> batch;
-  std::size_t used = 0;
-  log::Frame batch_first = from;
-  std::size_t batch_bytes = 0;
+  if (auto r = writer.start_batch(from); !r) return unexpected(std::move(r.error()));
+  std::size_t batch_bytes = 0;  // page images in the batch being built
   auto flush = [&]() -> BackupResult<void> {
-    if (used == 0) return {};
-    auto up = writer.upload_batch(std::span(batch.data(), used), batch_first);
+    const std::uint32_t txns = writer.batch_txns();
+    if (txns == 0) return {};
+    auto up = writer.finish_batch();
     if (!up) return unexpected(std::move(up).error());
-    res.txns += used;
+    res.txns += txns;
     res.bytes += up->size;
-    batch_first = up->last_frame + 1;
+    const log::Frame next = up->last_frame + 1;
     res.batches.push_back(std::move(*up));
-    used = 0;
     batch_bytes = 0;
-    // Each slot keeps the largest transaction it held: after a batch, buffers grown by large
-    // transactions are given back, so a long catch-up cannot pile them up. (After a failed
-    // upload they stay until the next batch, which retries the same transactions.)
-    std::size_t kept = 0;
-    for (const auto& t : batch) kept += t.pages.capacity() + t.pgnos.capacity() * 4;
-    if (kept > kKeepBytes) std::vector<log::Transaction>().swap(batch);
-    return {};
+    return writer.start_batch(next);
   };
+  log::TransactionView txn;
   while (reader->next_frame() <= target) {
-    if (used == batch.size()) batch.emplace_back();
-    auto got = reader->next_into(batch[used]);
+    auto got = reader->next_view(txn);
     if (!got) {
       return unexpected(from_log("reading log " + id + " at frame " +
                                      std::to_string(reader->next_frame()),
                                  got.error()));
     }
     if (!*got) break;  // the log ended early (cannot happen: frames never disappear)
-    batch_bytes += batch[used].pages.size();
-    ++used;
+    if (auto r = writer.add_to_batch(txn); !r) return unexpected(std::move(r.error()));
+    batch_bytes += txn.page_count() * log::kPageSize;
     if (batch_bytes >= options.batch_bytes) {
       if (auto r = flush(); !r) return unexpected(std::move(r.error()));
     }

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <limits>
 
 #include "backup/backup.h"
 #include "backup/chunk_cipher.h"
@@ -344,53 +345,96 @@ BackupResult<SnapshotEntry> BackupWriter::upload_snapshot(const log::PageSource&
 
 BackupResult<BatchEntry> BackupWriter::upload_batch(std::span<const log::Transaction> txns,
                                                     log::Frame first_frame) {
-  auto bad = [](std::string m) { return unexpected(error(BackupErrc::kInvalidArgument, std::move(m))); };
-  if (txns.empty()) return bad("empty batch");
+  if (txns.empty()) return unexpected(error(BackupErrc::kInvalidArgument, "empty batch"));
+  if (auto r = start_batch(first_frame); !r) return unexpected(std::move(r.error()));
+  for (const auto& t : txns) {
+    if (t.pages.size() != t.page_count() * log::kPageSize) {
+      building_.reset();
+      return unexpected(error(BackupErrc::kInvalidArgument, "malformed transaction"));
+    }
+    if (auto r = add_to_batch(log::TransactionView::of(t)); !r) return unexpected(std::move(r.error()));
+  }
+  return finish_batch();
+}
+
+BackupResult<void> BackupWriter::start_batch(log::Frame first_frame) {
+  building_.reset();
   const log::Frame expect = last_frame() + 1;
   if (first_frame != expect)
-    return bad(last_frame() == 0
-                   ? "the first batch of a lineage must start at frame 1 (or upload a snapshot first)"
-                   : "batch starts at frame " + std::to_string(first_frame) + ", expected " +
-                         std::to_string(expect));
-  std::int64_t prev_time = std::numeric_limits<std::int64_t>::min();
-  if (auto e = manifest_.batch_extent()) prev_time = e->last_commit_time_us;
-  std::size_t content_len = 0;
-  for (const auto& t : txns) {
-    if (t.page_count() == 0 || t.pages.size() != t.page_count() * log::kPageSize || t.db_size == 0)
-      return bad("malformed transaction");
-    for (auto p : t.pgnos)
-      if (p == 0) return bad("page number 0");
-    if (t.commit_time_us < prev_time) return bad("commit times decrease");
-    prev_time = t.commit_time_us;
-    content_len += detail::kTxnHeaderSize + t.page_count() * detail::kPageRecordSize;
-  }
+    return unexpected(error(
+        BackupErrc::kInvalidArgument,
+        last_frame() == 0
+            ? "the first batch of a lineage must start at frame 1 (or upload a snapshot first)"
+            : "batch starts at frame " + std::to_string(first_frame) + ", expected " +
+                  std::to_string(expect)));
+  Building b;
+  b.first_frame = first_frame;
+  b.next_frame = first_frame;
+  b.last_commit_time_us = std::numeric_limits<std::int64_t>::min();
+  if (auto e = manifest_.batch_extent()) b.last_commit_time_us = e->last_commit_time_us;
+  building_ = b;
+  return {};
+}
 
-  BatchScratch& scratch = batch_scratch();
-  auto* w = reinterpret_cast<std::uint8_t*>(scratch.content.reserve(content_len));
-  const std::string_view content(reinterpret_cast<const char*>(w), content_len);
-  log::Frame f = first_frame;
-  for (const auto& t : txns) {
-    detail::put_u64(w, f);
-    detail::put_u32(w + 8, static_cast<std::uint32_t>(t.page_count()));
-    detail::put_u32(w + 12, t.db_size);
-    detail::put_u64(w + 16, static_cast<std::uint64_t>(t.commit_time_us));
-    w += detail::kTxnHeaderSize;
-    for (std::size_t i = 0; i < t.page_count(); ++i) {
-      detail::put_u32(w, t.pgnos[i]);
-      std::memcpy(w + 4, t.page(i).data(), log::kPageSize);
-      w += detail::kPageRecordSize;
-    }
-    f += t.page_count();
+BackupResult<void> BackupWriter::add_to_batch(const log::TransactionView& t) {
+  auto bad = [this](std::string m) {
+    building_.reset();
+    return unexpected(error(BackupErrc::kInvalidArgument, std::move(m)));
+  };
+  if (!building_) return bad("add_to_batch without start_batch");
+  Building& b = *building_;
+  if (t.page_count() == 0 || t.db_size == 0) return bad("malformed transaction");
+  for (auto p : t.pgnos)
+    if (p == 0) return bad("page number 0");
+  if (t.commit_time_us < b.last_commit_time_us) return bad("commit times decrease");
+
+  // The content: per transaction a header, then (page number, image) per page.
+  const std::size_t len = detail::kTxnHeaderSize + t.page_count() * detail::kPageRecordSize;
+  ScratchBuffer& content = batch_scratch().content;
+  auto* w = reinterpret_cast<std::uint8_t*>(content.grow(b.content_len + len, b.content_len)) +
+            b.content_len;
+  detail::put_u64(w, b.next_frame);
+  detail::put_u32(w + 8, static_cast<std::uint32_t>(t.page_count()));
+  detail::put_u32(w + 12, t.db_size);
+  detail::put_u64(w + 16, static_cast<std::uint64_t>(t.commit_time_us));
+  w += detail::kTxnHeaderSize;
+  for (std::size_t i = 0; i < t.page_count(); ++i) {
+    detail::put_u32(w, t.pgnos[i]);
+    std::memcpy(w + 4, t.page(i).data(), log::kPageSize);
+    w += detail::kPageRecordSize;
   }
+  if (b.txns == 0) {
+    b.first_page_count = static_cast<std::uint32_t>(t.page_count());
+    b.first_commit_time_us = t.commit_time_us;
+  }
+  b.content_len += len;
+  b.next_frame += t.page_count();
+  b.last_commit_time_us = t.commit_time_us;
+  b.db_size = t.db_size;
+  ++b.txns;
+  return {};
+}
+
+BackupResult<BatchEntry> BackupWriter::finish_batch() {
+  if (!building_ || building_->txns == 0) {
+    building_.reset();
+    return unexpected(error(BackupErrc::kInvalidArgument, "empty batch"));
+  }
+  const Building b = *building_;
+  building_.reset();
+  BatchScratch& scratch = batch_scratch();
+  const std::string_view content(scratch.content.data(), b.content_len);
+  const log::Frame first_frame = b.first_frame;
+  const log::Frame f = b.next_frame;
 
   BatchEntry entry;
   entry.first_frame = first_frame;
   entry.last_frame = f - 1;
-  entry.first_commit_frame = first_frame + txns.front().page_count() - 1;
-  entry.first_commit_time_us = txns.front().commit_time_us;
-  entry.last_commit_time_us = txns.back().commit_time_us;
-  entry.txns = static_cast<std::uint32_t>(txns.size());
-  entry.db_size = txns.back().db_size;
+  entry.first_commit_frame = first_frame + b.first_page_count - 1;
+  entry.first_commit_time_us = b.first_commit_time_us;
+  entry.last_commit_time_us = b.last_commit_time_us;
+  entry.txns = b.txns;
+  entry.db_size = b.db_size;
   entry.key = batch_key(entry.first_frame);
   const std::string key = lineage_key(entry.key);
 

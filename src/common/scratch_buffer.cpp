@@ -31,6 +31,21 @@ char* ScratchBuffer::reserve(std::size_t n) {
   return data_;
 }
 
+char* ScratchBuffer::grow(std::size_t n, std::size_t keep) {
+  if (n <= capacity_) return data_;
+  if (data_ == nullptr || keep == 0) return reserve(n);
+  const std::size_t want = std::max(n + n / 4, kHugePage);
+  const std::size_t size = (want + kHugePage - 1) / kHugePage * kHugePage;
+  // mremap moves the pages instead of copying them.
+  void* p = ::mremap(data_, capacity_, size, MREMAP_MAYMOVE);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  (void)::madvise(p, size, MADV_HUGEPAGE);
+  data_ = static_cast<char*>(p);
+  capacity_ = size;
+  grown_for_ = n;
+  return data_;
+}
+
 void ScratchBuffer::release_over(std::size_t keep) {
   if (data_ == nullptr || (keep > 0 && grown_for_ <= keep)) return;
   ::munmap(data_, capacity_);

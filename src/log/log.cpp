@@ -895,27 +895,90 @@ Expected<std::optional<LoggedTransaction>, LogError> LogReader::next() {
   return std::optional<LoggedTransaction>(std::move(out));
 }
 
-Expected<bool, LogError> LogReader::next_into(Transaction& out) {
-  Frame end;
-  {
-    std::lock_guard lock(state_->mu);
-    if (next_frame_ >= segment_->end_frame) {
-      if (next_frame_ > state_->last_frame) return false;
-      auto seg = state_->find(next_frame_);
-      if (!seg) {
-        return unexpected(log_error(LogErrc::kNeedSnapshot,
-                                    "NEED_SNAPSHOT: frame " + std::to_string(next_frame_) +
-                                        " was compacted while the reader was behind"));
-      }
-      // Segments begin at transaction boundaries, and the reader is at one.
-      if (seg->header.first_frame != next_frame_ || seg->header.chain_seed != prev_checksum_) {
-        return unexpected(corrupt(seg->file.path(), "does not continue the previous segment"));
-      }
-      segment_ = std::move(seg);
-      buf_count_ = 0;
+Expected<std::optional<Frame>, LogError> LogReader::enter_segment() {
+  std::lock_guard lock(state_->mu);
+  if (next_frame_ >= segment_->end_frame) {
+    if (next_frame_ > state_->last_frame) return std::optional<Frame>();
+    auto seg = state_->find(next_frame_);
+    if (!seg) {
+      return unexpected(log_error(LogErrc::kNeedSnapshot,
+                                  "NEED_SNAPSHOT: frame " + std::to_string(next_frame_) +
+                                      " was compacted while the reader was behind"));
     }
-    end = segment_->end_frame;
+    // Segments begin at transaction boundaries, and the reader is at one.
+    if (seg->header.first_frame != next_frame_ || seg->header.chain_seed != prev_checksum_) {
+      return unexpected(corrupt(seg->file.path(), "does not continue the previous segment"));
+    }
+    segment_ = std::move(seg);
+    buf_count_ = 0;
   }
+  return std::optional<Frame>(segment_->end_frame);
+}
+
+Expected<bool, LogError> LogReader::next_view(TransactionView& out) {
+  auto entered = enter_segment();
+  if (!entered) return unexpected(std::move(entered).error());
+  if (!*entered) return false;
+  const Frame end = **entered;
+  const Frame first = segment_->header.first_frame;
+  const Frame txn_first = next_frame_;
+  view_pgnos_.clear();
+  std::uint32_t prev = prev_checksum_;
+  for (Frame f = txn_first; f < end; ++f) {
+    if (f - txn_first >= kMaxViewRecords) {
+      // Too large to hold in the read buffer: a copy of its own (next_into starts again at
+      // txn_first, which next_frame_ still is).
+      auto got = next_into(spill_);
+      if (!got) return unexpected(std::move(got).error());
+      if (!*got) return unexpected(corrupt(segment_->file.path(), "the log shrank under a reader"));
+      out = TransactionView::of(spill_);
+      return true;
+    }
+    if (f < buf_first_ || f >= buf_first_ + buf_count_) {
+      // The whole transaction must end up in the buffer: past its first record, read again
+      // from that record with room for twice as many.
+      const Frame from = f == txn_first ? f : txn_first;
+      const Frame want = f == txn_first ? kRecordsPerRead
+                                        : std::max<Frame>(kRecordsPerRead, 2 * (f - txn_first));
+      const std::size_t n = static_cast<std::size_t>(std::min<Frame>(want, end - from));
+      buf_.resize(n * kRecordSize);
+      auto got = segment_->file.read_at(buf_.data(), buf_.size(),
+                                        static_cast<off_t>(segment_record_offset(first, from)));
+      if (!got) return unexpected(std::move(got).error());
+      if (*got != buf_.size()) return unexpected(corrupt(segment_->file.path(), "short read"));
+      buf_first_ = from;
+      buf_count_ = n;
+    }
+    const std::uint8_t* rec = buf_.data() + (f - buf_first_) * kRecordSize;
+    const RecordHeader h = decode_record_header(rec);
+    if (h.frame_no != f || h.txn_first_frame != txn_first || h.pgno == 0 ||
+        record_checksum(rec, prev) != h.checksum) {
+      return unexpected(corrupt(segment_->file.path(),
+                                "record of frame " + std::to_string(f) + " fails verification"));
+    }
+    prev = h.checksum;
+    view_pgnos_.push_back(h.pgno);
+    if (h.db_size != 0) {
+      out.pgnos = view_pgnos_;
+      out.first_page = reinterpret_cast<const std::byte*>(
+          buf_.data() + (txn_first - buf_first_) * kRecordSize + kRecordHeaderSize);
+      out.stride = kRecordSize;
+      out.db_size = h.db_size;
+      out.commit_time_us = h.commit_time_us;
+      out.wal = h.wal;
+      next_frame_ = f + 1;
+      prev_checksum_ = prev;
+      return true;
+    }
+  }
+  return unexpected(corrupt(segment_->file.path(), "committed range ends inside a transaction"));
+}
+
+Expected<bool, LogError> LogReader::next_into(Transaction& out) {
+  auto entered = enter_segment();
+  if (!entered) return unexpected(std::move(entered).error());
+  if (!*entered) return false;
+  const Frame end = **entered;
 
   const Frame first = segment_->header.first_frame;
   const Frame txn_first = next_frame_;

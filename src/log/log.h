@@ -207,6 +207,11 @@ class LogReader {
   // nothing per transaction); it starts at next_frame() as it was before the call. True when
   // one was read, false at the log's current end (`out` is then unspecified).
   Expected<bool, LogError> next_into(Transaction& out);
+  // The same without copying the pages: `out` points into the reader's read buffer (or, for a
+  // transaction of more than kMaxViewRecords records, into a copy the reader keeps) and is valid
+  // until the reader's next call or its destruction.
+  Expected<bool, LogError> next_view(TransactionView& out);
+  static constexpr std::size_t kMaxViewRecords = 4096;  // 16 MiB of page images
   // The frame the next transaction starts at.
   Frame next_frame() const { return next_frame_; }
 
@@ -219,7 +224,13 @@ class LogReader {
   Frame next_frame_;
   std::uint32_t prev_checksum_;  // checksum of record next_frame_-1 (chain seed)
   std::shared_ptr<detail::Segment> segment_;
+  // The segment holding next_frame_ (switching to the next one at its end); the end of its
+  // committed records, or nullopt at the log's end.
+  Expected<std::optional<Frame>, LogError> enter_segment();
+
   std::vector<std::uint8_t> buf_;  // records [buf_first_, buf_first_ + buf_count_)
+  std::vector<std::uint32_t> view_pgnos_;  // next_view()'s page numbers
+  Transaction spill_;                      // next_view()'s copy of a transaction too large
   Frame buf_first_ = 0;
   std::size_t buf_count_ = 0;
 };

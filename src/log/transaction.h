@@ -45,4 +45,26 @@ struct Transaction {
   }
 };
 
+// A transaction seen in place: page numbers and page images in someone else's memory (a
+// LogReader's read buffer, a Transaction), valid until that owner changes. Page i's image starts
+// at first_page + i * stride.
+struct TransactionView {
+  std::span<const std::uint32_t> pgnos;
+  const std::byte* first_page = nullptr;
+  std::size_t stride = kPageSize;
+  std::uint32_t db_size = 0;
+  std::int64_t commit_time_us = 0;
+  std::optional<WalPosition> wal;
+
+  std::size_t page_count() const { return pgnos.size(); }
+  std::span<const std::byte> page(std::size_t i) const {
+    assert(i < pgnos.size());
+    return {first_page + i * stride, kPageSize};
+  }
+  // A view of `t`, whose pages must be whole (t.pages.size() == t.page_count() * kPageSize).
+  static TransactionView of(const Transaction& t) {
+    return {t.pgnos, t.pages.data(), kPageSize, t.db_size, t.commit_time_us, t.wal};
+  }
+};
+
 }  // namespace quire::log

@@ -140,6 +140,65 @@ TEST(Backup, StartsFromASnapshotAndEnforcesContiguity) {
   EXPECT_EQ(read_file(fx.out), w.image);
 }
 
+TEST(Backup, BatchesBuiltATransactionAtATimeRestoreEveryCommit) {
+  Fixture fx("incremental");
+  Workload w;
+  const auto id = make_id(9);
+  auto writer = BackupWriter::open(*fx.store, "db", id).value();
+  // Nothing to finish, and a batch must continue the lineage.
+  EXPECT_FALSE(writer->finish_batch());
+  EXPECT_FALSE(writer->start_batch(2));
+  // A transaction that breaks the rules abandons the batch: nothing is uploaded.
+  ASSERT_TRUE(writer->start_batch(1));
+  auto t1 = w.next();
+  ASSERT_TRUE(writer->add_to_batch(log::TransactionView::of(t1)));
+  auto late = t1;
+  late.commit_time_us -= 1;
+  EXPECT_FALSE(writer->add_to_batch(log::TransactionView::of(late)));
+  EXPECT_EQ(writer->batch_txns(), 0u);
+  EXPECT_FALSE(writer->finish_batch());
+  EXPECT_EQ(writer->last_frame(), 0u);
+
+  // Then two batches, the first of some 600 pages (its buffer grows past the first 2 MiB while
+  // it is built), the second from a view with another stride (pages behind 64-byte headers, as
+  // a log reader's buffer holds them).
+  ASSERT_TRUE(writer->start_batch(1));
+  ASSERT_TRUE(writer->add_to_batch(log::TransactionView::of(t1)));
+  for (int i = 0; i < 199; ++i) {
+    auto t = w.next();
+    ASSERT_TRUE(writer->add_to_batch(log::TransactionView::of(t)));
+  }
+  EXPECT_EQ(writer->batch_txns(), 200u);
+  auto first = writer->finish_batch();
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_EQ(first->txns, 200u);
+  EXPECT_EQ(first->last_frame, w.last_frame);
+  EXPECT_GT(w.last_frame, 512u) << "the batch must outgrow one huge page";
+
+  ASSERT_TRUE(writer->start_batch(w.last_frame + 1));
+  for (int i = 0; i < 5; ++i) {
+    auto t = w.next();
+    constexpr std::size_t kStride = kPageSize + 64;
+    std::vector<std::byte> strided(t.page_count() * kStride, std::byte{0xee});
+    for (std::size_t k = 0; k < t.page_count(); ++k)
+      std::memcpy(strided.data() + k * kStride + 64, t.page(k).data(), kPageSize);
+    log::TransactionView v = log::TransactionView::of(t);
+    v.first_page = strided.data() + 64;
+    v.stride = kStride;
+    ASSERT_TRUE(writer->add_to_batch(v));
+  }
+  ASSERT_TRUE(writer->finish_batch());
+
+  for (std::size_t i = 0; i < w.history.size(); i += 7) {
+    auto r = restore(*fx.store, "db", RestoreTarget::at_frame(w.history[i].frame), fx.out);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(read_file(fx.out), w.history[i].image) << "commit " << i;
+  }
+  auto latest = restore(*fx.store, "db", RestoreTarget::latest(), fx.out);
+  ASSERT_TRUE(latest) << latest.error().message;
+  EXPECT_EQ(read_file(fx.out), w.image);
+}
+
 TEST(Backup, CorruptedBatchIsAnErrorNamingIt) {
   Fixture fx("corruptbatch");
   Workload w;

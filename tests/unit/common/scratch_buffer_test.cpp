@@ -34,5 +34,20 @@ TEST(ScratchBuffer, GrowsInWholeHugePagesAndKeepsItsMemoryBetweenUses) {
   EXPECT_EQ(b.capacity(), 0u);
 }
 
+TEST(ScratchBuffer, GrowKeepsWhatWasWritten) {
+  ScratchBuffer b;
+  char* p = b.grow(1000, 0);
+  ASSERT_NE(p, nullptr);
+  for (std::size_t i = 0; i < b.capacity(); ++i) p[i] = static_cast<char>(i * 7);
+  const std::size_t had = b.capacity();
+  EXPECT_EQ(b.grow(had, had), p);  // fits: nothing moves
+  char* q = b.grow(had * 3 + 5, had);
+  ASSERT_NE(q, nullptr);
+  EXPECT_GE(b.capacity(), had * 3 + 5);
+  for (std::size_t i = 0; i < had; ++i) ASSERT_EQ(q[i], static_cast<char>(i * 7)) << i;
+  std::memset(q, 0, b.capacity());  // all of it is writable
+  EXPECT_EQ(b.data(), q);
+}
+
 }  // namespace
 }  // namespace quire

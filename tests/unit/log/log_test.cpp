@@ -380,6 +380,70 @@ TEST_F(ReplicationLogTest, ReaderRunsConcurrentlyWithAppendsAndSeesWholeTransact
   EXPECT_FALSE(failed);
 }
 
+TEST_F(ReplicationLogTest, ViewsInPlaceAgreeWithCopiesAcrossReadWindowsRolloversAndLargeTransactions) {
+  LogOptions options;
+  options.segment_bytes = 4u << 20;  // a rollover in the middle, and a segment of its own
+  auto log = create(options);
+  // Sizes chosen to cross the reader's 64-record window at every offset, to need a window of
+  // several times 64, and (4100 records) to be too large to view in place.
+  const std::vector<std::uint32_t> sizes = {1, 63, 2, 64, 65, 1, 200, 3, 4100, 7, 130, 1};
+  for (std::uint32_t n : sizes) {
+    std::vector<std::uint32_t> pgnos;
+    for (std::uint32_t p = 1; p <= n; ++p) pgnos.push_back(p);
+    append(*log, pgnos, n);
+  }
+  auto copies = log->read_from(1);
+  auto views = log->read_from(1);
+  ASSERT_TRUE(copies && views);
+  Transaction copy;
+  TransactionView view;
+  std::size_t seen = 0;
+  while (true) {
+    const Frame first = views->next_frame();
+    auto c = copies->next_into(copy);
+    auto v = views->next_view(view);
+    ASSERT_TRUE(c && v) << (c ? v.error().message : c.error().message);
+    ASSERT_EQ(*c, *v);
+    if (!*v) break;
+    ASSERT_LT(seen, sizes.size());
+    EXPECT_EQ(view.page_count(), sizes[seen]) << "transaction " << seen;
+    ASSERT_EQ(view.page_count(), copy.page_count());
+    EXPECT_EQ(view.db_size, copy.db_size);
+    EXPECT_EQ(view.commit_time_us, copy.commit_time_us);
+    EXPECT_EQ(views->next_frame(), first + view.page_count());
+    for (std::size_t i = 0; i < view.page_count(); ++i) {
+      ASSERT_EQ(view.pgnos[i], copy.pgnos[i]);
+      ASSERT_TRUE(std::equal(view.page(i).begin(), view.page(i).end(), copy.page(i).begin()))
+          << "transaction " << seen << ", page " << i;
+      ASSERT_TRUE(page_matches(view.page(i), first, view.pgnos[i]));
+    }
+    ++seen;
+  }
+  EXPECT_EQ(seen, sizes.size());
+}
+
+TEST_F(ReplicationLogTest, AViewOfADamagedRecordIsCorruptionNotData) {
+  auto log = create();
+  append(*log, {1}, 1);
+  append(*log, {1, 2}, 2);  // frames 2-3: frame 3's page is damaged below, under the open log
+  append(*log, {3}, 3);
+  const auto seg = files_with(dir_ / "log", ".qlog").at(0);
+  {
+    std::fstream f(seg, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(segment_record_offset(1, 3) + kRecordHeaderSize + 100));
+    f.put('\x7f');
+  }
+  auto reader = log->read_from(1);
+  ASSERT_TRUE(reader);
+  TransactionView view;
+  auto first = reader->next_view(view);
+  ASSERT_TRUE(first && *first);
+  auto second = reader->next_view(view);
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().code, LogErrc::kCorrupt);
+  EXPECT_NE(second.error().message.find("frame 3"), std::string::npos) << second.error().message;
+}
+
 TEST_F(ReplicationLogTest, SnapshotCompactionAndNeedSnapshot) {
   LogOptions options;
   options.segment_bytes = kSegmentHeaderSize + 4 * kRecordSize;
