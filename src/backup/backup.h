@@ -196,8 +196,9 @@ class BackupWriter {
   // The same, a transaction at a time, so that the pages are copied once, straight from where
   // they are (a LogReader's buffer): start_batch(), add_to_batch() for each transaction, then
   // finish_batch() uploads. Same rules as upload_batch(); an add_to_batch() that fails abandons
-  // the batch. All three on one thread (the batch is built in that thread's scratch memory); a
-  // start_batch() abandons a batch not finished.
+  // the batch. All three on one thread: the batch is built in that thread's scratch memory, so
+  // a start_batch() on the same thread, by this writer or another, abandons a batch not
+  // finished (its add_to_batch() and finish_batch() then fail).
   BackupResult<void> start_batch(log::Frame first_frame);
   BackupResult<void> add_to_batch(const log::TransactionView& txn);
   BackupResult<BatchEntry> finish_batch();
@@ -240,6 +241,7 @@ class BackupWriter {
 
   // The batch start_batch() began: its content is in the thread's BatchScratch (writer.cpp).
   struct Building {
+    std::uint64_t generation = 0;  // BatchScratch::generation when it started
     log::Frame first_frame = 0;
     log::Frame next_frame = 0;
     std::size_t content_len = 0;

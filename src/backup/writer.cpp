@@ -48,6 +48,10 @@ struct BatchScratch {
   ScratchBuffer content;  // the uncompressed batch (txn headers and page records)
   ScratchBuffer object;   // header ‖ zstd payload ‖ trailer (unencrypted objects)
   CCtx cctx;              // reset between batches, its workspace kept
+  // Whose batch `content` holds: the writer and the start_batch() that began it. A writer whose
+  // batch another one overwrote on this thread finds out instead of uploading foreign bytes.
+  const void* owner = nullptr;
+  std::uint64_t generation = 0;
 
   void trim() {
     content.release_over(kKeepBytes);
@@ -367,7 +371,10 @@ BackupResult<void> BackupWriter::start_batch(log::Frame first_frame) {
             ? "the first batch of a lineage must start at frame 1 (or upload a snapshot first)"
             : "batch starts at frame " + std::to_string(first_frame) + ", expected " +
                   std::to_string(expect)));
+  BatchScratch& scratch = batch_scratch();
+  scratch.owner = this;
   Building b;
+  b.generation = ++scratch.generation;
   b.first_frame = first_frame;
   b.next_frame = first_frame;
   b.last_commit_time_us = std::numeric_limits<std::int64_t>::min();
@@ -383,6 +390,9 @@ BackupResult<void> BackupWriter::add_to_batch(const log::TransactionView& t) {
   };
   if (!building_) return bad("add_to_batch without start_batch");
   Building& b = *building_;
+  BatchScratch& scratch = batch_scratch();
+  if (scratch.owner != this || scratch.generation != b.generation)
+    return bad("the batch was abandoned: another batch was started on this thread");
   if (t.page_count() == 0 || t.db_size == 0) return bad("malformed transaction");
   for (auto p : t.pgnos)
     if (p == 0) return bad("page number 0");
@@ -390,7 +400,7 @@ BackupResult<void> BackupWriter::add_to_batch(const log::TransactionView& t) {
 
   // The content: per transaction a header, then (page number, image) per page.
   const std::size_t len = detail::kTxnHeaderSize + t.page_count() * detail::kPageRecordSize;
-  ScratchBuffer& content = batch_scratch().content;
+  ScratchBuffer& content = scratch.content;
   auto* w = reinterpret_cast<std::uint8_t*>(content.grow(b.content_len + len, b.content_len)) +
             b.content_len;
   detail::put_u64(w, b.next_frame);
@@ -423,6 +433,9 @@ BackupResult<BatchEntry> BackupWriter::finish_batch() {
   const Building b = *building_;
   building_.reset();
   BatchScratch& scratch = batch_scratch();
+  if (scratch.owner != this || scratch.generation != b.generation)
+    return unexpected(error(BackupErrc::kInvalidArgument,
+                            "the batch was abandoned: another batch was started on this thread"));
   const std::string_view content(scratch.content.data(), b.content_len);
   const log::Frame first_frame = b.first_frame;
   const log::Frame f = b.next_frame;

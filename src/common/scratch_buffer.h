@@ -6,8 +6,8 @@
 // five seconds of writes (2026-12-02). ScratchBuffer maps its memory with transparent huge pages
 // requested (MADV_HUGEPAGE: 2 MiB per fault where the kernel has them, ordinary pages where it
 // does not; with THP defrag set to "madvise" a fault may compact memory first, so this is for
-// background threads, not a request path) and keeps it between uses. Growing gives a new
-// mapping: what the buffer held is not kept.
+// background threads, not a request path) and keeps it between uses. reserve() gives a new
+// mapping when it grows (what the buffer held is lost); grow() keeps it.
 //
 // Thread model: one thread at a time (it is scratch space, not shared data).
 #pragma once
@@ -26,7 +26,8 @@ class ScratchBuffer {
   // At least `n` writable bytes, their contents unspecified. Throws std::bad_alloc when no
   // memory can be mapped.
   char* reserve(std::size_t n);
-  // The same, keeping the first `keep` bytes (keep <= capacity()) when it has to grow.
+  // The same, keeping what the buffer holds (moved, not copied, when it has to grow); with
+  // `keep` 0 it is reserve().
   char* grow(std::size_t n, std::size_t keep);
   // Gives the memory back when it was last grown for more than `keep` bytes (what reserve()
   // maps beyond the request is not counted), or always when `keep` is 0.

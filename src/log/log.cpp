@@ -936,18 +936,23 @@ Expected<bool, LogError> LogReader::next_view(TransactionView& out) {
     }
     if (f < buf_first_ || f >= buf_first_ + buf_count_) {
       // The whole transaction must end up in the buffer: past its first record, read again
-      // from that record with room for twice as many.
-      const Frame from = f == txn_first ? f : txn_first;
+      // from that record with room for twice as many, and verify again from there (the view
+      // hands out exactly the bytes that were verified).
       const Frame want = f == txn_first ? kRecordsPerRead
                                         : std::max<Frame>(kRecordsPerRead, 2 * (f - txn_first));
-      const std::size_t n = static_cast<std::size_t>(std::min<Frame>(want, end - from));
+      const std::size_t n = static_cast<std::size_t>(std::min<Frame>(want, end - txn_first));
       buf_.resize(n * kRecordSize);
       auto got = segment_->file.read_at(buf_.data(), buf_.size(),
-                                        static_cast<off_t>(segment_record_offset(first, from)));
+                                        static_cast<off_t>(segment_record_offset(first, txn_first)));
       if (!got) return unexpected(std::move(got).error());
       if (*got != buf_.size()) return unexpected(corrupt(segment_->file.path(), "short read"));
-      buf_first_ = from;
+      buf_first_ = txn_first;
       buf_count_ = n;
+      if (f != txn_first) {
+        f = txn_first;
+        prev = prev_checksum_;
+        view_pgnos_.clear();
+      }
     }
     const std::uint8_t* rec = buf_.data() + (f - buf_first_) * kRecordSize;
     const RecordHeader h = decode_record_header(rec);

@@ -158,6 +158,25 @@ TEST(Backup, BatchesBuiltATransactionAtATimeRestoreEveryCommit) {
   EXPECT_EQ(writer->batch_txns(), 0u);
   EXPECT_FALSE(writer->finish_batch());
   EXPECT_EQ(writer->last_frame(), 0u);
+  // Another writer starting a batch on this thread takes the thread's batch memory: the first
+  // writer's batch is abandoned, never uploaded with the other's bytes.
+  {
+    Workload w2;
+    auto other = BackupWriter::open(*fx.store, "other", make_id(10)).value();
+    ASSERT_TRUE(writer->start_batch(1));
+    ASSERT_TRUE(writer->add_to_batch(log::TransactionView::of(t1)));
+    ASSERT_TRUE(other->start_batch(1));
+    auto u = w2.next();
+    ASSERT_TRUE(other->add_to_batch(log::TransactionView::of(u)));
+    EXPECT_FALSE(writer->add_to_batch(log::TransactionView::of(t1)));
+    ASSERT_TRUE(writer->start_batch(1));  // and back: now the other one is abandoned
+    ASSERT_TRUE(writer->add_to_batch(log::TransactionView::of(t1)));
+    auto lost = other->finish_batch();
+    ASSERT_FALSE(lost);
+    EXPECT_NE(lost.error().message.find("abandoned"), std::string::npos) << lost.error().message;
+    EXPECT_EQ(other->last_frame(), 0u);
+    ASSERT_TRUE(writer->start_batch(1));  // leave nothing half-built for what follows
+  }
 
   // Then two batches, the first of some 600 pages (its buffer grows past the first 2 MiB while
   // it is built), the second from a view with another stride (pages behind 64-byte headers, as
