@@ -39,6 +39,11 @@ struct MirrorFile {
   bool writable = false;
   bool fd_tried = false;
   int fd = -1;
+  // Where the last write through this handle ended (-1: unknown). Only a header that continues
+  // it is held back: SQLite appends frames back to back, header then page, while the header
+  // writes with no page after them (walRewriteChecksums, after a large transaction rewrote
+  // frames it had spilled) land elsewhere and go to the file at once.
+  sqlite3_int64 last_end = -1;
   int pending_n = 0;  // a frame header not written yet: pending[0, pending_n) at pending_off
   sqlite3_int64 pending_off = 0;
   unsigned char pending[kFrameHeaderSize];
@@ -51,6 +56,19 @@ sqlite3_file* real(sqlite3_file* f) {
 }
 const sqlite3_io_methods& real_methods(sqlite3_file* f) { return *real(f)->pMethods; }
 
+// A descriptor of the -wal at `path` for writing, as the unix VFS opens its own: never 0, 1 or 2
+// (a stray write to stdout or stderr must not land in a database file), no symbolic link. -1 on
+// failure (frames are then written as SQLite asks).
+int open_descriptor(const char* path) {
+  int fd = ::open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd >= 0 && fd <= 2) {
+    const int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    ::close(fd);
+    fd = moved;
+  }
+  return fd;
+}
+
 // Writes the held-back frame header on its own, as SQLite asked (before any other use of the
 // file, so that nobody sees the file without it).
 int flush_pending(sqlite3_file* f) {
@@ -62,14 +80,17 @@ int flush_pending(sqlite3_file* f) {
   if (rc == SQLITE_OK) {
     mf.mirror->wrote(mf.pending, static_cast<std::size_t>(n),
                      static_cast<std::uint64_t>(mf.pending_off));
+    mf.last_end = mf.pending_off + n;
   } else {
     mf.mirror->clear();
+    mf.last_end = -1;
   }
   return rc;
 }
 
 // The held-back header and `data` (which follows it in the file) in one pwritev, finishing a
-// short write the way the unix VFS does. SQLITE_FULL when the disk is full, as unixWrite.
+// short write the way the unix VFS does, with its error codes (SQLITE_FULL for ENOSPC or a write
+// that wrote nothing, SQLITE_IOERR_WRITE otherwise).
 int write_with_pending(MirrorFile& mf, const void* data, int n) {
   const std::size_t total = static_cast<std::size_t>(mf.pending_n) + static_cast<std::size_t>(n);
   std::size_t done = 0;
@@ -87,7 +108,7 @@ int write_with_pending(MirrorFile& mf, const void* data, int n) {
     const ssize_t w = ::pwritev(mf.fd, iov, count, static_cast<off_t>(mf.pending_off) +
                                                        static_cast<off_t>(done));
     if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return (w < 0 && errno != ENOSPC && errno != EDQUOT) ? SQLITE_IOERR_WRITE : SQLITE_FULL;
+    if (w <= 0) return (w < 0 && errno != ENOSPC) ? SQLITE_IOERR_WRITE : SQLITE_FULL;
     done += static_cast<std::size_t>(w);
   }
   return SQLITE_OK;
@@ -116,19 +137,22 @@ int m_write(sqlite3_file* f, const void* data, int n, sqlite3_int64 off) {
     if (rc == SQLITE_OK) {
       m.wrote(mf.pending, static_cast<std::size_t>(mf.pending_n), static_cast<std::uint64_t>(at));
       m.wrote(data, static_cast<std::size_t>(n), static_cast<std::uint64_t>(off));
+      mf.last_end = off + n;
     } else {
       m.clear();  // what the file holds there is no longer known
+      mf.last_end = -1;
     }
     mf.pending_n = 0;
     return rc;
   }
   if (const int rc = flush_pending(f); rc != SQLITE_OK) return rc;
   if (off == 0 && !m.before_rewrite()) return SQLITE_IOERR_WRITE;
-  if (n == kFrameHeaderSize && off >= kWalHeaderSize && mf.writable && !mf.fd_tried) {
+  const bool appends_a_frame = n == kFrameHeaderSize && off >= kWalHeaderSize && off == mf.last_end;
+  if (appends_a_frame && mf.writable && !mf.fd_tried) {
     mf.fd_tried = true;
-    mf.fd = ::open(mf.name, O_WRONLY | O_CLOEXEC);
+    mf.fd = open_descriptor(mf.name);
   }
-  if (n == kFrameHeaderSize && off >= kWalHeaderSize && mf.fd >= 0) {
+  if (appends_a_frame && mf.fd >= 0) {
     // A frame header: held back until its page comes (or anything else happens to the file).
     std::memcpy(mf.pending, data, kFrameHeaderSize);
     mf.pending_n = kFrameHeaderSize;
@@ -138,13 +162,16 @@ int m_write(sqlite3_file* f, const void* data, int n, sqlite3_int64 off) {
   const int rc = real_methods(f).xWrite(real(f), data, n, off);
   if (rc == SQLITE_OK && n >= 0 && off >= 0) {
     m.wrote(data, static_cast<std::size_t>(n), static_cast<std::uint64_t>(off));
+    mf.last_end = off + n;
   } else {
     m.clear();  // what the file holds there is no longer known
+    mf.last_end = -1;
   }
   return rc;
 }
 int m_truncate(sqlite3_file* f, sqlite3_int64 size) {
   if (const int rc = flush_pending(f); rc != SQLITE_OK) return rc;
+  mirror_file(f)->last_end = -1;
   const int rc = real_methods(f).xTruncate(real(f), size);
   WriteMirror& m = *mirror_file(f)->mirror;
   if (rc == SQLITE_OK && size >= 0) {

@@ -7,13 +7,15 @@
 // `-wal` that is copied has methods that forward to the unix ones, plus the copy, and runs the
 // mirror's guard (WriteMirror::set_before_rewrite) before any write at offset 0.
 //
-// It also writes each WAL frame with one system call instead of SQLite's two: SQLite writes a
-// frame's 24-byte header, then its page right after it. The shim holds the header back and
-// writes it together with the page (one pwritev, through a descriptor of its own opened by the
-// connection's first frame). Anything else done to the file meanwhile (a read, a write elsewhere,
-// a sync, a truncate, its size, a lock, a file control, closing it) writes the header on its own
-// first, so no caller ever sees the file without it; and by the time a commit returns, every
-// frame of it is in the file whole. About 1.5 µs of CPU per single-page commit on our VMs, where a
+// It also writes each WAL frame with one system call instead of SQLite's two: SQLite appends a
+// frame as its 24-byte header, then its page right after it. The shim holds back a header that
+// continues the handle's previous write (an appended frame) and writes it together with the
+// page (one pwritev, through a descriptor of its own opened by the connection's first frame).
+// A header written anywhere else (SQLite rewriting the checksums of frames it spilled during a
+// large transaction, with no page after them) goes to the file at once. Anything else done to
+// the file meanwhile (a read, any other write, a sync, a truncate, its size, a lock, a file
+// control, closing it) writes a held header first, so no caller ever sees the file without it,
+// and every frame of a commit is in the file whole by the time the commit returns. About 1.5 µs of CPU per single-page commit on our VMs, where a
 // system call costs several (bench/RESULTS.md).
 //
 // Thread model: mirror_vfs_name() and wal_mirror_path() may be called from any thread.

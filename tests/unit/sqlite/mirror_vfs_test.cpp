@@ -69,25 +69,36 @@ TEST_F(MirrorVfsTest, AFrameHeaderWaitsForItsPageAndNothingSeesTheFileWithoutIt)
   EXPECT_EQ(back, h1 + page1);
 
   // Held back, then the size is asked for: the header is written first.
-  const sqlite3_int64 at = 56 + 4096;
-  ASSERT_EQ(f->pMethods->xWrite(f, h2.data(), 24, at), SQLITE_OK);
+  const sqlite3_int64 e1 = 56 + 4096;
+  ASSERT_EQ(f->pMethods->xWrite(f, h2.data(), 24, e1), SQLITE_OK);
+  EXPECT_EQ(size_on_disk(path), static_cast<std::uint64_t>(e1));
   sqlite3_int64 size = 0;
   ASSERT_EQ(f->pMethods->xFileSize(f, &size), SQLITE_OK);
-  EXPECT_EQ(size, at + 24);
+  EXPECT_EQ(size, e1 + 24);
+  ASSERT_EQ(f->pMethods->xWrite(f, page2.data(), 4096, e1 + 24), SQLITE_OK);
   // Held back, then a write somewhere else: the header goes first, on its own.
-  ASSERT_EQ(f->pMethods->xWrite(f, h2.data(), 24, at), SQLITE_OK);
-  ASSERT_EQ(f->pMethods->xWrite(f, page2.data(), 4096, at + 24 + 4096), SQLITE_OK);
-  EXPECT_EQ(size_on_disk(path), static_cast<std::uint64_t>(at + 24 + 4096 + 4096));
-  EXPECT_EQ(bytes_of(path).substr(static_cast<std::size_t>(at), 24), h2);
+  const sqlite3_int64 e2 = e1 + 24 + 4096;
+  ASSERT_EQ(f->pMethods->xWrite(f, h1.data(), 24, e2), SQLITE_OK);
+  EXPECT_EQ(size_on_disk(path), static_cast<std::uint64_t>(e2));
+  ASSERT_EQ(f->pMethods->xWrite(f, page1.data(), 4096, e2 + 24 + 4096), SQLITE_OK);
+  EXPECT_EQ(size_on_disk(path), static_cast<std::uint64_t>(e2 + 24 + 4096 + 4096));
+  EXPECT_EQ(bytes_of(path).substr(static_cast<std::size_t>(e2), 24), h1);
   // Held back, then read (the same file): the reader sees it.
-  ASSERT_EQ(f->pMethods->xWrite(f, h1.data(), 24, 32), SQLITE_OK);
+  const sqlite3_int64 e3 = e2 + 24 + 4096 + 4096;
+  ASSERT_EQ(f->pMethods->xWrite(f, h2.data(), 24, e3), SQLITE_OK);
+  EXPECT_EQ(size_on_disk(path), static_cast<std::uint64_t>(e3));
   std::string read(24, '\0');
-  ASSERT_EQ(f->pMethods->xRead(f, read.data(), 24, 32), SQLITE_OK);
-  EXPECT_EQ(read, h1);
-  // Held back, then the file is closed: written before it closes.
+  ASSERT_EQ(f->pMethods->xRead(f, read.data(), 24, e3), SQLITE_OK);
+  EXPECT_EQ(read, h2);
+  // A header that does not continue the last write (SQLite rewriting an older frame's
+  // checksum) is written at once.
   ASSERT_EQ(f->pMethods->xWrite(f, h2.data(), 24, 32), SQLITE_OK);
-  ASSERT_EQ(f->pMethods->xClose(f), SQLITE_OK);
   EXPECT_EQ(bytes_of(path).substr(32, 24), h2);
+  // Held back, then the file is closed: written before it closes.
+  ASSERT_EQ(f->pMethods->xWrite(f, h1.data(), 24, 56), SQLITE_OK);  // continues the one above
+  EXPECT_EQ(bytes_of(path).substr(56, 24), page1.substr(0, 24)) << "held back";
+  ASSERT_EQ(f->pMethods->xClose(f), SQLITE_OK);
+  EXPECT_EQ(bytes_of(path).substr(56, 24), h1);
 }
 
 // Through SQLite: every commit is whole in the -wal when its statement returns, so a copy of the
@@ -139,6 +150,53 @@ TEST_F(MirrorVfsTest, EveryCommitIsWholeInTheWalWhenItReturns) {
     ASSERT_EQ(sqlite3_prepare_v2(c, "PRAGMA integrity_check", -1, &st, nullptr), SQLITE_OK);
     ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
     EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "ok");
+    sqlite3_finalize(st);
+    sqlite3_close(c);
+  }
+  sqlite3_close(db);
+}
+
+// A transaction larger than the page cache spills frames into the -wal before it commits;
+// pages changed again after that are rewritten in place, and SQLite then rewrites the frame
+// headers' checksums up to the commit frame: header writes with no page after them. None of them
+// may wait for a page that never comes.
+TEST_F(MirrorVfsTest, ChecksumRewritesOfSpilledFramesAreWrittenAtOnce) {
+  const std::string path = (dir_ / "s.db").string();
+  auto wal_path = wal_mirror_path(path);
+  ASSERT_TRUE(wal_path);
+  auto mirror = WriteMirror::acquire(*wal_path);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                            mirror_vfs_name()),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0;"
+                         "PRAGMA cache_size=5; PRAGMA synchronous=NORMAL;"
+                         "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  for (int round = 1; round <= 3; ++round) {
+    ASSERT_EQ(sqlite3_exec(db,
+                           "BEGIN;"
+                           "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n+1 FROM s WHERE n<2000)"
+                           " INSERT INTO t(v) SELECT hex(randomblob(100)) FROM s;"
+                           "UPDATE t SET v = 'again' WHERE id % 97 = 0;"
+                           "COMMIT;",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    const fs::path copy = dir_ / ("copy" + std::to_string(round));
+    fs::create_directories(copy);
+    fs::copy_file(path, copy / "s.db");
+    fs::copy_file(*wal_path, copy / "s.db-wal");
+    sqlite3* c = nullptr;
+    ASSERT_EQ(sqlite3_open_v2((copy / "s.db").c_str(), &c, SQLITE_OPEN_READWRITE, nullptr),
+              SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(c, "SELECT count(*), sum(v = 'again') FROM t", -1, &st, nullptr),
+              SQLITE_OK);
+    ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+    EXPECT_EQ(sqlite3_column_int(st, 0), 2000 * round) << "round " << round;
+    EXPECT_EQ(sqlite3_column_int(st, 1), 2000 * round / 97) << "round " << round;
     sqlite3_finalize(st);
     sqlite3_close(c);
   }
