@@ -876,6 +876,34 @@ Expected<CompactResult, LogError> ReplicationLog::compact() {
 
 // ---- LogReader --------------------------------------------------------------------------------
 
+namespace {
+
+// Records [from, from + n) of `seg` into `buf`, all of them or an error.
+Expected<void, LogError> read_records(const Segment& seg, Frame from, std::size_t n,
+                                      std::vector<std::uint8_t>& buf) {
+  buf.resize(n * kRecordSize);
+  auto got = seg.file.read_at(buf.data(), buf.size(),
+                              static_cast<off_t>(segment_record_offset(seg.header.first_frame, from)));
+  if (!got) return unexpected(std::move(got).error());
+  if (*got != buf.size()) return unexpected(corrupt(seg.file.path(), "short read"));
+  return {};
+}
+
+// The header of `rec`, record `f` of the transaction starting at `txn_first`, after checking its
+// numbering and its checksum chained from `prev`.
+Expected<RecordHeader, LogError> checked_record(const Segment& seg, const std::uint8_t* rec,
+                                                Frame f, Frame txn_first, std::uint32_t prev) {
+  const RecordHeader h = decode_record_header(rec);
+  if (h.frame_no != f || h.txn_first_frame != txn_first || h.pgno == 0 ||
+      record_checksum(rec, prev) != h.checksum) {
+    return unexpected(corrupt(seg.file.path(),
+                              "record of frame " + std::to_string(f) + " fails verification"));
+  }
+  return h;
+}
+
+}  // namespace
+
 LogReader::LogReader(std::shared_ptr<LogState> state, Frame next, std::uint32_t prev_checksum,
                      std::shared_ptr<Segment> segment)
     : state_(std::move(state)),
@@ -920,7 +948,6 @@ Expected<bool, LogError> LogReader::next_view(TransactionView& out) {
   if (!entered) return unexpected(std::move(entered).error());
   if (!*entered) return false;
   const Frame end = **entered;
-  const Frame first = segment_->header.first_frame;
   const Frame txn_first = next_frame_;
   view_pgnos_.clear();
   std::uint32_t prev = prev_checksum_;
@@ -941,11 +968,7 @@ Expected<bool, LogError> LogReader::next_view(TransactionView& out) {
       const Frame want = f == txn_first ? kRecordsPerRead
                                         : std::max<Frame>(kRecordsPerRead, 2 * (f - txn_first));
       const std::size_t n = static_cast<std::size_t>(std::min<Frame>(want, end - txn_first));
-      buf_.resize(n * kRecordSize);
-      auto got = segment_->file.read_at(buf_.data(), buf_.size(),
-                                        static_cast<off_t>(segment_record_offset(first, txn_first)));
-      if (!got) return unexpected(std::move(got).error());
-      if (*got != buf_.size()) return unexpected(corrupt(segment_->file.path(), "short read"));
+      if (auto r = read_records(*segment_, txn_first, n, buf_); !r) return unexpected(r.error());
       buf_first_ = txn_first;
       buf_count_ = n;
       if (f != txn_first) {
@@ -954,13 +977,10 @@ Expected<bool, LogError> LogReader::next_view(TransactionView& out) {
         view_pgnos_.clear();
       }
     }
-    const std::uint8_t* rec = buf_.data() + (f - buf_first_) * kRecordSize;
-    const RecordHeader h = decode_record_header(rec);
-    if (h.frame_no != f || h.txn_first_frame != txn_first || h.pgno == 0 ||
-        record_checksum(rec, prev) != h.checksum) {
-      return unexpected(corrupt(segment_->file.path(),
-                                "record of frame " + std::to_string(f) + " fails verification"));
-    }
+    auto checked = checked_record(*segment_, buf_.data() + (f - buf_first_) * kRecordSize, f,
+                                  txn_first, prev);
+    if (!checked) return unexpected(std::move(checked).error());
+    const RecordHeader& h = *checked;
     prev = h.checksum;
     view_pgnos_.push_back(h.pgno);
     if (h.db_size != 0) {
@@ -984,8 +1004,6 @@ Expected<bool, LogError> LogReader::next_into(Transaction& out) {
   if (!entered) return unexpected(std::move(entered).error());
   if (!*entered) return false;
   const Frame end = **entered;
-
-  const Frame first = segment_->header.first_frame;
   const Frame txn_first = next_frame_;
   out.pgnos.clear();
   out.pages.clear();
@@ -993,21 +1011,14 @@ Expected<bool, LogError> LogReader::next_into(Transaction& out) {
   for (Frame f = next_frame_; f < end; ++f) {
     if (f < buf_first_ || f >= buf_first_ + buf_count_) {
       const std::size_t n = static_cast<std::size_t>(std::min<Frame>(kRecordsPerRead, end - f));
-      buf_.resize(n * kRecordSize);
-      auto got = segment_->file.read_at(buf_.data(), buf_.size(),
-                                        static_cast<off_t>(segment_record_offset(first, f)));
-      if (!got) return unexpected(std::move(got).error());
-      if (*got != buf_.size()) return unexpected(corrupt(segment_->file.path(), "short read"));
+      if (auto r = read_records(*segment_, f, n, buf_); !r) return unexpected(r.error());
       buf_first_ = f;
       buf_count_ = n;
     }
     const std::uint8_t* rec = buf_.data() + (f - buf_first_) * kRecordSize;
-    const RecordHeader h = decode_record_header(rec);
-    if (h.frame_no != f || h.txn_first_frame != txn_first || h.pgno == 0 ||
-        record_checksum(rec, prev) != h.checksum) {
-      return unexpected(corrupt(segment_->file.path(),
-                                "record of frame " + std::to_string(f) + " fails verification"));
-    }
+    auto checked = checked_record(*segment_, rec, f, txn_first, prev);
+    if (!checked) return unexpected(std::move(checked).error());
+    const RecordHeader& h = *checked;
     prev = h.checksum;
     out.add_page(h.pgno, {reinterpret_cast<const std::byte*>(rec + kRecordHeaderSize), kPageSize});
     if (h.db_size != 0) {

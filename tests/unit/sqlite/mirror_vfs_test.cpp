@@ -5,10 +5,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/write_mirror.h"
@@ -101,59 +104,82 @@ TEST_F(MirrorVfsTest, AFrameHeaderWaitsForItsPageAndNothingSeesTheFileWithoutIt)
   EXPECT_EQ(bytes_of(path).substr(56, 24), h1);
 }
 
-// Through SQLite: every commit is whole in the -wal when its statement returns, so a copy of the
-// files taken then (what a kill -9 leaves: the page cache) recovers every committed row.
-TEST_F(MirrorVfsTest, EveryCommitIsWholeInTheWalWhenItReturns) {
-  const std::string path = (dir_ / "a.db").string();
-  auto wal_path = wal_mirror_path(path);
-  ASSERT_TRUE(wal_path);
-  auto mirror = WriteMirror::acquire(*wal_path);
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                            mirror_vfs_name()),
-            SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db,
-                         "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0;"
-                         "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);",
-                         nullptr, nullptr, nullptr),
-            SQLITE_OK);
-  for (int i = 1; i <= 300; ++i) {
-    // Single rows, and every tenth commit a large one (many frames in one commit).
-    const std::string sql =
-        i % 10 == 0 ? "INSERT INTO t(v) SELECT hex(randomblob(500)) FROM generate_series(1, 40)"
-                    : "INSERT INTO t(v) VALUES (hex(randomblob(50)))";
-    char* err = nullptr;
-    if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
-      // generate_series may be missing from this SQLite: a recursive CTE then.
-      sqlite3_free(err);
-      ASSERT_EQ(sqlite3_exec(db,
-                             "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n+1 FROM s WHERE n<40)"
-                             " INSERT INTO t(v) SELECT hex(randomblob(500)) FROM s",
-                             nullptr, nullptr, nullptr),
-                SQLITE_OK);
-    }
-    if (i % 50 != 0) continue;
-    const fs::path copy = dir_ / ("copy" + std::to_string(i));
-    fs::create_directories(copy);
-    fs::copy_file(path, copy / "a.db");
-    fs::copy_file(*wal_path, copy / "a.db-wal");
-    sqlite3* c = nullptr;
-    ASSERT_EQ(sqlite3_open_v2((copy / "a.db").c_str(), &c, SQLITE_OPEN_READWRITE, nullptr),
+// A database in WAL mode opened through the shim (its -wal mirrored), without automatic
+// checkpoints, so that every commit stays in the -wal.
+class MirroredDatabase {
+ public:
+  MirroredDatabase(const fs::path& path, const char* pragmas) : path_(path) {
+    auto wal = wal_mirror_path(path.string());
+    EXPECT_TRUE(wal);
+    wal_ = wal ? *wal : path.string() + "-wal";
+    mirror_ = WriteMirror::acquire(wal_);
+    EXPECT_EQ(sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                              mirror_vfs_name()),
               SQLITE_OK);
+    exec("PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0;");
+    exec(pragmas);
+    exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
+  }
+  ~MirroredDatabase() { sqlite3_close(db_); }
+
+  void exec(const std::string& sql) {
+    char* err = nullptr;
+    EXPECT_EQ(sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK)
+        << sql << ": " << (err ? err : "");
+    sqlite3_free(err);
+  }
+
+  // What a kill -9 now would leave (the files as the page cache holds them), opened with plain
+  // SQLite, which recovers from the -wal: `sql`'s first column, and PRAGMA integrity_check.
+  std::pair<std::int64_t, std::string> recovered(const fs::path& copy_dir, const char* sql) {
+    fs::create_directories(copy_dir);
+    const fs::path copy = copy_dir / path_.filename();
+    fs::copy_file(path_, copy);
+    fs::copy_file(wal_, copy.string() + "-wal");
+    sqlite3* c = nullptr;
+    EXPECT_EQ(sqlite3_open_v2(copy.c_str(), &c, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
+    std::pair<std::int64_t, std::string> out{-1, ""};
     sqlite3_stmt* st = nullptr;
-    ASSERT_EQ(sqlite3_prepare_v2(c, "SELECT count(*) FROM t", -1, &st, nullptr), SQLITE_OK);
-    ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-    const int rows = sqlite3_column_int(st, 0);
+    if (sqlite3_prepare_v2(c, sql, -1, &st, nullptr) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+      out.first = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
-    const int want = (i / 10) * 40 + (i - i / 10);
-    EXPECT_EQ(rows, want) << "after commit " << i;
-    ASSERT_EQ(sqlite3_prepare_v2(c, "PRAGMA integrity_check", -1, &st, nullptr), SQLITE_OK);
-    ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-    EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "ok");
+    if (sqlite3_prepare_v2(c, "PRAGMA integrity_check", -1, &st, nullptr) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+      out.second = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
     sqlite3_finalize(st);
     sqlite3_close(c);
+    return out;
   }
-  sqlite3_close(db);
+
+ private:
+  fs::path path_;
+  std::string wal_;
+  std::shared_ptr<WriteMirror> mirror_;
+  sqlite3* db_ = nullptr;
+};
+
+constexpr const char* kRows =
+    "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n+1 FROM s WHERE n<%d) "
+    "INSERT INTO t(v) SELECT hex(randomblob(%d)) FROM s";
+
+std::string rows(int n, int bytes) {
+  char sql[256];
+  std::snprintf(sql, sizeof sql, kRows, n, bytes);
+  return sql;
+}
+
+// Through SQLite: every commit is whole in the -wal when its statement returns, so a copy of the
+// files taken then recovers every committed row.
+TEST_F(MirrorVfsTest, EveryCommitIsWholeInTheWalWhenItReturns) {
+  MirroredDatabase db(dir_ / "a.db", "");
+  for (int i = 1; i <= 300; ++i) {
+    // Single rows, and every tenth commit a large one (many frames in one commit).
+    db.exec(i % 10 == 0 ? rows(40, 500) : rows(1, 50));
+    if (i % 50 != 0) continue;
+    auto [count, check] = db.recovered(dir_ / ("copy" + std::to_string(i)), "SELECT count(*) FROM t");
+    EXPECT_EQ(count, (i / 10) * 40 + (i - i / 10)) << "after commit " << i;
+    EXPECT_EQ(check, "ok");
+  }
 }
 
 // A transaction larger than the page cache spills frames into the -wal before it commits;
@@ -161,46 +187,16 @@ TEST_F(MirrorVfsTest, EveryCommitIsWholeInTheWalWhenItReturns) {
 // headers' checksums up to the commit frame: header writes with no page after them. None of them
 // may wait for a page that never comes.
 TEST_F(MirrorVfsTest, ChecksumRewritesOfSpilledFramesAreWrittenAtOnce) {
-  const std::string path = (dir_ / "s.db").string();
-  auto wal_path = wal_mirror_path(path);
-  ASSERT_TRUE(wal_path);
-  auto mirror = WriteMirror::acquire(*wal_path);
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                            mirror_vfs_name()),
-            SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db,
-                         "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0;"
-                         "PRAGMA cache_size=5; PRAGMA synchronous=NORMAL;"
-                         "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);",
-                         nullptr, nullptr, nullptr),
-            SQLITE_OK);
+  MirroredDatabase db(dir_ / "s.db", "PRAGMA cache_size=5; PRAGMA synchronous=NORMAL;");
   for (int round = 1; round <= 3; ++round) {
-    ASSERT_EQ(sqlite3_exec(db,
-                           "BEGIN;"
-                           "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n+1 FROM s WHERE n<2000)"
-                           " INSERT INTO t(v) SELECT hex(randomblob(100)) FROM s;"
-                           "UPDATE t SET v = 'again' WHERE id % 97 = 0;"
-                           "COMMIT;",
-                           nullptr, nullptr, nullptr),
-              SQLITE_OK);
+    db.exec("BEGIN; " + rows(2000, 100) + "; UPDATE t SET v = 'again' WHERE id % 97 = 0; COMMIT;");
     const fs::path copy = dir_ / ("copy" + std::to_string(round));
-    fs::create_directories(copy);
-    fs::copy_file(path, copy / "s.db");
-    fs::copy_file(*wal_path, copy / "s.db-wal");
-    sqlite3* c = nullptr;
-    ASSERT_EQ(sqlite3_open_v2((copy / "s.db").c_str(), &c, SQLITE_OPEN_READWRITE, nullptr),
-              SQLITE_OK);
-    sqlite3_stmt* st = nullptr;
-    ASSERT_EQ(sqlite3_prepare_v2(c, "SELECT count(*), sum(v = 'again') FROM t", -1, &st, nullptr),
-              SQLITE_OK);
-    ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-    EXPECT_EQ(sqlite3_column_int(st, 0), 2000 * round) << "round " << round;
-    EXPECT_EQ(sqlite3_column_int(st, 1), 2000 * round / 97) << "round " << round;
-    sqlite3_finalize(st);
-    sqlite3_close(c);
+    auto [count, check] = db.recovered(copy, "SELECT count(*) FROM t");
+    EXPECT_EQ(count, 2000 * round) << "round " << round;
+    EXPECT_EQ(check, "ok");
+    auto [again, _] = db.recovered(copy / "again", "SELECT sum(v = 'again') FROM t");
+    EXPECT_EQ(again, 2000 * round / 97) << "round " << round;
   }
-  sqlite3_close(db);
 }
 
 }  // namespace
