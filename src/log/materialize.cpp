@@ -154,18 +154,20 @@ Expected<MaterializeResult, LogError> materialize_into(const ReplicationLog& log
   PendingImage image(out, base, result.db_size);
   auto reader = log.read_from(result.frame + 1);
   if (!reader) return unexpected(std::move(reader).error());
+  TransactionView t;  // in the reader's buffer, not copied
   while (true) {
-    auto next = reader->next();
+    const Frame first_frame = reader->next_frame();
+    auto next = reader->next_view(t);
     if (!next) return unexpected(std::move(next).error());
     if (!*next) break;
-    const LoggedTransaction& t = **next;
-    if (t.last_frame() > target.frame) break;
-    if (target.time_us && t.txn.commit_time_us > *target.time_us) break;
-    for (std::size_t i = 0; i < t.txn.page_count(); ++i) {
-      if (auto ok = image.put(t.txn.pgnos[i], t.txn.page(i)); !ok) return unexpected(ok.error());
+    const Frame last_frame = first_frame + t.page_count() - 1;
+    if (last_frame > target.frame) break;
+    if (target.time_us && t.commit_time_us > *target.time_us) break;
+    for (std::size_t i = 0; i < t.page_count(); ++i) {
+      if (auto ok = image.put(t.pgnos[i], t.page(i)); !ok) return unexpected(ok.error());
     }
-    if (auto ok = image.commit(t.txn.db_size); !ok) return unexpected(ok.error());
-    result = MaterializeResult{t.last_frame(), t.txn.db_size, t.txn.commit_time_us};
+    if (auto ok = image.commit(t.db_size); !ok) return unexpected(ok.error());
+    result = MaterializeResult{last_frame, t.db_size, t.commit_time_us};
   }
   if (auto ok = image.finish(result.db_size); !ok) return unexpected(ok.error());
   return result;

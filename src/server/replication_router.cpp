@@ -377,18 +377,19 @@ Response ReplicationRouter::batch_log_entries(const Request& req, bool stream) {
     return grpc_error(req, log_status(reader.error()));
   }
   std::size_t bytes = 0, count = 0;
+  log::TransactionView t;  // in the reader's buffer: each page is copied once, into its frame
   while (bytes < kMaxBatchBytes && count < kMaxBatchFrames) {
-    auto next = reader->next();
+    const log::Frame first_frame = reader->next_frame();
+    auto next = reader->next_view(t);
     if (!next) return grpc_error(req, log_status(next.error()));
     if (!*next) break;
-    const log::LoggedTransaction& t = **next;
-    const std::size_t n = t.txn.page_count();
+    const std::size_t n = t.page_count();
     for (std::size_t i = 0; i < n; ++i) {
       replication::FrameHeader h;
-      h.frame_no = libsql_frame_no(t.first_frame + i);
-      h.page_no = t.txn.pgnos[i];
-      h.size_after = i + 1 == n ? t.txn.db_size : 0;
-      const auto page = t.txn.page(i);
+      h.frame_no = libsql_frame_no(first_frame + i);
+      h.page_no = t.pgnos[i];
+      h.size_after = i + 1 == n ? t.db_size : 0;
+      const auto page = t.page(i);
       replication::Frame f;
       f.data = replication::make_frame_data(
           h, std::string_view(reinterpret_cast<const char*>(page.data()), page.size()));
