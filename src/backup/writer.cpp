@@ -401,7 +401,7 @@ BackupResult<void> BackupWriter::add_to_batch(const log::TransactionView& t) {
   // The content: per transaction a header, then (page number, image) per page.
   const std::size_t len = detail::kTxnHeaderSize + t.page_count() * detail::kPageRecordSize;
   ScratchBuffer& content = scratch.content;
-  auto* w = reinterpret_cast<std::uint8_t*>(content.grow(b.content_len + len, b.content_len)) +
+  auto* w = reinterpret_cast<std::uint8_t*>(content.grow(b.content_len + len)) +
             b.content_len;
   detail::put_u64(w, b.next_frame);
   detail::put_u32(w + 8, static_cast<std::uint32_t>(t.page_count()));

@@ -31,9 +31,9 @@ char* ScratchBuffer::reserve(std::size_t n) {
   return data_;
 }
 
-char* ScratchBuffer::grow(std::size_t n, std::size_t keep) {
+char* ScratchBuffer::grow(std::size_t n) {
   if (n <= capacity_) return data_;
-  if (data_ == nullptr || keep == 0) return reserve(n);
+  if (data_ == nullptr) return reserve(n);
   const std::size_t want = std::max(n + n / 4, kHugePage);
   const std::size_t size = (want + kHugePage - 1) / kHugePage * kHugePage;
   // mremap moves the pages instead of copying them.

@@ -26,9 +26,8 @@ class ScratchBuffer {
   // At least `n` writable bytes, their contents unspecified. Throws std::bad_alloc when no
   // memory can be mapped.
   char* reserve(std::size_t n);
-  // The same, keeping what the buffer holds (moved, not copied, when it has to grow); with
-  // `keep` 0 it is reserve().
-  char* grow(std::size_t n, std::size_t keep);
+  // The same, keeping what the buffer holds (moved, not copied, when it has to grow).
+  char* grow(std::size_t n);
   // Gives the memory back when it was last grown for more than `keep` bytes (what reserve()
   // maps beyond the request is not counted), or always when `keep` is 0.
   void release_over(std::size_t keep);

@@ -988,11 +988,7 @@ Expected<bool, LogError> LogReader::next_view(TransactionView& out) {
       out.first_page = reinterpret_cast<const std::byte*>(
           buf_.data() + (txn_first - buf_first_) * kRecordSize + kRecordHeaderSize);
       out.stride = kRecordSize;
-      out.db_size = h.db_size;
-      out.commit_time_us = h.commit_time_us;
-      out.wal = h.wal;
-      next_frame_ = f + 1;
-      prev_checksum_ = prev;
+      end_transaction(h, f, prev, out);
       return true;
     }
   }
@@ -1022,11 +1018,7 @@ Expected<bool, LogError> LogReader::next_into(Transaction& out) {
     prev = h.checksum;
     out.add_page(h.pgno, {reinterpret_cast<const std::byte*>(rec + kRecordHeaderSize), kPageSize});
     if (h.db_size != 0) {
-      out.db_size = h.db_size;
-      out.commit_time_us = h.commit_time_us;
-      out.wal = h.wal;
-      next_frame_ = f + 1;
-      prev_checksum_ = prev;
+      end_transaction(h, f, prev, out);
       return true;
     }
   }

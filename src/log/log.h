@@ -227,6 +227,17 @@ class LogReader {
   // The segment holding next_frame_ (switching to the next one at its end); the end of its
   // committed records, or nullopt at the log's end.
   Expected<std::optional<Frame>, LogError> enter_segment();
+  // `h`, record `f`, is the commit record that ends the transaction being read (`prev` its
+  // checksum): its commit fields go to `out` (a Transaction or a TransactionView) and the
+  // reader moves past it.
+  template <class Out>
+  void end_transaction(const RecordHeader& h, Frame f, std::uint32_t prev, Out& out) {
+    out.db_size = h.db_size;
+    out.commit_time_us = h.commit_time_us;
+    out.wal = h.wal;
+    next_frame_ = f + 1;
+    prev_checksum_ = prev;
+  }
 
   std::vector<std::uint8_t> buf_;  // records [buf_first_, buf_first_ + buf_count_)
   std::vector<std::uint32_t> view_pgnos_;  // next_view()'s page numbers
