@@ -217,9 +217,15 @@ Expected<ScanResult, LogError> scan_segment(const Segment& s,
   if (!bad) return r;
 
   // Is the damage confined to the last transaction? Look for a later record that verifies
-  // against its predecessor's stored checksum and starts a later transaction.
+  // against its predecessor's stored checksum and starts a later transaction. (Past the end of
+  // a recycled segment every record is numbered below `first`: its header alone rules it out.)
   std::vector<std::uint8_t> a(kRecordSize), b(kRecordSize);
   for (std::uint64_t j = *bad + 1; j < complete; ++j) {
+    auto got_h = s.file.read_at(b.data(), kRecordHeaderSize,
+                                static_cast<off_t>(kSegmentHeaderSize + j * kRecordSize));
+    if (!got_h) return unexpected(std::move(got_h).error());
+    const RecordHeader hj = decode_record_header(b.data());
+    if (hj.frame_no != first + j || hj.txn_first_frame <= txn_start) continue;
     auto got_a = s.file.read_at(a.data(), kRecordSize,
                                 static_cast<off_t>(kSegmentHeaderSize + (j - 1) * kRecordSize));
     auto got_b = s.file.read_at(b.data(), kRecordSize,
@@ -490,6 +496,42 @@ std::uint32_t ReplicationLog::db_size() const {
   return state_->last_commit.db_size;
 }
 
+std::filesystem::path ReplicationLog::recycled_path() const { return dir_ / "recycled-segment.tmp"; }
+
+Expected<File, LogError> ReplicationLog::reuse_recycled(const SegmentHeader& h,
+                                                        std::uint64_t& allocated) {
+  if (!recycled_) return unexpected(log_error(LogErrc::kNotFound, "no recycled segment"));
+  recycled_ = false;
+  // The same steps as create_segment() (header written under the .tmp name, synced, renamed,
+  // directory synced), except that the file is not truncated: the records of the segment it
+  // was are left behind the new header and are overwritten as appends reach them. Their frame
+  // numbers are all below h.first_frame, so neither a reader nor open()'s scan can take one for
+  // a record of this segment (docs/formats/replication-log.md, "Recycled segment files").
+  const std::filesystem::path final_path = segment_path(dir_, h.first_frame);
+  std::filesystem::path tmp_path = final_path;
+  tmp_path += ".tmp";
+  auto fail = [&](LogError e) -> Expected<File, LogError> {
+    std::error_code ec;
+    std::filesystem::remove(tmp_path, ec);
+    std::filesystem::remove(recycled_path(), ec);
+    return unexpected(std::move(e));
+  };
+  if (auto ok = rename_file(recycled_path(), tmp_path); !ok) return fail(ok.error());
+  auto tmp = File::open(tmp_path, O_RDWR);
+  if (!tmp) return fail(std::move(tmp).error());
+  auto size = tmp->size();
+  if (!size) return fail(std::move(size).error());
+  std::uint8_t raw[kSegmentHeaderSize];
+  encode_segment_header(h, raw);
+  if (auto ok = tmp->write_at(raw, sizeof raw, 0); !ok) return fail(ok.error());
+  if (auto ok = tmp->datasync(); !ok) return fail(ok.error());
+  if (auto ok = rename_file(tmp_path, final_path); !ok) return fail(ok.error());
+  if (auto ok = sync_directory(dir_); !ok) return unexpected(ok.error());
+  auto f = File::open(final_path, O_RDWR);
+  if (f) allocated = static_cast<std::uint64_t>(*size);
+  return f;
+}
+
 Expected<void, LogError> ReplicationLog::roll_over() {
   std::shared_ptr<Segment> old;
   SegmentHeader h;
@@ -511,13 +553,16 @@ Expected<void, LogError> ReplicationLog::roll_over() {
   // The sealed segment must be durable before a later one exists, or a power loss could leave
   // a hole that open() would rightly call corruption.
   if (auto ok = old->file.datasync(); !ok) return ok;
-  auto f = create_segment(dir_, h, nullptr, 0);
+  std::uint64_t allocated = 0;
+  auto f = reuse_recycled(h, allocated);
+  if (!f) f = create_segment(dir_, h, nullptr, 0);
   if (!f) return unexpected(std::move(f).error());
   auto seg = std::make_shared<Segment>();
   seg->header = h;
   seg->file = std::move(f.value());
   seg->end_frame = h.first_frame;
   seg->last_checksum = h.chain_seed;
+  seg->reserved_end = allocated;  // a recycled file's blocks are allocated up to its size
   std::lock_guard lock(state_->mu);
   state_->segments.push_back(std::move(seg));
   return {};
@@ -625,6 +670,16 @@ Expected<void, LogError> ReplicationLog::reserve(std::uint64_t bytes) {
     return {};
   }
   const bool no_space = err == ENOSPC || err == EDQUOT;
+  if (no_space && recycled_) {  // give back the recycled segment's blocks, and try again
+    recycled_ = false;
+    ::unlink(recycled_path().c_str());
+    err = active->file.preallocate(static_cast<off_t>(from),
+                                   static_cast<off_t>(end + bytes + kReserveAhead - from));
+    if (err == 0) {
+      active->reserved_end = end + bytes + kReserveAhead;
+      return {};
+    }
+  }
   if (no_space) {  // without the slack, then
     err = active->file.preallocate(static_cast<off_t>(from), static_cast<off_t>(end + bytes - from));
     if (err == 0) {
@@ -845,6 +900,7 @@ Expected<CompactResult, LogError> ReplicationLog::compact() {
   std::lock_guard write_lock(write_mu_);
   CompactResult result;
   std::vector<std::filesystem::path> doomed;  // oldest first, segments before snapshots
+  std::shared_ptr<Segment> newest_doomed;
   {
     std::lock_guard lock(state_->mu);
     if (!state_->snapshots.empty()) {
@@ -852,6 +908,7 @@ Expected<CompactResult, LogError> ReplicationLog::compact() {
       auto& segs = state_->segments;
       while (segs.size() > 1 && segs.front()->end_frame - 1 <= s) {
         doomed.push_back(segs.front()->file.path());
+        newest_doomed = segs.front();
         segs.erase(segs.begin());
         ++result.segments_deleted;
       }
@@ -865,7 +922,26 @@ Expected<CompactResult, LogError> ReplicationLog::compact() {
     result.first_available = state_->first_available();
   }
   if (doomed.empty()) return result;
+  // The newest segment deleted becomes the next active one instead (roll_over()), when nothing
+  // reads it any more: out of the state, it can gain no new reader, so a use count of one (this
+  // reference) is final. Appends then overwrite its blocks, allocated and most likely still in
+  // the page cache, instead of extending a new file (bench/RESULTS.md, "Recycled segments").
+  // One file at most, and none that a transaction larger than a segment made larger.
+  std::filesystem::path keep;
+  if (newest_doomed && newest_doomed.use_count() == 1 && !recycled_) {
+    auto size = newest_doomed->file.size();
+    if (size && static_cast<std::uint64_t>(*size) <= options_.segment_bytes + kReserveAhead) {
+      keep = newest_doomed->file.path();
+    }
+  }
+  newest_doomed.reset();
   for (const auto& path : doomed) {
+    if (path == keep) {
+      if (rename_file(path, recycled_path())) {
+        recycled_ = true;
+        continue;
+      }
+    }
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
       return unexpected(io_error("unlink", path, errno));
     }

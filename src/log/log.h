@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "common/expected.h"
+#include "log/file.h"
 #include "log/format.h"
 #include "log/log_error.h"
 #include "log/snapshot.h"
@@ -156,13 +157,20 @@ class ReplicationLog {
   std::vector<SnapshotInfo> snapshots() const;  // oldest first
 
   // Deletes the sealed segments whose frames are all <= the newest snapshot's frame (oldest
-  // first) and the snapshots older than it. The active segment is never deleted.
+  // first) and the snapshots older than it. The active segment is never deleted. The newest
+  // segment deleted is kept instead (one file at most, and only when no reader holds it) for
+  // the next rollover to reuse (docs/formats/replication-log.md, "Recycled segment files").
   Expected<CompactResult, LogError> compact();
 
  private:
   ReplicationLog(std::filesystem::path dir, LogOptions options, LogId id,
                  std::shared_ptr<detail::LogState> state);
   Expected<void, LogError> roll_over();
+  // The file compact() kept for the next rollover (see compact()), named so that open()
+  // deletes it; and turning it into the segment `h` starts, with `allocated` set to its size.
+  // An error when there is none or it could not be reused (it is then deleted).
+  std::filesystem::path recycled_path() const;
+  Expected<File, LogError> reuse_recycled(const SegmentHeader& h, std::uint64_t& allocated);
   // Notes the pages of a transaction appended at frames start.. with database size db_size
   // (see changed_). Requires write_mu_ (or a log no other thread sees yet).
   void note_changes(std::span<const std::uint32_t> pgnos, Frame start, std::uint32_t db_size);
@@ -174,6 +182,7 @@ class ReplicationLog {
   std::mutex write_mu_;     // serialises append, sync, compact, and publishing snapshots
   std::mutex snapshot_mu_;  // one snapshot at a time
   bool broken_ = false;     // guarded by write_mu_
+  bool recycled_ = false;   // guarded by write_mu_: recycled_path() holds a compacted segment
   // What changed since the snapshot at frame changed_since_ (see snapshot()): the newest frame
   // of each page, and the smallest database size at any commit since (pages past it were cut
   // off, and read as zeros unless written again); changed_since_ 0 means since an empty

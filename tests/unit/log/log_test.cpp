@@ -518,6 +518,93 @@ TEST_F(ReplicationLogTest, CompactionAfterRolloverWithEmptyActiveSegmentKeepsLas
   EXPECT_EQ(log->last_frame(), 4u);
 }
 
+// Every transaction from `from` on carries the pages its commit frame's tag wrote (append()
+// tags a transaction with its first frame).
+void expect_intact(const ReplicationLog& log, Frame from, std::size_t want_txns) {
+  auto all = read_all(log, from);
+  ASSERT_EQ(all.size(), want_txns);
+  for (const auto& t : all) {
+    for (std::size_t i = 0; i < t.txn.page_count(); ++i) {
+      EXPECT_TRUE(page_matches(t.txn.page(i), t.first_frame, t.txn.pgnos[i]))
+          << "frame " << t.first_frame + i;
+    }
+  }
+}
+
+TEST_F(ReplicationLogTest, ACompactedSegmentBecomesTheNextOneAndItsOldRecordsAreNeverRead) {
+  LogOptions options;
+  options.segment_bytes = kSegmentHeaderSize + 4 * kRecordSize;
+  auto log = create(options);
+  for (std::uint32_t i = 0; i < 8; ++i) append(*log, {1, 2}, 2);  // frames 1..16, 4 segments
+  ASSERT_TRUE(log->snapshot());
+  append(*log, {1}, 2);  // frame 17, a new segment
+  auto c = log->compact();
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->segments_deleted, 4u);
+  // The newest compacted segment (frames 13..16) is kept, under a name open() deletes.
+  const auto recycled = dir_ / "log" / "recycled-segment.tmp";
+  ASSERT_TRUE(std::filesystem::exists(recycled));
+  EXPECT_EQ(std::filesystem::file_size(recycled), kSegmentHeaderSize + 4 * kRecordSize);
+  EXPECT_EQ(files_with(dir_ / "log", ".qlog").size(), 1u);
+
+  append(*log, {1, 2}, 2);  // frames 18..19, in segment 17
+  append(*log, {3, 4}, 4);  // frames 20..21: the rollover takes the recycled file
+  EXPECT_FALSE(std::filesystem::exists(recycled));
+  const auto segment20 = dir_ / "log" / "segment-00000000000000000020.qlog";
+  ASSERT_TRUE(std::filesystem::exists(segment20));
+  // Two records of its own, and two of frames 15..16 behind them, never overwritten.
+  EXPECT_EQ(std::filesystem::file_size(segment20), kSegmentHeaderSize + 4 * kRecordSize);
+  expect_intact(*log, 17, 3);
+
+  // As kill -9 leaves it (the files as they are), and after a clean close: open() takes the
+  // old records for a torn tail, cuts them off, and the log goes on from frame 21.
+  std::filesystem::copy(dir_ / "log", dir_ / "copy");
+  log.reset();
+  for (const auto& dir : {dir_ / "copy", dir_ / "log"}) {
+    auto reopened = ReplicationLog::open(dir, options);
+    ASSERT_TRUE(reopened) << reopened.error().message;
+    EXPECT_EQ((*reopened)->last_frame(), 21u);
+    EXPECT_EQ(std::filesystem::file_size(dir / segment20.filename()),
+              kSegmentHeaderSize + 2 * kRecordSize);
+    expect_intact(**reopened, 17, 3);
+    auto f = (*reopened)->append(make_txn({5}, 5, 22));
+    ASSERT_TRUE(f) << f.error().message;
+    EXPECT_EQ(*f, 22u);
+    expect_intact(**reopened, 17, 4);
+  }
+}
+
+TEST_F(ReplicationLogTest, ASegmentAReaderStillHoldsIsNotRecycled) {
+  LogOptions options;
+  options.segment_bytes = kSegmentHeaderSize + 4 * kRecordSize;
+  auto log = create(options);
+  for (std::uint32_t i = 0; i < 8; ++i) append(*log, {1, 2}, 2);  // frames 1..16
+  // A reader in the middle of the newest segment that compaction will delete.
+  auto reader = log->read_from(13);
+  ASSERT_TRUE(reader);
+  auto first = reader->next();
+  ASSERT_TRUE(first && *first);
+  EXPECT_EQ((*first)->first_frame, 13u);
+  ASSERT_TRUE(log->snapshot());
+  append(*log, {1}, 2);  // frame 17
+  ASSERT_TRUE(log->compact());
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "log" / "recycled-segment.tmp"));
+  for (std::uint32_t i = 0; i < 6; ++i) append(*log, {1, 2}, 2);  // rollovers after it
+  // The reader goes on through the deleted segment it holds, then into the live ones.
+  Frame next = 15;
+  while (true) {
+    auto t = reader->next();
+    ASSERT_TRUE(t) << t.error().message;
+    if (!*t) break;
+    EXPECT_EQ((*t)->first_frame, next);
+    for (std::size_t i = 0; i < (*t)->txn.page_count(); ++i) {
+      EXPECT_TRUE(page_matches((*t)->txn.page(i), next, (*t)->txn.pgnos[i]));
+    }
+    next = (*t)->last_frame() + 1;
+  }
+  EXPECT_EQ(next, log->last_frame() + 1);
+}
+
 TEST_F(ReplicationLogTest, SnapshotFromACallerImageIsCheckedAgainstTheCommit) {
   auto log = create();
   append(*log, {1, 2}, 2);
