@@ -49,8 +49,9 @@ class LogCapture {
     // Once this many frames were appended since the newest snapshot — and at least as many as
     // the database has pages — a background job writes a new snapshot and deletes the segments
     // it covers, so the log stays under about twice the size of the database plus a segment or
-    // two (and one compacted segment kept for reuse: log/log.h, compact()), and snapshotting writes each byte of a large database at most once per database's
-    // worth of commits (0: never).
+    // two (and one compacted segment kept for reuse: log/log.h, compact()), and snapshotting
+    // writes each byte of a large database at most once per database's worth of commits
+    // (0: never).
     std::uint64_t snapshot_every_frames = 16384;  // 64 MiB of pages
     // Filled with the -wal's writes by the connections' VFS (sqlite/mirror_vfs.h): commits are
     // then read from memory, not from the file. Null: always from the file.

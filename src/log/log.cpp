@@ -496,7 +496,9 @@ std::uint32_t ReplicationLog::db_size() const {
   return state_->last_commit.db_size;
 }
 
-std::filesystem::path ReplicationLog::recycled_path() const { return dir_ / "recycled-segment.tmp"; }
+std::filesystem::path ReplicationLog::recycled_path() const {
+  return dir_ / "recycled-segment.tmp";
+}
 
 Expected<File, LogError> ReplicationLog::reuse_recycled(const SegmentHeader& h,
                                                         std::uint64_t& allocated) {
@@ -556,7 +558,14 @@ Expected<void, LogError> ReplicationLog::roll_over() {
   std::uint64_t allocated = 0;
   auto f = reuse_recycled(h, allocated);
   if (!f) f = create_segment(dir_, h, nullptr, 0);
-  if (!f) return unexpected(std::move(f).error());
+  if (!f) {
+    // Leave no segment file the state does not know of: a later, smaller transaction may still
+    // go to the old segment, and open() would then find a segment that does not continue it.
+    std::error_code ec;
+    std::filesystem::remove(segment_path(dir_, h.first_frame), ec);
+    if (ec || !sync_directory(dir_)) broken_ = true;
+    return unexpected(std::move(f).error());
+  }
   auto seg = std::make_shared<Segment>();
   seg->header = h;
   seg->file = std::move(f.value());
@@ -631,6 +640,10 @@ Expected<Frame, LogError> ReplicationLog::append(const Transaction& txn) {
   if (auto ok = active->file.write_gather_at(parts_, offset); !ok) {
     if (!active->file.truncate(offset)) broken_ = true;
     active->reserved_end = 0;  // a truncate releases the blocks past the end
+    if (recycled_ && (ok.error().sys_errno == ENOSPC || ok.error().sys_errno == EDQUOT)) {
+      recycled_ = false;  // its blocks are worth more to the next attempt
+      ::unlink(recycled_path().c_str());
+    }
     return unexpected(ok.error());
   }
   const Frame last = start + n - 1;

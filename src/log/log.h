@@ -168,7 +168,8 @@ class ReplicationLog {
   Expected<void, LogError> roll_over();
   // The file compact() kept for the next rollover (see compact()), named so that open()
   // deletes it; and turning it into the segment `h` starts, with `allocated` set to its size.
-  // An error when there is none or it could not be reused (it is then deleted).
+  // An error when there is none or it could not be reused (roll_over() then creates a new
+  // file under the same name, and the recycled one is gone either way).
   std::filesystem::path recycled_path() const;
   Expected<File, LogError> reuse_recycled(const SegmentHeader& h, std::uint64_t& allocated);
   // Notes the pages of a transaction appended at frames start.. with database size db_size

@@ -574,17 +574,46 @@ TEST_F(ReplicationLogTest, ACompactedSegmentBecomesTheNextOneAndItsOldRecordsAre
   }
 }
 
-TEST_F(ReplicationLogTest, ASegmentAReaderStillHoldsIsNotRecycled) {
+TEST_F(ReplicationLogTest, ARecycledSegmentIsSealedWithItsOwnRecordsOnly) {
   LogOptions options;
   options.segment_bytes = kSegmentHeaderSize + 4 * kRecordSize;
   auto log = create(options);
   for (std::uint32_t i = 0; i < 8; ++i) append(*log, {1, 2}, 2);  // frames 1..16
-  // A reader in the middle of the newest segment that compaction will delete.
+  ASSERT_TRUE(log->snapshot());
+  append(*log, {1}, 2);  // frame 17
+  ASSERT_TRUE(log->compact());
+  append(*log, {1, 2}, 2);  // 18..19
+  append(*log, {3, 4}, 4);  // 20..21, the recycled file
+  append(*log, {5}, 5);     // 22
+  append(*log, {1, 2}, 5);  // 23..24: seals segment 20 with three records
+  const auto segment20 = dir_ / "log" / "segment-00000000000000000020.qlog";
+  EXPECT_EQ(std::filesystem::file_size(segment20), kSegmentHeaderSize + 3 * kRecordSize);
+  expect_intact(*log, 17, 5);
+  log.reset();
+  for (bool verify : {false, true}) {
+    LogOptions o = options;
+    o.verify_sealed_segments = verify;
+    log = reopen(o);
+    ASSERT_TRUE(log);
+    EXPECT_EQ(log->last_frame(), 24u);
+    expect_intact(*log, 17, 5);
+    log.reset();
+  }
+}
+
+TEST_F(ReplicationLogTest, ASegmentAReaderStillHoldsIsNotRecycled) {
+  LogOptions options;
+  options.segment_bytes = kSegmentHeaderSize + 4 * kRecordSize;
+  auto log = create(options);
+  for (std::uint32_t i = 0; i < 7; ++i) append(*log, {1, 2}, 2);  // frames 1..14
+  // A reader in the middle of the newest segment that compaction will delete. Frames 15..16
+  // are appended after its first read, so it has to read them from that segment's file.
   auto reader = log->read_from(13);
   ASSERT_TRUE(reader);
   auto first = reader->next();
   ASSERT_TRUE(first && *first);
   EXPECT_EQ((*first)->first_frame, 13u);
+  append(*log, {1, 2}, 2);  // frames 15..16
   ASSERT_TRUE(log->snapshot());
   append(*log, {1}, 2);  // frame 17
   ASSERT_TRUE(log->compact());
