@@ -131,6 +131,8 @@ class Database : public std::enable_shared_from_this<Database> {
   // The replication log every commit is appended to before it is acknowledged; null when the
   // database runs without one (DatabaseOptions::log_dir empty).
   log::ReplicationLog* replication_log();
+  // What keeps that log in step with the WAL; null without a log.
+  LogCapture* log_capture() { return capture_.get(); }
 
   // True for a read replica's database (DatabaseOptions::replica_vfs).
   bool is_replica() const { return !options_.replica_vfs.empty(); }

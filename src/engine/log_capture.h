@@ -87,11 +87,16 @@ class LogCapture {
   std::uint64_t wal_restarts_guarded() const {
     return restarts_guarded_.load(std::memory_order_relaxed);
   }
+  // Of those, the ones that found the log already durable up to its end, and did not sync it.
+  std::uint64_t wal_restart_syncs_skipped() const {
+    return restart_syncs_skipped_.load(std::memory_order_relaxed);
+  }
 
  private:
   // The -wal mirror's guard (Options::wal_mirror), run by the writer just before SQLite writes
   // a new WAL header over the old generation: capture() whatever that generation committed and
-  // the log lacks, then sync the log. A background PASSIVE checkpoint syncs the log before it
+  // the log lacks, then sync the log unless a sync already covered its last frame
+  // (ReplicationLog::synced_frame()). A background PASSIVE checkpoint syncs the log before it
   // starts but not against commits made while it runs, and it may copy those into the database
   // file; once the WAL starts over, a power loss could otherwise leave the database with a
   // commit whose log record was lost, and a commit whose capture had failed would be lost to
@@ -115,6 +120,7 @@ class LogCapture {
   std::uint32_t db_pages_ = 0;    // guarded by mu_: the database's size after the last commit
   bool snapshotting_ = false;     // guarded by mu_
   std::atomic<std::uint64_t> restarts_guarded_{0};
+  std::atomic<std::uint64_t> restart_syncs_skipped_{0};
   std::condition_variable snapshot_done_;
 };
 

@@ -725,11 +725,18 @@ Expected<void, LogError> ReplicationLog::sync() {
   // active now, or in an older one, which roll_over() made durable before it published its
   // successor. Appends racing with it are made durable by a later sync().
   std::shared_ptr<Segment> active;
+  Frame covered;
   {
     std::lock_guard lock(state_->mu);
     active = state_->segments.back();
+    covered = state_->last_frame;
   }
-  return active->file.datasync();
+  if (auto ok = active->file.datasync(); !ok) return ok;
+  Frame seen = synced_frame_.load(std::memory_order_relaxed);
+  while (seen < covered &&
+         !synced_frame_.compare_exchange_weak(seen, covered, std::memory_order_release)) {
+  }
+  return {};
 }
 
 bool ReplicationLog::wait_for(Frame frame, std::chrono::steady_clock::time_point deadline) const {

@@ -114,6 +114,9 @@ class ReplicationLog {
   Expected<Frame, LogError> append(const Transaction& txn);
   // Makes every appended transaction durable (fdatasync of the active segment).
   Expected<void, LogError> sync();
+  // The last frame a sync() made durable: every frame up to it is (0 before the first sync()
+  // of this object; frames found at open() count only once a sync() covered them).
+  Frame synced_frame() const { return synced_frame_.load(std::memory_order_acquire); }
   // Makes sure the active segment has disk blocks reserved (fallocate, FALLOC_FL_KEEP_SIZE) for
   // at least `bytes` more past its end, reserving about 1 MiB beyond that when it has to
   // reserve at all (near the segment's end, past its size: a rollover trims it). kIo with
@@ -184,6 +187,7 @@ class ReplicationLog {
   std::mutex snapshot_mu_;  // one snapshot at a time
   bool broken_ = false;     // guarded by write_mu_
   bool recycled_ = false;   // guarded by write_mu_: recycled_path() holds a compacted segment
+  std::atomic<Frame> synced_frame_{0};
   // What changed since the snapshot at frame changed_since_ (see snapshot()): the newest frame
   // of each page, and the smallest database size at any commit since (pages past it were cut
   // off, and read as zeros unless written again); changed_since_ 0 means since an empty

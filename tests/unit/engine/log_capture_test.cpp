@@ -132,13 +132,37 @@ TEST_F(LogCaptureTest, ACommitTheLogMissedIsTakenBeforeTheWalStartsOver) {
   }
   auto* log = db_->replication_log();
   const auto before = log->last_frame();
+  const auto guarded = db_->log_capture()->wal_restarts_guarded();
+  const auto skipped = db_->log_capture()->wal_restart_syncs_skipped();
   ASSERT_TRUE(run("INSERT INTO t VALUES (3)"));
   // The new WAL header was written only after the old generation's missed commit was appended
   // (and the log synced); the commit that restarted the WAL came after it.
   EXPECT_GE(log->last_frame(), before + 2);
+  EXPECT_EQ(db_->log_capture()->wal_restarts_guarded(), guarded + 1);
+  EXPECT_EQ(db_->log_capture()->wal_restart_syncs_skipped(), skipped) << "the missed commit is synced";
+  EXPECT_GE(log->synced_frame(), before + 1);
   auto count = run("SELECT count(*) FROM t");
   ASSERT_TRUE(count);
   EXPECT_EQ(count->rows[0][0], Value(std::int64_t{3}));
+  close_and_compare();
+}
+
+TEST_F(LogCaptureTest, AWalRestartAfterACheckpointDoesNotSyncTheLogAgain) {
+  open();
+  ASSERT_TRUE(run("CREATE TABLE t(x)"));
+  ASSERT_TRUE(run("INSERT INTO t VALUES (1)"));
+  auto* capture = db_->log_capture();
+  auto* log = db_->replication_log();
+  EXPECT_LT(log->synced_frame(), log->last_frame());
+  // The server's checkpoint: the log captured and synced up to its end, then every frame
+  // copied into the database file, so the next writer starts the WAL over.
+  ASSERT_TRUE(db_->checkpoint(SQLITE_CHECKPOINT_PASSIVE));
+  EXPECT_EQ(log->synced_frame(), log->last_frame());
+  const auto guarded = capture->wal_restarts_guarded();
+  const auto skipped = capture->wal_restart_syncs_skipped();
+  ASSERT_TRUE(run("INSERT INTO t VALUES (2)"));
+  EXPECT_EQ(capture->wal_restarts_guarded(), guarded + 1);
+  EXPECT_EQ(capture->wal_restart_syncs_skipped(), skipped + 1);
   close_and_compare();
 }
 

@@ -531,6 +531,24 @@ void expect_intact(const ReplicationLog& log, Frame from, std::size_t want_txns)
   }
 }
 
+TEST_F(ReplicationLogTest, SyncedFrameFollowsSyncsAcrossRollovers) {
+  LogOptions options;
+  options.segment_bytes = kSegmentHeaderSize + 4 * kRecordSize;
+  auto log = create(options);
+  EXPECT_EQ(log->synced_frame(), 0u);
+  append(*log, {1, 2}, 2);
+  EXPECT_EQ(log->synced_frame(), 0u);
+  ASSERT_TRUE(log->sync());
+  EXPECT_EQ(log->synced_frame(), 2u);
+  for (std::uint32_t i = 0; i < 3; ++i) append(*log, {1, 2}, 2);  // 3..8, a rollover
+  EXPECT_EQ(log->synced_frame(), 2u);
+  ASSERT_TRUE(log->sync());
+  EXPECT_EQ(log->synced_frame(), 8u);
+  log.reset();
+  log = reopen(options);
+  EXPECT_EQ(log->synced_frame(), 0u) << "a new object knows of no sync";
+}
+
 TEST_F(ReplicationLogTest, ACompactedSegmentBecomesTheNextOneAndItsOldRecordsAreNeverRead) {
   LogOptions options;
   options.segment_bytes = kSegmentHeaderSize + 4 * kRecordSize;
