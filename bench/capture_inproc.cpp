@@ -154,10 +154,15 @@ void run_engine(const fs::path& dir, long commits, bool log, bool mirror) {
       if (took > worst) worst = took;
     }
     const double cpu = process_cpu_us() - c0, wall = wall_us() - w0;
+    // WAL restarts, and those whose guard found the log synced already (no fdatasync).
+    const engine::LogCapture* capture = (*db)->log_capture();
     std::printf(
         "mode=engine log=%s mirror=%s commits=%ld wall_us=%.2f cpu_us=%.2f over_1ms=%ld "
-        "max_ms=%.1f\n",
-        log ? "on" : "off", mirror ? "on" : "off", commits, wall / commits, cpu / commits, slow, worst / 1000);
+        "max_ms=%.1f wal_restarts=%llu restart_syncs_skipped=%llu\n",
+        log ? "on" : "off", mirror ? "on" : "off", commits, wall / commits, cpu / commits, slow,
+        worst / 1000,
+        static_cast<unsigned long long>(capture ? capture->wal_restarts_guarded() : 0),
+        static_cast<unsigned long long>(capture ? capture->wal_restart_syncs_skipped() : 0));
   }
   (*db)->close();
 }
