@@ -11,7 +11,10 @@ std::filesystem::path namespace_dir(const std::string& data, const std::string& 
 Expected<std::unique_ptr<log::ReplicationLog>, std::string> open_namespace_log(
     const std::string& data, const std::string& ns) {
   const std::filesystem::path dir = namespace_dir(data, ns) / "log";
-  auto opened = log::ReplicationLog::open(dir);
+  // Read only: a server may be running and appending to this log.
+  log::LogOptions options;
+  options.recover = false;
+  auto opened = log::ReplicationLog::open(dir, options);
   if (!opened) {
     return unexpected("cannot open the log of namespace '" + ns + "' in " + dir.string() + ": " +
                       opened.error().message);

@@ -306,8 +306,10 @@ Expected<std::unique_ptr<ReplicationLog>, LogError> ReplicationLog::open(
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
     const std::string name = entry.path().filename().string();
     if (name.ends_with(".tmp")) {
-      std::filesystem::remove(entry.path(), ec);  // an unfinished segment or snapshot
-      ec.clear();
+      if (options.recover) {
+        std::filesystem::remove(entry.path(), ec);  // an unfinished segment or snapshot
+        ec.clear();
+      }
     } else if (auto f = parse_name(name, "segment-", ".qlog")) {
       seg_files.emplace_back(*f, entry.path());
     } else if (auto f = parse_name(name, "snapshot-", ".qsnap")) {
@@ -401,7 +403,7 @@ Expected<std::unique_ptr<ReplicationLog>, LogError> ReplicationLog::open(
         return unexpected(corrupt(path, "sealed segment has damaged records after frame " +
                                             std::to_string(scan->end_frame - 1)));
       }
-      if (!scan->clean) {
+      if (!scan->clean && options.recover) {
         // A torn tail: the last append did not complete. Cut it off.
         if (auto ok = seg->file.truncate(static_cast<off_t>(scan->valid_bytes)); !ok) {
           return unexpected(ok.error());
@@ -582,6 +584,10 @@ Expected<Frame, LogError> ReplicationLog::append(const Transaction& txn) {
   if (auto ok = check_appendable(txn, pgno_scratch_); !ok) return unexpected(ok.error());
   if (broken_) {
     return unexpected(log_error(LogErrc::kBroken, dir_.string() + ": an earlier write failed"));
+  }
+  if (!options_.recover) {
+    return unexpected(log_error(LogErrc::kInvalidArgument,
+                                dir_.string() + ": opened to read only (LogOptions::recover)"));
   }
   const std::size_t n = txn.page_count();
   {

@@ -52,6 +52,11 @@ struct LogOptions {
   // Verify every record of sealed segments at open (reads the whole log); otherwise they are
   // verified as they are read.
   bool verify_sealed_segments = false;
+  // open() cuts a torn tail (or a recycled segment's old records) off the active segment and
+  // deletes unfinished files (*.tmp). false: it changes nothing in the directory and the log
+  // refuses appends, for tools that read a log beside the server that writes it (which may be
+  // appending past what open() saw, or about to reuse recycled-segment.tmp).
+  bool recover = true;
 };
 
 // A transaction as stored: its pages carry frames first_frame .. first_frame+page_count()-1,

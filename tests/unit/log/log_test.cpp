@@ -619,6 +619,50 @@ TEST_F(ReplicationLogTest, ARecycledSegmentIsSealedWithItsOwnRecordsOnly) {
   }
 }
 
+TEST_F(ReplicationLogTest, AReadOnlyOpenBesideTheWriterChangesNothing) {
+  LogOptions options;
+  options.segment_bytes = kSegmentHeaderSize + 4 * kRecordSize;
+  auto log = create(options);
+  for (std::uint32_t i = 0; i < 8; ++i) append(*log, {1, 2}, 2);  // frames 1..16
+  ASSERT_TRUE(log->snapshot());
+  append(*log, {1}, 2);  // 17
+  ASSERT_TRUE(log->compact());
+  append(*log, {1, 2}, 2);  // 18..19
+  append(*log, {3, 4}, 4);  // 20..21, in the recycled file, old records behind them
+  append(*log, {1, 2}, 2);  // 22..23
+  ASSERT_TRUE(log->snapshot());
+  append(*log, {5}, 5);  // 24, a new segment
+  ASSERT_TRUE(log->compact());
+  const auto recycled = dir_ / "log" / "recycled-segment.tmp";
+  ASSERT_TRUE(std::filesystem::exists(recycled));
+  append(*log, {1}, 5);  // 25
+  const auto active = files_with(dir_ / "log", ".qlog").back();
+  const auto size = std::filesystem::file_size(active);
+
+  // A tool opens the log while the writer is live: it sees the log's end and changes nothing.
+  LogOptions read_only = options;
+  read_only.recover = false;
+  auto tool = ReplicationLog::open(dir_ / "log", read_only);
+  ASSERT_TRUE(tool) << tool.error().message;
+  EXPECT_EQ((*tool)->last_frame(), 25u);
+  expect_intact(**tool, 24, 2);
+  EXPECT_TRUE(std::filesystem::exists(recycled));
+  EXPECT_EQ(std::filesystem::file_size(active), size);
+  auto refused = (*tool)->append(make_txn({1}, 5, 26));
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, LogErrc::kInvalidArgument);
+
+  // The writer goes on, and everything it wrote is there.
+  append(*log, {2}, 5);  // 26
+  append(*log, {3, 4}, 5);  // 27..28: the rollover reuses the recycled file
+  EXPECT_FALSE(std::filesystem::exists(recycled));
+  expect_intact(*log, 24, 4);
+  log.reset();
+  log = reopen(options);
+  EXPECT_EQ(log->last_frame(), 28u);
+  expect_intact(*log, 24, 4);
+}
+
 TEST_F(ReplicationLogTest, ASegmentAReaderStillHoldsIsNotRecycled) {
   LogOptions options;
   options.segment_bytes = kSegmentHeaderSize + 4 * kRecordSize;
