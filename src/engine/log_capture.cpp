@@ -91,7 +91,8 @@ bool LogCapture::before_wal_restart() {
     return false;
   }
   // Usually a checkpoint just made the log durable up to its end (the writer's own inline
-  // checkpoint always does, right before this); an fdatasync then only waits for the disk.
+  // checkpoint, in the previous commit's WAL hook, always does); an fdatasync then only waits
+  // for the disk.
   if (log_->synced_frame() >= log_->last_frame()) {
     restart_syncs_skipped_.fetch_add(1, std::memory_order_relaxed);
   } else if (auto s = log_->sync(); !s) {

@@ -53,9 +53,12 @@ struct LogOptions {
   // verified as they are read.
   bool verify_sealed_segments = false;
   // open() cuts a torn tail (or a recycled segment's old records) off the active segment and
-  // deletes unfinished files (*.tmp). false: it changes nothing in the directory and the log
+  // deletes unfinished files (*.tmp). false: open() truncates and deletes nothing and the log
   // refuses appends, for tools that read a log beside the server that writes it (which may be
-  // appending past what open() saw, or about to reuse recycled-segment.tmp).
+  // appending past what open() saw, or about to reuse recycled-segment.tmp). snapshot() still
+  // writes a snapshot file (quire backup, which is for a stopped server). Beside a running
+  // server a read can fail verification (never return wrong bytes) when the server reuses a
+  // compacted segment the tool still has open: run the tool again.
   bool recover = true;
 };
 
