@@ -40,6 +40,22 @@ class ReplicationLogTest : public ::testing::Test {
     EXPECT_TRUE(f) << (f ? "" : f.error().message);
     return f ? *f : 0;
   }
+  // Segments of four records; frames 1..16 snapshotted and compacted, frame 17 in the active
+  // segment, and the segment of frames 13..16 kept as recycled-segment.tmp.
+  static LogOptions four_record_segments() {
+    LogOptions options;
+    options.segment_bytes = kSegmentHeaderSize + 4 * kRecordSize;
+    return options;
+  }
+  std::unique_ptr<ReplicationLog> log_with_a_recycled_segment() {
+    auto log = create(four_record_segments());
+    if (!log) return log;
+    for (std::uint32_t i = 0; i < 8; ++i) append(*log, {1, 2}, 2);  // frames 1..16
+    EXPECT_TRUE(log->snapshot());
+    append(*log, {1}, 2);  // frame 17
+    EXPECT_TRUE(log->compact());
+    return log;
+  }
   std::filesystem::path dir_;
 };
 
@@ -593,13 +609,9 @@ TEST_F(ReplicationLogTest, ACompactedSegmentBecomesTheNextOneAndItsOldRecordsAre
 }
 
 TEST_F(ReplicationLogTest, ARecycledSegmentIsSealedWithItsOwnRecordsOnly) {
-  LogOptions options;
-  options.segment_bytes = kSegmentHeaderSize + 4 * kRecordSize;
-  auto log = create(options);
-  for (std::uint32_t i = 0; i < 8; ++i) append(*log, {1, 2}, 2);  // frames 1..16
-  ASSERT_TRUE(log->snapshot());
-  append(*log, {1}, 2);  // frame 17
-  ASSERT_TRUE(log->compact());
+  const LogOptions options = four_record_segments();
+  auto log = log_with_a_recycled_segment();
+  ASSERT_TRUE(log);
   append(*log, {1, 2}, 2);  // 18..19
   append(*log, {3, 4}, 4);  // 20..21, the recycled file
   append(*log, {5}, 5);     // 22
@@ -620,13 +632,9 @@ TEST_F(ReplicationLogTest, ARecycledSegmentIsSealedWithItsOwnRecordsOnly) {
 }
 
 TEST_F(ReplicationLogTest, AReadOnlyOpenBesideTheWriterChangesNothing) {
-  LogOptions options;
-  options.segment_bytes = kSegmentHeaderSize + 4 * kRecordSize;
-  auto log = create(options);
-  for (std::uint32_t i = 0; i < 8; ++i) append(*log, {1, 2}, 2);  // frames 1..16
-  ASSERT_TRUE(log->snapshot());
-  append(*log, {1}, 2);  // 17
-  ASSERT_TRUE(log->compact());
+  const LogOptions options = four_record_segments();
+  auto log = log_with_a_recycled_segment();
+  ASSERT_TRUE(log);
   append(*log, {1, 2}, 2);  // 18..19
   append(*log, {3, 4}, 4);  // 20..21, in the recycled file, old records behind them
   append(*log, {1, 2}, 2);  // 22..23
