@@ -18,8 +18,9 @@ namespace quire::cli {
 std::filesystem::path namespace_dir(const std::string& data, const std::string& ns);
 
 // Opens DATA/dbs/NS/log to read (LogOptions::recover off: no torn tail is cut and no file is
-// deleted, so a server may be running beside it; see log/log.h for what that still allows). The error is a sentence for the
-// command to print after its name: "cannot open the log of namespace 'NS' in DIR: why".
+// deleted, so a server may be running beside it; see log/log.h for what that still allows).
+// The error is a sentence for the command to print after its name: "cannot open the log of
+// namespace 'NS' in DIR: why".
 Expected<std::unique_ptr<log::ReplicationLog>, std::string> open_namespace_log(
     const std::string& data, const std::string& ns);
 

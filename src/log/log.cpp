@@ -266,6 +266,17 @@ Expected<void, LogError> check_appendable(const Transaction& txn,
 // the file: measurably cheaper per commit, and 1 MiB of slack per log at most.
 constexpr std::uint64_t kReserveAhead = 1ull << 20;
 
+bool out_of_space(int err) { return err == ENOSPC || err == EDQUOT; }
+
+// Deletes the recycled segment (ReplicationLog::compact()) to free its blocks; false when there
+// was none. `recycled` is the log's flag, guarded by its write mutex.
+bool drop_recycled(bool& recycled, const std::filesystem::path& path) {
+  if (!recycled) return false;
+  recycled = false;
+  ::unlink(path.c_str());
+  return true;
+}
+
 }  // namespace
 
 // ---- ReplicationLog ---------------------------------------------------------------------------
@@ -646,10 +657,8 @@ Expected<Frame, LogError> ReplicationLog::append(const Transaction& txn) {
   if (auto ok = active->file.write_gather_at(parts_, offset); !ok) {
     if (!active->file.truncate(offset)) broken_ = true;
     active->reserved_end = 0;  // a truncate releases the blocks past the end
-    if (recycled_ && (ok.error().sys_errno == ENOSPC || ok.error().sys_errno == EDQUOT)) {
-      recycled_ = false;  // its blocks are worth more to the next attempt
-      ::unlink(recycled_path().c_str());
-    }
+    // Room for the next attempt.
+    if (out_of_space(ok.error().sys_errno)) drop_recycled(recycled_, recycled_path());
     return unexpected(ok.error());
   }
   const Frame last = start + n - 1;
@@ -682,31 +691,20 @@ Expected<void, LogError> ReplicationLog::reserve(std::uint64_t bytes) {
   // Near the segment's end the reservation may reach past segment_bytes: a rollover trims the
   // sealed segment to its size, which hands those blocks back for the next one.
   const std::uint64_t from = std::max<std::uint64_t>(active->reserved_end, end);
-  int err = active->file.preallocate(static_cast<off_t>(from),
-                                     static_cast<off_t>(end + bytes + kReserveAhead - from));
-  if (err == 0) {
-    active->reserved_end = end + bytes + kReserveAhead;
-    return {};
+  auto reserve_to = [&](std::uint64_t upto) {
+    const int e =
+        active->file.preallocate(static_cast<off_t>(from), static_cast<off_t>(upto - from));
+    if (e == 0) active->reserved_end = upto;
+    return e;
+  };
+  int err = reserve_to(end + bytes + kReserveAhead);
+  // Out of space: give back the recycled segment's blocks and try again, then without the slack.
+  if (out_of_space(err) && drop_recycled(recycled_, recycled_path())) {
+    err = reserve_to(end + bytes + kReserveAhead);
   }
-  const bool no_space = err == ENOSPC || err == EDQUOT;
-  if (no_space && recycled_) {  // give back the recycled segment's blocks, and try again
-    recycled_ = false;
-    ::unlink(recycled_path().c_str());
-    err = active->file.preallocate(static_cast<off_t>(from),
-                                   static_cast<off_t>(end + bytes + kReserveAhead - from));
-    if (err == 0) {
-      active->reserved_end = end + bytes + kReserveAhead;
-      return {};
-    }
-  }
-  if (no_space) {  // without the slack, then
-    err = active->file.preallocate(static_cast<off_t>(from), static_cast<off_t>(end + bytes - from));
-    if (err == 0) {
-      active->reserved_end = end + bytes;
-      return {};
-    }
-  }
-  if (err != ENOSPC && err != EDQUOT) return {};  // no fallocate here: appends find out
+  if (out_of_space(err)) err = reserve_to(end + bytes);
+  if (err == 0) return {};
+  if (!out_of_space(err)) return {};  // no fallocate here: appends find out
   LogError e = io_error("fallocate", active->file.path(), err);
   e.message += " (reserving room for the next commit)";
   return unexpected(std::move(e));
