@@ -39,6 +39,7 @@ struct RestoreOptions {
   std::string ns = "default";
   std::string timestamp;
   std::uint64_t frame = 0;
+  std::string log_id;
   std::string out;
   bool force = false;
   bool verify = false;
@@ -135,6 +136,15 @@ int run_restore(const RestoreOptions& o) {
     target = backup::RestoreTarget::at_time(*t);
   } else if (o.frame > 0) {
     target = backup::RestoreTarget::at_frame(o.frame);
+  }
+  if (!o.log_id.empty()) {
+    target.log_id = log::parse_log_id(o.log_id);
+    if (!target.log_id) {
+      std::cerr << "quire restore: --log-id must be a log id as `quire db backup` lists it (32 hex "
+                   "digits, dashes allowed), got '"
+                << o.log_id << "'\n";
+      return kExitUsage;
+    }
   }
   const fs::path out(o.out);
   std::error_code ec;
@@ -233,6 +243,12 @@ Command add_restore_command(CLI::App& parent) {
   auto* fr = cmd->add_option("--frame", o->frame, "Restore as of this commit frame")
                  ->check(CLI::PositiveNumber);
   ts->excludes(fr);
+  cmd->add_option("--log-id", o->log_id,
+                  "Restore from this lineage (a log id, as `quire db backup NS` lists them: the "
+                  "one a restore in place replaced, say): its latest point, or --timestamp or "
+                  "--frame within it. Default: the current lineage, or for --timestamp the one "
+                  "that was current then")
+      ->option_text("ID");
   cmd->add_option("-o,--output", o->out, "The database file to write")->required();
   cmd->add_flag("--force", o->force, "Overwrite FILE if it exists");
   cmd->add_flag("--verify", o->verify,

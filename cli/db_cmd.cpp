@@ -186,10 +186,12 @@ int run_delete(const AdminOptions& o, const std::string& name, bool yes) {
 
 std::string value_text(std::string_view key, const boost::json::value& v);
 
-// Where to restore to: {"timestamp": T} or {"frame": N}; nullopt (and a message) when both.
+// Where to restore to: {"timestamp": T} or {"frame": N}, from the lineage {"log_id": ID} when
+// given; nullopt (and a message) when both a time and a frame are.
 struct PointInTime {
   std::string timestamp;
   std::int64_t frame = -1;
+  std::string log_id;
 };
 
 std::optional<boost::json::object> point_body(const PointInTime& p) {
@@ -200,6 +202,7 @@ std::optional<boost::json::object> point_body(const PointInTime& p) {
   }
   if (!p.timestamp.empty()) body["timestamp"] = p.timestamp;
   if (p.frame >= 0) body["frame"] = p.frame;
+  if (!p.log_id.empty()) body["log_id"] = p.log_id;
   return body;
 }
 
@@ -259,6 +262,17 @@ int run_backup_status(const AdminOptions& o, const std::string& name) {
       std::cout << "restorable from " << get("first_time") << " (frame " << get("first_frame")
                 << ") to " << get("last_time") << " (frame " << get("last_frame") << "), log "
                 << get("log_id") << "\n";
+    }
+    // Every lineage (a restore in place or a lost log starts a new one): what --log-id takes.
+    if (const auto* ls = doc.if_contains("lineages"); ls && ls->is_array()) {
+      for (const auto& l : ls->as_array()) {
+        if (!l.is_object()) continue;
+        const auto& x = l.as_object();
+        auto get = [&](const char* k) { return value_text(k, x.contains(k) ? x.at(k) : nullptr); };
+        std::cout << "lineage " << get("log_id") << ": frames " << get("first_frame") << ".."
+                  << get("last_frame") << ", " << get("first_time") << " to " << get("last_time")
+                  << "\n";
+      }
     }
     if (const auto* s = doc.if_contains("shipping"); s && s->is_object()) {
       std::cout << render_object(s->as_object());
@@ -426,6 +440,10 @@ Command add_db_command(CLI::App& parent) {
                    "Branch from the backup as of this RFC 3339 time (e.g. 2026-01-02T03:04:05Z; "
                    "the server needs --backup-url; FROM may since have been deleted)");
   fork->add_option("--frame", at->frame, "Branch from the backup as of this commit frame");
+  fork->add_option("--log-id", at->log_id,
+                   "Branch from this lineage of the backup (`quire db backup FROM` lists them): "
+                   "its latest point, or --timestamp / --frame within it")
+      ->option_text("ID");
   add_admin_options(fork, admin->emplace_back());
 
   auto* config = db->add_subcommand(
@@ -460,6 +478,10 @@ Command add_db_command(CLI::App& parent) {
   restore->add_option("--timestamp", at->timestamp,
                       "RFC 3339 time, e.g. 2026-01-02T03:04:05Z or 2026-01-02T04:04:05+01:00");
   restore->add_option("--frame", at->frame, "Commit frame");
+  restore->add_option("--log-id", at->log_id,
+                      "From this lineage (`quire db backup NAME` lists them; the state a restore "
+                      "replaced is one): its latest point, or --timestamp / --frame within it")
+      ->option_text("ID");
   add_admin_options(restore, admin->emplace_back());
 
   auto* backup = db->add_subcommand(

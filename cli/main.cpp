@@ -269,7 +269,7 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--request-read-timeout", request_read_timeout_s,
                         "Seconds a client may take to send one request (headers and body)")
       ->capture_default_str();
-  serve_cmd->add_option("--log-level", log_level, "trace, debug, info, warn, error")
+  serve_cmd->add_option("--log-level", log_level, "trace, debug, info, warn, error, critical, off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
 

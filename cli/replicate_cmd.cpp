@@ -175,7 +175,7 @@ Command add_replicate_command(CLI::App& parent) {
   cmd->add_flag("--enable-wal", o->enable_wal,
                 "Switch the database to journal_mode=WAL first if it is not (needs no other "
                 "connection open)");
-  cmd->add_option("--log-level", o->log_level, "trace, debug, info, warn, error")
+  cmd->add_option("--log-level", o->log_level, "trace, debug, info, warn, error, critical, off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
   cmd->footer(

@@ -164,7 +164,7 @@ const json::object& index_object(const json::value& v, const log::LogId& log_id,
   const auto& o = v.as_object();
   if (str(o, "format") != "quire-backup-index") throw std::runtime_error("not an index");
   if (u64(o, "version") != 1) throw std::runtime_error("unsupported version");
-  auto id = detail::parse_log_id(str(o, "log_id"));
+  auto id = log::parse_log_id(str(o, "log_id"));
   if (!id || *id != log_id) throw std::runtime_error("names another log id");
   const std::uint64_t got = o.contains("level") ? u64(o, "level") : 1;
   if (got != level) throw std::runtime_error("is of level " + std::to_string(got));
@@ -198,7 +198,7 @@ BackupResult<Manifest> manifest_from_json(std::string_view text, const std::stri
     if (str(o, "format") != "quire-backup-manifest") throw std::runtime_error("not a manifest");
     const auto version = u64(o, "version");
     if (version != 1 && version != 2) throw std::runtime_error("unsupported version");
-    auto id = detail::parse_log_id(str(o, "log_id"));
+    auto id = log::parse_log_id(str(o, "log_id"));
     if (!id) throw std::runtime_error("bad log_id");
     m.log_id = *id;
     for (const auto& e : o.at("snapshots").as_array()) {
@@ -397,7 +397,7 @@ BackupResult<std::optional<std::vector<LineageEntry>>> read_lineages(storage::Ob
       throw std::runtime_error("not a version-1 lineage list");
     for (const auto& e : o.at("lineages").as_array()) {
       const auto& l = e.as_object();
-      auto id = parse_log_id(str(l, "log_id"));
+      auto id = log::parse_log_id(str(l, "log_id"));
       if (!id) throw std::runtime_error("bad log_id");
       out.push_back({*id, i64(l, "created_at_us")});
     }

@@ -85,7 +85,6 @@ class Sha256 {
 };
 
 std::string to_hex(const std::uint8_t* data, std::size_t n);
-std::optional<log::LogId> parse_log_id(std::string_view s);
 
 void put_u32(std::uint8_t* p, std::uint32_t v);
 void put_u64(std::uint8_t* p, std::uint64_t v);

@@ -260,7 +260,7 @@ BackupResult<RetentionResult> apply_retention(BackupWriter& writer, std::int64_t
       const std::string rest = o.key.substr(prefix.size());
       const auto slash = rest.find('/');
       if (slash == std::string::npos) continue;
-      const auto id = detail::parse_log_id(rest.substr(0, slash));
+      const auto id = log::parse_log_id(rest.substr(0, slash));
       if (!id || log::format_log_id(*id) != rest.substr(0, slash)) continue;
       const bool listed = std::any_of(lineages.begin(), lineages.end(), [&](const Lineage& l) {
         return !l.drop && l.entry.log_id == *id;

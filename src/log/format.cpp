@@ -74,6 +74,29 @@ std::string format_log_id(const LogId& id) {
   return s;
 }
 
+std::optional<LogId> parse_log_id(std::string_view s) {
+  LogId id{};
+  std::size_t n = 0;
+  int hi = -1;
+  for (char c : s) {
+    if (c == '-') continue;
+    int v;
+    if (c >= '0' && c <= '9') v = c - '0';
+    else if (c >= 'a' && c <= 'f') v = c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F') v = c - 'A' + 10;
+    else return std::nullopt;
+    if (hi < 0) {
+      hi = v;
+    } else {
+      if (n >= 16) return std::nullopt;
+      id[n++] = static_cast<std::uint8_t>(hi << 4 | v);
+      hi = -1;
+    }
+  }
+  if (n != 16 || hi >= 0) return std::nullopt;
+  return id;
+}
+
 void encode_segment_header(const SegmentHeader& h, std::uint8_t* out) {
   std::memset(out, 0, kSegmentHeaderSize);
   std::memcpy(out, kSegmentMagic, 8);

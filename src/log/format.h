@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "log/transaction.h"
 
@@ -16,6 +17,8 @@ using Frame = std::uint64_t;
 using LogId = std::array<std::uint8_t, 16>;
 
 std::string format_log_id(const LogId& id);  // 8-4-4-4-12 hex, as a UUID
+// 32 hex digits, with or without format_log_id's dashes (any case); nullopt otherwise.
+std::optional<LogId> parse_log_id(std::string_view s);
 
 inline constexpr std::uint32_t kFormatVersion = 1;
 inline constexpr std::size_t kSegmentHeaderSize = 128;

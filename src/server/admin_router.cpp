@@ -525,8 +525,9 @@ Response AdminRouter::remove(const Request& req, const std::string& name) {
 Response AdminRouter::fork(const Request& req, const std::string& from, const std::string& to) {
   auto body = body_object(req);
   if (!body) return fail(req, http::status::bad_request, body.error());
-  if (field(*body, "timestamp") || field(*body, "frame")) {
+  if (field(*body, "timestamp") || field(*body, "frame") || field(*body, "log_id")) {
     // A branch at a past moment, from the backup (the source need not exist any more).
+    if (!backup_) return backups_off(req);
     if (!engine::NamespaceStore::valid_name(to)) return invalid_name(req, to);
     if (namespaces_.exists(to)) {
       return fail(req, http::status::conflict, "Namespace '" + to + "' already exists");
@@ -565,14 +566,16 @@ Response AdminRouter::fork(const Request& req, const std::string& from, const st
   return ok(req);
 }
 
+Response AdminRouter::backups_off(const Request& req) {
+  return fail(req, http::status::bad_request,
+              "Backups are off on this server: start it with --backup-url to restore or fork at "
+              "a past moment");
+}
+
 Expected<backup::RestoreResult, Response> AdminRouter::restore_to(
     const Request& req, const std::string& name, const bj::object& body,
     const std::filesystem::path& out) {
-  if (!backup_) {
-    return unexpected(fail(req, http::status::bad_request,
-                           "Backups are off on this server: start it with --backup-url to restore "
-                           "or fork at a past moment"));
-  }
+  if (!backup_) return unexpected(backups_off(req));
   if (!engine::NamespaceStore::valid_name(name)) return unexpected(invalid_name(req, name));
   backup::RestoreTarget target = backup::RestoreTarget::latest();
   const bj::value* ts = field(body, "timestamp");
@@ -596,6 +599,14 @@ Expected<backup::RestoreResult, Response> AdminRouter::restore_to(
           fail(req, http::status::bad_request, "'frame' must be a non-negative integer"));
     }
     target = backup::RestoreTarget::at_frame(static_cast<log::Frame>(fr->get_int64()));
+  }
+  if (const bj::value* id = field(body, "log_id")) {
+    if (id->is_string()) target.log_id = log::parse_log_id(id->get_string());
+    if (!target.log_id) {
+      return unexpected(fail(req, http::status::bad_request,
+                             "'log_id' must be a log id as GET /v1/namespaces/:ns/backup lists "
+                             "it (32 hex digits, dashes allowed)"));
+    }
   }
   // What the namespace holds now goes up first, so that the state being replaced (or forked
   // from) is restorable to its last commit.

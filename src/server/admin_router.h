@@ -61,6 +61,8 @@ class AdminRouter final : public HttpHandler {
   Response checkpoint(const Request& req, const std::string& name);
   Response backup_status(const Request& req, const std::string& name);
   Response restore(const Request& req, const std::string& name);
+  // The 400 for a restore or point-in-time fork on a server without --backup-url.
+  Response backups_off(const Request& req);
   // Restores `name`'s backup as of the body's "timestamp" or "frame" into `out` (a scratch
   // file); the error is the response to send.
   Expected<backup::RestoreResult, Response> restore_to(const Request& req, const std::string& name,

@@ -312,6 +312,11 @@ describe('admin API', () => {
       assertError(await admin('POST', '/v1/namespaces/nosuchns/fork/orphan'), 404);
       // A point-in-time fork needs the continuous backup (--backup-url; backup-server-suite.mjs).
       assertError(await admin('POST', '/v1/namespaces/parent/fork/at', { body: { timestamp: '2024-01-01T00:00:00Z' } }), 400, /Backups are off.*--backup-url/);
+      // Also from a namespace that does not exist (its settings would come from the backup).
+      assertError(await admin('POST', '/v1/namespaces/gone/fork/at', { body: { timestamp: '2024-01-01T00:00:00Z' } }), 400, /Backups are off.*--backup-url/);
+      assertError(await admin('POST', '/v1/namespaces/gone/fork/at', { body: { log_id: '0'.repeat(32) } }), 400, /Backups are off.*--backup-url/);
+      assertError(await admin('POST', '/v1/namespaces/gone/restore', { body: {} }), 400, /Backups are off.*--backup-url/);
+      assert.equal((await sql(server, 'parent', 'SELECT 1')).status, 200);
       assert.equal((await sql(server, 'orphan', 'SELECT 1')).status, 404);
     });
 

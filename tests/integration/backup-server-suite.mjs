@@ -284,7 +284,8 @@ export function backupServerSuite(name) {
         // Restore in place to phase A: the same client sees ten rows and can write on.
         const restored = await ok(['db', 'restore', 'default', '--timestamp', phaseA, ...admin]);
         assert.match(restored, /restored 'default' as of frame \d+/);
-        assert.match(restored, /the state it replaced stays restorable: log [0-9a-f-]{36} up to frame \d+/);
+        const replaced = restored.match(/the state it replaced stays restorable: log ([0-9a-f-]{36}) up to frame (\d+)/);
+        assert.ok(replaced, restored);
         assert.equal(Number((await c.execute('SELECT count(*) AS n FROM t')).rows[0].n), 10);
         await c.execute({ sql: 'INSERT INTO t VALUES (?, ?, ?)', args: [50, 'after-restore', BODY(50)] });
         const status = await waitShipped(server);
@@ -297,6 +298,32 @@ export function backupServerSuite(name) {
         const prevRows = readRows(prev, 'SELECT id, name FROM t ORDER BY id');
         assert.equal(prevRows.length, 25);
         assert.equal(prevRows[0].name, 'changed');
+        // And by its log id, which `quire db backup` lists: into a file, and as a fork.
+        const lineages = await ok(['db', 'backup', 'default', ...admin]);
+        assert.match(lineages, new RegExp(`lineage ${replaced[1]}: frames \\d+\\.\\.${replaced[2]}, `));
+        const byId = path.join(root, 'by-id.db');
+        await ok(['restore', '--backup-url', url, '--log-id', replaced[1], '-o', byId], { env: store.env });
+        assert.deepEqual(readRows(byId, 'SELECT id, name FROM t ORDER BY id'), prevRows);
+        const atA = path.join(root, 'by-id-at-a.db');
+        await ok(['restore', '--backup-url', url, '--log-id', replaced[1], '--timestamp', phaseA, '-o', atA],
+          { env: store.env });
+        assert.equal(readRows(atA, 'SELECT id FROM t').length, 10);
+        r = await quire(['restore', '--backup-url', url, '--log-id', 'not-a-log-id', '-o', path.join(root, 'x.db')],
+          { env: store.env });
+        assert.equal(r.code, 2, r.stderr);
+        assert.match(r.stderr, /--log-id must be a log id/);
+        r = await quire(['restore', '--backup-url', url, '--log-id', '0'.repeat(32), '-o', path.join(root, 'x.db')],
+          { env: store.env });
+        assert.notEqual(r.code, 0);
+        assert.match(r.stderr, /no lineage 00000000-0000-0000-0000-000000000000/);
+        const old = await ok(['db', 'fork', 'default', 'old', '--log-id', replaced[1], ...admin]);
+        assert.match(old, new RegExp(`forked 'default' to 'old' as of frame ${replaced[2]}`));
+        const o = nsClient(server, 'old');
+        assert.equal(Number((await o.execute('SELECT count(*) AS n FROM t')).rows[0].n), 25);
+        o.close();
+        const badId = await adminJson(server, 'POST', '/v1/namespaces/default/fork/nope', { log_id: 42 });
+        assert.equal(badId.status, 400);
+        assert.match(badId.json.error, /'log_id' must be a log id/);
         // And the latest point is the restored state plus the new row.
         const now = path.join(root, 'now.db');
         await ok(['restore', '--backup-url', url, '-o', now, '--verify'], { env: store.env });
