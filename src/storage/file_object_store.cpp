@@ -279,7 +279,13 @@ StorageResult<void> FileObjectStore::get_range_into(std::string_view key, std::u
   std::uint64_t begin = std::min(offset, size);
   std::uint64_t want = std::min(length, size - begin);
   // Only the growth of a reused buffer is zero-filled; a buffer of the same size is read into
-  // as it is.
+  // as it is. One too small is replaced rather than grown (growing would copy its old bytes
+  // over, to be overwritten), with some room, so that it takes the next, slightly larger
+  // object of a restore as it is.
+  if (want > out.capacity()) {
+    std::string().swap(out);
+    out.reserve(static_cast<std::size_t>(want + std::min<std::uint64_t>(want / 8, 4u << 20)));
+  }
   out.resize(want);
   std::uint64_t got = 0;
   while (got < want) {

@@ -68,6 +68,21 @@ TEST(FileObjectStore, MissingObjectsAreNotFound) {
   EXPECT_EQ(store->get("dir").error().kind, StorageErrc::kNotFound);  // a directory, not an object
 }
 
+TEST(FileObjectStore, GetIntoReplacesATooSmallBufferWithRoomForTheNextLargerObject) {
+  auto store = open_store(scratch_dir("file"));
+  const std::string a(100000, 'a');
+  const std::string b(101000, 'b');  // a restore's next batch: a little larger
+  ASSERT_TRUE(store->put("a", a));
+  ASSERT_TRUE(store->put("b", b));
+  std::string buf;
+  ASSERT_TRUE(store->get_into("a", buf));
+  EXPECT_EQ(buf, a);
+  const char* const storage = buf.data();
+  ASSERT_TRUE(store->get_into("b", buf));
+  EXPECT_EQ(buf, b);
+  EXPECT_EQ(buf.data(), storage) << "the buffer was reallocated for a slightly larger object";
+}
+
 TEST(FileObjectStore, GetRangeIsClippedToTheObject) {
   auto store = open_store(scratch_dir("file"));
   ASSERT_TRUE(store->put("k", "0123456789"));
