@@ -269,9 +269,13 @@ int run_backup_status(const AdminOptions& o, const std::string& name) {
         if (!l.is_object()) continue;
         const auto& x = l.as_object();
         auto get = [&](const char* k) { return value_text(k, x.contains(k) ? x.at(k) : nullptr); };
-        std::cout << "lineage " << get("log_id") << ": frames " << get("first_frame") << ".."
-                  << get("last_frame") << ", " << get("first_time") << " to " << get("last_time")
-                  << "\n";
+        std::cout << "lineage " << get("log_id") << ": ";
+        if (x.contains("first_frame")) {
+          std::cout << "frames " << get("first_frame") << ".." << get("last_frame") << ", "
+                    << get("first_time") << " to " << get("last_time") << "\n";
+        } else {
+          std::cout << "not restorable (" << get("error") << ")\n";
+        }
       }
     }
     if (const auto* s = doc.if_contains("shipping"); s && s->is_object()) {
@@ -443,7 +447,10 @@ Command add_db_command(CLI::App& parent) {
   fork->add_option("--log-id", at->log_id,
                    "Branch from this lineage of the backup (`quire db backup FROM` lists them): "
                    "its latest point, or --timestamp / --frame within it")
-      ->option_text("ID");
+      ->option_text("ID")
+      ->check(CLI::Validator(
+          [](std::string& v) { return v.empty() ? std::string("must not be empty") : std::string(); },
+          ""));
   add_admin_options(fork, admin->emplace_back());
 
   auto* config = db->add_subcommand(
@@ -481,7 +488,10 @@ Command add_db_command(CLI::App& parent) {
   restore->add_option("--log-id", at->log_id,
                       "From this lineage (`quire db backup NAME` lists them; the state a restore "
                       "replaced is one): its latest point, or --timestamp / --frame within it")
-      ->option_text("ID");
+      ->option_text("ID")
+      ->check(CLI::Validator(
+          [](std::string& v) { return v.empty() ? std::string("must not be empty") : std::string(); },
+          ""));
   add_admin_options(restore, admin->emplace_back());
 
   auto* backup = db->add_subcommand(

@@ -56,6 +56,14 @@ const Manifest* find_lineage(const std::vector<Manifest>& ls, const log::LogId& 
   return nullptr;
 }
 
+// The error for a log id that names none of `lineages`: names the ones there are.
+BackupError no_such_lineage(const std::vector<Manifest>& lineages, const log::LogId& id) {
+  std::string known;
+  for (const auto& l : lineages) known += (known.empty() ? "" : ", ") + log::format_log_id(l.log_id);
+  return error(BackupErrc::kNoBackup,
+               "no lineage " + log::format_log_id(id) + " (this backup has: " + known + ")");
+}
+
 // Checks an object's header against what the manifest says about it.
 BackupResult<detail::ObjectHeader> check_header(const std::string& key, const std::uint8_t* bytes,
                                                 detail::ObjectKind kind, const log::LogId& id) {
@@ -769,8 +777,7 @@ const BackupError* BackupReader::broken_tail(const Manifest& m) const {
 BackupResult<RestorableRange> BackupReader::restorable_range(
     const std::optional<log::LogId>& log_id) const {
   const Manifest* m = log_id ? find_lineage(lineages_, *log_id) : &lineages_.back();
-  if (m == nullptr)
-    return unexpected(error(BackupErrc::kNoBackup, "no lineage " + log::format_log_id(*log_id)));
+  if (m == nullptr) return unexpected(no_such_lineage(lineages_, *log_id));
   if (const BackupError* broken = broken_tail(*m)) return unexpected(*broken);
   return range_of(*m);
 }
@@ -783,9 +790,7 @@ BackupResult<RestoreResult> BackupReader::restore(const RestoreTarget& target,
   const Manifest* m = nullptr;
   if (target.log_id) {
     m = find_lineage(lineages_, *target.log_id);
-    if (m == nullptr)
-      return unexpected(
-          error(BackupErrc::kNoBackup, "no lineage " + log::format_log_id(*target.log_id)));
+    if (m == nullptr) return unexpected(no_such_lineage(lineages_, *target.log_id));
   } else if (target.kind == Kind::kTime) {
     for (auto it = lineages_.rbegin(); it != lineages_.rend() && m == nullptr; ++it) {
       auto r = range_of(*it);

@@ -532,23 +532,33 @@ Response AdminRouter::fork(const Request& req, const std::string& from, const st
     if (namespaces_.exists(to)) {
       return fail(req, http::status::conflict, "Namespace '" + to + "' already exists");
     }
+    // The restore first: it checks the body and the source's name before anything is read.
+    const auto scratch = namespaces_.scratch_path("pitr-fork", to);
+    auto restored = restore_to(req, from, *body, scratch);
+    if (!restored) return std::move(restored.error());
+    auto drop_scratch = [&] {
+      std::error_code ec;
+      std::filesystem::remove(scratch, ec);
+    };
     engine::NamespaceConfig config;
     if (namespaces_.exists(from)) {
       auto c = namespaces_.config(from);
-      if (!c) return fail(req, c.error());
+      if (!c) {
+        drop_scratch();
+        return fail(req, c.error());
+      }
       config = *c;
     } else {
       // Deleted: the settings it was backed up with.
       auto stored = backup_->stored_config(from);
-      if (!stored) return fail(req, http::status::service_unavailable, stored.error());
+      if (!stored) {
+        drop_scratch();
+        return fail(req, http::status::service_unavailable, stored.error());
+      }
       config = stored->value_or(engine::NamespaceConfig{});
     }
-    const auto scratch = namespaces_.scratch_path("pitr-fork", to);
-    auto restored = restore_to(req, from, *body, scratch);
-    if (!restored) return std::move(restored.error());
     if (auto adopted = namespaces_.adopt(to, scratch, config); !adopted) {
-      std::error_code ec;
-      std::filesystem::remove(scratch, ec);
+      drop_scratch();
       return fail(req, adopted.error());
     }
     spdlog::info("admin API: forked namespace '{}' as of frame {} ({}) into '{}'", from,
@@ -733,6 +743,8 @@ Response AdminRouter::backup_status(const Request& req, const std::string& name)
         l["first_time"] = format_rfc3339_us(r->first_time_us);
         l["last_frame"] = r->last_frame;
         l["last_time"] = format_rfc3339_us(r->last_time_us);
+      } else {
+        l["error"] = r.error().message;  // no restorable point, or a broken tail
       }
       l["snapshots"] = m.snapshots.size();
       l["batches"] = m.batch_count();

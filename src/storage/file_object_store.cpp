@@ -278,8 +278,8 @@ StorageResult<void> FileObjectStore::get_range_into(std::string_view key, std::u
   std::uint64_t size = static_cast<std::uint64_t>(st.st_size);
   std::uint64_t begin = std::min(offset, size);
   std::uint64_t want = std::min(length, size - begin);
-  // Only the growth of a reused buffer is zero-filled; a buffer of the same size is read into
-  // as it is. One too small is replaced rather than grown (growing would copy its old bytes
+  // A reused buffer large enough is read into as it is (resize() zero-fills only what it adds
+  // to its size). One too small is replaced rather than grown (growing would copy its old bytes
   // over, to be overwritten), with some room, so that it takes the next, slightly larger
   // object of a restore as it is.
   if (want > out.capacity()) {

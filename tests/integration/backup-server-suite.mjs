@@ -315,9 +315,11 @@ export function backupServerSuite(name) {
         r = await quire(['restore', '--backup-url', url, '--log-id', '0'.repeat(32), '-o', path.join(root, 'x.db')],
           { env: store.env });
         assert.notEqual(r.code, 0);
-        assert.match(r.stderr, /no lineage 00000000-0000-0000-0000-000000000000/);
+        assert.match(r.stderr, new RegExp(`no lineage 00000000-0000-0000-0000-000000000000 \\(this backup has: .*${replaced[1]}`));
+        r = await quire(['restore', '--backup-url', url, '--log-id', '', '-o', path.join(root, 'x.db')], { env: store.env });
+        assert.equal(r.code, 2, r.stderr);
         const old = await ok(['db', 'fork', 'default', 'old', '--log-id', replaced[1], ...admin]);
-        assert.match(old, new RegExp(`forked 'default' to 'old' as of frame ${replaced[2]}`));
+        assert.match(old, new RegExp(`forked 'default' to 'old' as of frame ${replaced[2]} \\(committed `));
         const o = nsClient(server, 'old');
         assert.equal(Number((await o.execute('SELECT count(*) AS n FROM t')).rows[0].n), 25);
         o.close();
