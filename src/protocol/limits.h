@@ -25,6 +25,18 @@ struct Limits {
   // Open HTTP streams in total and per client address.
   std::size_t max_streams = 10'000;
   std::size_t max_streams_per_client = 500;
+
+  // Requests, batch steps, arguments and conditions one request body or message may decode
+  // into, all together. Each takes up to a few hundred bytes of memory for as little as two
+  // bytes on the wire, so without a bound a body of max_body_bytes could need a hundred times
+  // that before any other limit is checked. It follows the two limits above (a full pipeline,
+  // or a full batch whose steps have 16 arguments each, plus one statement with as many
+  // arguments as SQLite allows): about 200,000 items, a few tens of MB, by default.
+  std::size_t max_decoded_items() const {
+    return max_requests_per_pipeline + 16 * max_batch_steps + kMaxStatementArgs;
+  }
+  // SQLite's highest parameter number: no statement can bind more arguments.
+  static constexpr std::size_t kMaxStatementArgs = 32766;
 };
 
 }  // namespace quire::protocol

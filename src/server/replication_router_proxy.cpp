@@ -245,7 +245,7 @@ void ReplicationRouter::sweep_loop() {
 Response ReplicationRouter::execute(const Request& req) {
   auto body = replication::parse_unary_grpc_web_request(req.body(), config_.limits.max_body_bytes);
   if (!body) return grpc_error(req, GrpcStatus::kInvalidArgument, body.error().message);
-  auto program = replication::decode_program_req(*body);
+  auto program = replication::decode_program_req(*body, config_.limits.max_decoded_items());
   if (!program) return grpc_error(req, GrpcStatus::kInvalidArgument, program.error().message);
   auto target = target_for(req, Service::kProxy);
   if (!target) return grpc_error(req, target.error().code, target.error().message);

@@ -341,8 +341,10 @@ Router::Routed Router::handle(const Request& req, const std::string& client) {
 
 Router::Routed Router::pipeline(const Request& req, hrana::Version version, Encoding enc,
                                 const std::string& client) {
-  auto decoded = enc == Encoding::kJson ? hrana::json::decode_pipeline_request(req.body())
-                                        : hrana::protobuf::decode_pipeline_request(req.body());
+  const std::size_t items = config_.limits.max_decoded_items();
+  auto decoded = enc == Encoding::kJson
+                     ? hrana::json::decode_pipeline_request(req.body(), items)
+                     : hrana::protobuf::decode_pipeline_request(req.body(), items);
   if (!decoded) return text(req, http::status::bad_request, decoded.error().message);
   auto body = std::make_shared<hrana::PipelineRequest>(std::move(decoded.value()));
   if (body->requests.size() > config_.limits.max_requests_per_pipeline) {
@@ -517,8 +519,10 @@ Response Router::finish_pipeline(const Request& req, hrana::PipelineResponse& ou
 }
 
 Router::Routed Router::cursor(const Request& req, Encoding enc, const std::string& client) {
-  auto decoded = enc == Encoding::kJson ? hrana::json::decode_cursor_request(req.body())
-                                        : hrana::protobuf::decode_cursor_request(req.body());
+  const std::size_t items = config_.limits.max_decoded_items();
+  auto decoded = enc == Encoding::kJson
+                     ? hrana::json::decode_cursor_request(req.body(), items)
+                     : hrana::protobuf::decode_cursor_request(req.body(), items);
   if (!decoded) return text(req, http::status::bad_request, decoded.error().message);
   auto body = std::make_shared<hrana::CursorRequest>(std::move(decoded.value()));
   if (body->batch.steps.size() > config_.limits.max_batch_steps) {

@@ -213,8 +213,9 @@ void WsSession::on_message(std::string_view payload, bool binary) {
                                                : "Expected a text message (JSON)",
                          websocket::close_code::unknown_data);
   }
-  auto msg = subprotocol_.protobuf ? ws::protobuf::decode_client_msg(payload)
-                                   : ws::json::decode_client_msg(payload);
+  const std::size_t items = config_.limits.max_decoded_items();
+  auto msg = subprotocol_.protobuf ? ws::protobuf::decode_client_msg(payload, items)
+                                   : ws::json::decode_client_msg(payload, items);
   if (!msg) return fail_protocol(msg.error().message, websocket::close_code::bad_payload);
 
   if (std::holds_alternative<ws::HelloMsg>(*msg)) {

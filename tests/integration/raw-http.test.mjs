@@ -373,6 +373,24 @@ describe('raw HTTP', () => {
       await resp.arrayBuffer();
     });
 
+    test('a body of millions of two-byte protobuf steps is a 400, decoded into no more than the limit', async () => {
+      // 15 MiB of empty BatchSteps (0x0a 0x00): ~7.9 million steps, ~1 GB had they all been decoded.
+      const varint = (n) => { const out = []; while (n > 127) { out.push((n & 127) | 128); n = Math.floor(n / 128); } out.push(n); return Buffer.from(out); };
+      const wrap = (field, inner) => Buffer.concat([Buffer.from([(field << 3) | 2]), varint(inner.length), inner]);
+      const steps = Buffer.alloc(15 << 20);
+      for (let i = 0; i < steps.length; i += 2) steps[i] = 0x0a;
+      const body = wrap(2, wrap(3, wrap(1, steps)));
+      const resp = await post('/v3-protobuf/pipeline', body, { 'content-type': 'application/x-protobuf' });
+      assert.equal(resp.status, 400);
+      assert.match(await resp.text(), /more than \d+ requests, steps, arguments and conditions in one message/);
+      const json = await post('/v2/pipeline', { requests: [{ type: 'batch', batch: { steps: Array.from({ length: 300000 }, () => ({})) } }] });
+      assert.equal(json.status, 400);
+      assert.match(await json.text(), /more than \d+ requests, steps, arguments and conditions in one message/);
+      const ok = await post('/v2/pipeline', { requests: [execute('SELECT 1')] });
+      assert.equal(ok.status, 200);
+      await ok.arrayBuffer();
+    });
+
     test('a forged or malformed baton is a 400', async () => {
       await expectClientError(await post('/v2/pipeline', { baton: 'garbage', requests: [execute('SELECT 1')] }), 400);
       const forged = Buffer.alloc(48, 7).toString('base64').replace(/=+$/, '');

@@ -8,12 +8,16 @@
 
 #include "common/expected.h"
 #include "protocol/hrana/model.h"
+#include "protocol/limits.h"
 
 namespace quire::hrana {
 
 namespace json {
-Expected<PipelineRequest, ProtocolError> decode_pipeline_request(std::string_view body);
-Expected<CursorRequest, ProtocolError> decode_cursor_request(std::string_view body);
+// max_items: protocol::Limits::max_decoded_items().
+Expected<PipelineRequest, ProtocolError> decode_pipeline_request(std::string_view body,
+                                                                 std::size_t max_items = protocol::Limits{}.max_decoded_items());
+Expected<CursorRequest, ProtocolError> decode_cursor_request(std::string_view body,
+                                                             std::size_t max_items = protocol::Limits{}.max_decoded_items());
 std::string encode_pipeline_response(const PipelineResponse& r);
 // Cursor responses are newline-delimited JSON: the head, then one line per entry.
 void append_cursor_head(const CursorResponseHead& head, std::string& out);
@@ -23,8 +27,11 @@ std::string encode_error(const Error& e);
 }  // namespace json
 
 namespace protobuf {
-Expected<PipelineRequest, ProtocolError> decode_pipeline_request(std::string_view body);
-Expected<CursorRequest, ProtocolError> decode_cursor_request(std::string_view body);
+// max_items: protocol::Limits::max_decoded_items().
+Expected<PipelineRequest, ProtocolError> decode_pipeline_request(std::string_view body,
+                                                                 std::size_t max_items = protocol::Limits{}.max_decoded_items());
+Expected<CursorRequest, ProtocolError> decode_cursor_request(std::string_view body,
+                                                             std::size_t max_items = protocol::Limits{}.max_decoded_items());
 std::string encode_pipeline_response(const PipelineResponse& r);
 // Cursor responses are a sequence of varint-length-delimited messages: the head, then entries.
 void append_cursor_head(const CursorResponseHead& head, std::string& out);

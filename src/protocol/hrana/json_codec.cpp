@@ -242,17 +242,19 @@ void append_stream_response(std::string& out, const StreamResponse& r) {
 
 using namespace detail;
 
-Expected<PipelineRequest, ProtocolError> decode_pipeline_request(std::string_view body) {
+Expected<PipelineRequest, ProtocolError> decode_pipeline_request(std::string_view body,
+                                                                 std::size_t max_items) {
   auto parsed = parse(body);
   if (!parsed) return unexpected(parsed.error());
   Decoder d;
+  d.limit_items(max_items);
   PipelineRequest req;
   auto* o = d.object(*parsed, "the request body");
   if (o && d.baton(*o, req.baton)) {
     auto* reqs = d.field(*o, "requests");
     if (!reqs || !reqs->is_array()) {
       d.fail("the body needs an array 'requests'");
-    } else {
+    } else if (d.take_items(reqs->get_array().size(), "'requests'")) {
       req.requests.reserve(reqs->get_array().size());
       for (const auto& r : reqs->get_array()) {
         req.requests.emplace_back();
@@ -264,10 +266,12 @@ Expected<PipelineRequest, ProtocolError> decode_pipeline_request(std::string_vie
   return req;
 }
 
-Expected<CursorRequest, ProtocolError> decode_cursor_request(std::string_view body) {
+Expected<CursorRequest, ProtocolError> decode_cursor_request(std::string_view body,
+                                                             std::size_t max_items) {
   auto parsed = parse(body);
   if (!parsed) return unexpected(parsed.error());
   Decoder d;
+  d.limit_items(max_items);
   CursorRequest req;
   auto* o = d.object(*parsed, "the request body");
   if (o && d.baton(*o, req.baton)) {

@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 
 #include <charconv>
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -19,10 +20,25 @@ namespace bj = boost::json;
 // Decoding helpers report the first problem as a ProtocolError; `where` names the field path.
 struct Decoder {
   std::optional<ProtocolError> error;
+  // Requests, steps, arguments and conditions this message may still decode into
+  // (protocol::Limits::max_decoded_items()); the entry points set it.
+  std::size_t items_left = SIZE_MAX;
+  std::size_t items_limit = SIZE_MAX;
 
   bool fail(std::string msg) {
     if (!error) error = ProtocolError{"Invalid JSON request: " + std::move(msg)};
     return false;
+  }
+
+  void limit_items(std::size_t n) { items_left = items_limit = n; }
+  // Called before `n` more elements of an array named `name` are decoded.
+  bool take_items(std::size_t n, const char* name) {
+    if (n <= items_left) {
+      items_left -= n;
+      return true;
+    }
+    return fail("more than " + std::to_string(items_limit) +
+                " requests, steps, arguments and conditions in one message (at " + name + ")");
   }
 
   const bj::object* object(const bj::value& v, const char* where) {
@@ -124,6 +140,7 @@ struct Decoder {
       auto* arr = args->if_array();
       if (!arr) return fail("'args' must be an array");
       if (arr->size() > 32766) return fail("'args' has more arguments than any statement can have");
+      if (!take_items(arr->size(), "'args'")) return false;
       out.args.reserve(arr->size());
       for (const auto& a : *arr) {
         out.args.emplace_back();
@@ -133,6 +150,10 @@ struct Decoder {
     if (auto* named = field(*o, "named_args")) {
       auto* arr = named->if_array();
       if (!arr) return fail("'named_args' must be an array");
+      if (arr->size() > 32766) {
+        return fail("'named_args' has more arguments than any statement can have");
+      }
+      if (!take_items(arr->size(), "'named_args'")) return false;
       for (const auto& a : *arr) {
         auto* ao = object(a, "a named argument");
         if (!ao) return false;
@@ -166,6 +187,7 @@ struct Decoder {
       out.kind = K::kNot;
       auto* c = field(*o, "cond");
       if (!c) return fail("a 'not' condition needs 'cond'");
+      if (!take_items(1, "a 'not' condition")) return false;
       out.conds.emplace_back();
       return cond(*c, out.conds.back(), depth + 1);
     }
@@ -173,6 +195,7 @@ struct Decoder {
       out.kind = type == "and" ? K::kAnd : K::kOr;
       auto* cs = field(*o, "conds");
       if (!cs || !cs->is_array()) return fail("an 'and'/'or' condition needs an array 'conds'");
+      if (!take_items(cs->get_array().size(), "'conds'")) return false;
       for (const auto& c : cs->get_array()) {
         out.conds.emplace_back();
         if (!cond(c, out.conds.back(), depth + 1)) return false;
@@ -191,6 +214,7 @@ struct Decoder {
     if (!o) return false;
     auto* steps = field(*o, "steps");
     if (!steps || !steps->is_array()) return fail("a batch needs an array 'steps'");
+    if (!take_items(steps->get_array().size(), "'steps'")) return false;
     out.steps.reserve(steps->get_array().size());
     for (const auto& s : steps->get_array()) {
       auto* so = object(s, "a batch step");

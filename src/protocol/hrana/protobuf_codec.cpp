@@ -196,6 +196,7 @@ struct HttpDecoder : detail::Decoder {
           break;
         case 2:
           if (!want(f, WireType::kLen, "PipelineReqBody.requests")) return false;
+          if (!take_item("PipelineReqBody.requests")) return false;
           if (!stream_request(f.bytes, out.requests.emplace_back())) return false;
           break;
         default:
@@ -370,15 +371,19 @@ void put_stream_response(std::string& out, std::uint32_t field, const StreamResp
 
 }  // namespace
 
-Expected<PipelineRequest, ProtocolError> decode_pipeline_request(std::string_view body) {
+Expected<PipelineRequest, ProtocolError> decode_pipeline_request(std::string_view body,
+                                                                 std::size_t max_items) {
   HttpDecoder d;
+  d.limit_items(max_items);
   PipelineRequest request;
   if (!d.pipeline_request(body, request)) return unexpected(std::move(*d.error));
   return request;
 }
 
-Expected<CursorRequest, ProtocolError> decode_cursor_request(std::string_view body) {
+Expected<CursorRequest, ProtocolError> decode_cursor_request(std::string_view body,
+                                                             std::size_t max_items) {
   HttpDecoder d;
+  d.limit_items(max_items);
   CursorRequest request;
   if (!d.cursor_request(body, request)) return unexpected(std::move(*d.error));
   return request;

@@ -36,10 +36,25 @@ struct Decoder {
   using WireType = wire::WireType;
 
   std::optional<ProtocolError> error;
+  // Requests, steps, arguments and conditions this message may still decode into
+  // (protocol::Limits::max_decoded_items()); the entry points set it.
+  std::size_t items_left = SIZE_MAX;
+  std::size_t items_limit = SIZE_MAX;
 
   bool fail(std::string message) {
     if (!error) error = ProtocolError{"Invalid protobuf request: " + std::move(message)};
     return false;
+  }
+
+  void limit_items(std::size_t n) { items_left = items_limit = n; }
+  // Called before each repeated element is added.
+  bool take_item(const char* name) {
+    if (items_left > 0) {
+      --items_left;
+      return true;
+    }
+    return fail("more than " + std::to_string(items_limit) +
+                " requests, steps, arguments and conditions in one message (at " + name + ")");
   }
 
   bool want(const Field& f, WireType type, const char* name) {
@@ -172,6 +187,7 @@ struct Decoder {
           if (out.args.size() + out.named_args.size() >= kMaxArgs) {
             return fail("Stmt has more arguments than any statement can have");
           }
+          if (!take_item("Stmt.args")) return false;
           if (!value(f.bytes, out.args.emplace_back())) return false;
           break;
         case 4:
@@ -179,6 +195,7 @@ struct Decoder {
           if (out.args.size() + out.named_args.size() >= kMaxArgs) {
             return fail("Stmt has more arguments than any statement can have");
           }
+          if (!take_item("Stmt.named_args")) return false;
           if (!named_arg(f.bytes, out.named_args.emplace_back())) return false;
           break;
         case 5:
@@ -212,6 +229,7 @@ struct Decoder {
           if (!want(f, WireType::kLen, "BatchCond.not")) return false;
           out = BatchCond{};
           out.kind = BatchCond::Kind::kNot;
+          if (!take_item("BatchCond.not")) return false;
           if (!cond(f.bytes, out.conds.emplace_back(), depth + 1)) return false;
           break;
         case 4:
@@ -244,6 +262,7 @@ struct Decoder {
     while (r.next(f)) {
       if (f.number != 1) continue;
       if (!want(f, WireType::kLen, "BatchCondList.conds")) return false;
+      if (!take_item("BatchCondList.conds")) return false;
       if (!cond(f.bytes, out.emplace_back(), depth + 1)) return false;
     }
     return done(r, "BatchCondList");
@@ -277,6 +296,7 @@ struct Decoder {
       // Field 2 is replication_index, a hint quire does not use.
       if (f.number != 1) continue;
       if (!want(f, WireType::kLen, "Batch.steps")) return false;
+      if (!take_item("Batch.steps")) return false;
       if (!batch_step(f.bytes, out.steps.emplace_back())) return false;
     }
     return done(r, "Batch");

@@ -152,10 +152,12 @@ void append_ws_response(std::string& out, const Response& r) {
 
 }  // namespace
 
-Expected<ClientMsg, ProtocolError> decode_client_msg(std::string_view text) {
+Expected<ClientMsg, ProtocolError> decode_client_msg(std::string_view text,
+                                                   std::size_t max_items) {
   auto parsed = parse(text);
   if (!parsed) return unexpected(parsed.error());
   WsDecoder d;
+  d.limit_items(max_items);
   auto* o = d.object(*parsed, "a message");
   if (!o) return unexpected(*d.error);
   auto* t = d.field(*o, "type");

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "protocol/hrana/model.h"
+#include "protocol/limits.h"
 
 namespace quire::hrana::ws {
 
@@ -73,12 +74,15 @@ inline constexpr const char* kRequestNames[] = {
     "fetch_cursor", "sequence",    "describe", "store_sql", "close_sql",   "get_autocommit"};
 
 namespace json {
-Expected<ClientMsg, ProtocolError> decode_client_msg(std::string_view text);
+// max_items: protocol::Limits::max_decoded_items().
+Expected<ClientMsg, ProtocolError> decode_client_msg(std::string_view text,
+                                                   std::size_t max_items = protocol::Limits{}.max_decoded_items());
 std::string encode_server_msg(const ServerMsg& msg);
 }  // namespace json
 
 namespace protobuf {
-Expected<ClientMsg, ProtocolError> decode_client_msg(std::string_view bytes);
+Expected<ClientMsg, ProtocolError> decode_client_msg(std::string_view bytes,
+                                                   std::size_t max_items = protocol::Limits{}.max_decoded_items());
 std::string encode_server_msg(const ServerMsg& msg);
 }  // namespace protobuf
 

@@ -297,8 +297,10 @@ void put_response(std::string& out, const Response& response) {
 
 }  // namespace
 
-Expected<ClientMsg, ProtocolError> decode_client_msg(std::string_view bytes) {
+Expected<ClientMsg, ProtocolError> decode_client_msg(std::string_view bytes,
+                                                   std::size_t max_items) {
   WsDecoder d;
+  d.limit_items(max_items);
   ClientMsg msg;
   if (!d.client_msg(bytes, msg)) return unexpected(std::move(*d.error));
   return msg;

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "protocol/limits.h"
 #include "protocol/replication/frame.h"
 #include "protocol/replication/messages.h"
 
@@ -58,7 +59,9 @@ Decoded<DatabaseConfig> decode_database_config(std::string_view bytes);
 
 // proxy.Proxy --------------------------------------------------------------------------------
 std::string encode_program_req(const ProgramReq& m);
-Decoded<ProgramReq> decode_program_req(std::string_view bytes);
+// max_items: protocol::Limits::max_decoded_items().
+Decoded<ProgramReq> decode_program_req(
+    std::string_view bytes, std::size_t max_items = protocol::Limits{}.max_decoded_items());
 std::string encode_execute_results(const ExecuteResults& m);
 Decoded<ExecuteResults> decode_execute_results(std::string_view bytes);
 std::string encode_describe_request(const DescribeRequest& m);

@@ -23,6 +23,19 @@ class Decoder {
   bool failed() const { return !error_.empty(); }
   DecodeError error() const { return DecodeError{error_}; }
 
+  // Steps, arguments and conditions a request may still decode into
+  // (protocol::Limits::max_decoded_items()); unlimited unless set, as for responses.
+  void limit_items(std::size_t n) { items_left_ = items_limit_ = n; }
+  // Called before each repeated element of a request is added.
+  bool take_item(std::string_view where) {
+    if (items_left_ > 0) {
+      --items_left_;
+      return true;
+    }
+    return fail(where, "more than " + std::to_string(items_limit_) +
+                           " steps, arguments and conditions in one request");
+  }
+
   bool expect(const wire::Field& f, wire::WireType type, std::string_view where) {
     if (f.type == type) return true;
     return fail(where, std::string("expected ") + wire::wire_type_name(type) + ", got " +
@@ -78,6 +91,8 @@ class Decoder {
 
  private:
   std::string error_;
+  std::size_t items_left_ = SIZE_MAX;
+  std::size_t items_limit_ = SIZE_MAX;
 };
 
 template <class T, class F>

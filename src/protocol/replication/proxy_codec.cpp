@@ -128,7 +128,7 @@ bool read_value(Decoder& d, std::string_view in, Value& out, std::string_view wh
 
 bool read_values_field(Decoder& d, const Field& f, std::vector<Value>& out,
                        std::string_view where) {
-  if (!d.expect(f, kLen, where)) return false;
+  if (!d.expect(f, kLen, where) || !d.take_item(where)) return false;
   return read_value(d, f.bytes, out.emplace_back(), where);
 }
 
@@ -147,7 +147,7 @@ bool read_named(Decoder& d, std::string_view in, Named& m) {
   while (r.next(f)) {
     bool ok = true;
     if (f.number == 1) {
-      ok = d.get_string(f, m.names.emplace_back(), "Named.names");
+      ok = d.take_item("Named.names") && d.get_string(f, m.names.emplace_back(), "Named.names");
     } else if (f.number == 2) {
       ok = read_values_field(d, f, m.values, "Named.values");
     }
@@ -221,6 +221,7 @@ bool read_nested_conds(Decoder& d, std::string_view in, Cond& m, Cond::Kind kind
       if (m.conds.empty()) m.conds.emplace_back();
       if (!read_cond(d, f.bytes, m.conds.front(), depth + 1)) return false;
     } else {
+      if (!d.take_item("Cond.conds")) return false;
       if (!read_cond(d, f.bytes, m.conds.emplace_back(), depth + 1)) return false;
     }
   }
@@ -295,7 +296,7 @@ bool read_program(Decoder& d, std::string_view in, Program& m) {
   Field f;
   while (r.next(f)) {
     if (f.number != 1) continue;
-    if (!d.expect(f, kLen, "Program.steps")) return false;
+    if (!d.expect(f, kLen, "Program.steps") || !d.take_item("Program.steps")) return false;
     if (!read_step(d, f.bytes, m.steps.emplace_back())) return false;
   }
   return d.finish(r, "Program");
@@ -510,8 +511,12 @@ std::string encode_program_req(const ProgramReq& m) {
   return out;
 }
 
-Decoded<ProgramReq> decode_program_req(std::string_view bytes) {
-  return detail::run_decoder<ProgramReq>(bytes, read_program_req);
+Decoded<ProgramReq> decode_program_req(std::string_view bytes, std::size_t max_items) {
+  detail::Decoder d;
+  d.limit_items(max_items);
+  ProgramReq m{};
+  if (!read_program_req(d, bytes, m)) return unexpected(d.error());
+  return m;
 }
 
 std::string encode_execute_results(const ExecuteResults& m) {

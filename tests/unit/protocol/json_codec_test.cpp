@@ -17,6 +17,28 @@ std::string decode_err(std::string_view body) {
   return r ? std::string() : r.error().message;
 }
 
+TEST(JsonCodec, AMessageDecodesIntoNoMoreItemsThanTheLimit) {
+  auto pipeline = [](int steps, int args) {
+    std::string s = R"({"requests":[{"type":"batch","batch":{"steps":[)";
+    for (int i = 0; i < steps; ++i) {
+      s += i ? "," : "";
+      s += R"({"stmt":{"sql":"SELECT ?","args":[)";
+      for (int a = 0; a < args; ++a) s += a ? R"(,{"type":"null"})" : R"({"type":"null"})";
+      s += "]}}";
+    }
+    return s + "]}}]}";
+  };
+  // 1 request + 3 steps + 3 × 2 arguments = 10 items.
+  EXPECT_TRUE(json::decode_pipeline_request(pipeline(3, 2), 10));
+  auto r = json::decode_pipeline_request(pipeline(3, 2), 9);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("more than 9 requests, steps, arguments and conditions"),
+            std::string::npos)
+      << r.error().message;
+  EXPECT_FALSE(json::decode_pipeline_request(pipeline(20, 0), 20));
+  EXPECT_TRUE(json::decode_pipeline_request(pipeline(19, 0), 20));
+}
+
 TEST(JsonCodec, DecodesWhatTheLibsqlClientSendsForExecute) {
   auto req = decode_ok(R"({"requests":[{"type":"execute","stmt":{"sql":"SELECT ?, :n","args":[],
       "named_args":[{"name":"n","value":{"type":"float","value":1}}],"want_rows":true}},

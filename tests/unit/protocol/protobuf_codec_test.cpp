@@ -1235,6 +1235,43 @@ TEST(ProtobufCodecTest, DecodesHandWrittenBatchRequest) {
   EXPECT_TRUE(b->batch.steps[1].stmt.want_rows);
 }
 
+std::string wrap(std::uint32_t field, const std::string& inner) {
+  std::string out;
+  w::put_tag(out, field, WireType::kLen);
+  w::put_varint(out, inner.size());
+  return out + inner;
+}
+
+// A Batch of `steps` empty steps (two bytes each on the wire).
+std::string empty_steps(std::size_t steps) {
+  std::string batch;
+  for (std::size_t i = 0; i < steps; ++i) batch += bytes({0x0a, 0x00});
+  return batch;
+}
+
+// A pipeline with one batch request of `steps` empty steps.
+std::string batch_of_empty_steps(std::size_t steps) {
+  return wrap(2, wrap(3, wrap(1, empty_steps(steps))));  // requests -> batch req -> batch
+}
+
+TEST(ProtobufCodecTest, AMessageDecodesIntoNoMoreItemsThanTheLimit) {
+  // One request and 99 steps: 100 items.
+  EXPECT_TRUE(decode_pipeline_request(batch_of_empty_steps(99), 100));
+  auto r = decode_pipeline_request(batch_of_empty_steps(100), 100);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("more than 100 requests, steps, arguments and conditions"),
+            std::string::npos)
+      << r.error().message;
+  // The default budget follows protocol::Limits: a full default batch decodes, and a body of
+  // two-byte steps larger than the budget is refused rather than expanded in memory.
+  EXPECT_TRUE(decode_pipeline_request(batch_of_empty_steps(10'000)));
+  const std::size_t budget = protocol::Limits{}.max_decoded_items();
+  EXPECT_FALSE(decode_pipeline_request(batch_of_empty_steps(budget)));
+  // A cursor request: CursorReqBody.batch, its steps the only items.
+  EXPECT_TRUE(decode_cursor_request(wrap(2, empty_steps(50)), 50));
+  EXPECT_FALSE(decode_cursor_request(wrap(2, empty_steps(51)), 50));
+}
+
 // ================================================================ round trips
 
 TEST(ProtobufCodecTest, EveryRequestKindRoundTrips) {

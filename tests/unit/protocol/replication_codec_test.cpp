@@ -189,6 +189,26 @@ TEST(ReplicationLogCodec, EveryPrefixOfAValidMessageIsHandled) {
 
 // ---------------------------------------------------------------- proxy
 
+TEST(ReplicationProxyCodec, AProgramDecodesIntoNoMoreItemsThanTheLimit) {
+  ProgramReq req;
+  req.client_id = "c";
+  for (int i = 0; i < 10; ++i) {
+    Step s;
+    s.query.stmt = "SELECT ?";
+    s.query.params = Positional{{Value{std::int64_t{i}}}};
+    req.pgm.steps.push_back(std::move(s));
+  }
+  const std::string wire = encode_program_req(req);  // 10 steps + 10 arguments
+  auto ok = decode_program_req(wire, 20);
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ(*ok, req);
+  auto refused = decode_program_req(wire, 19);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("more than 19 steps, arguments and conditions"),
+            std::string::npos)
+      << refused.error().message;
+}
+
 TEST(ReplicationProxyCodec, DecodesCapturedExecuteWithoutParams) {
   // db.exec("INSERT INTO t(v) VALUES ('c')"): an empty Positional is present.
   auto m = decode_program_req(captured_message(
