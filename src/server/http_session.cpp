@@ -190,9 +190,10 @@ asio::awaitable<void> HttpSession::upgrade(Request req) {
     co_await http::async_write(stream_, db.error(), kUseTuple);
     co_return;
   }
+  const bool has_database = db.value() != nullptr;
   ws_ = std::make_shared<WsSession>(std::move(stream_), config_, std::move(db.value()),
-                                    handler_.websocket_authorizer(req), std::move(*sub), blocking_,
-                                    handler_.websocket_replica(req));
+                                    handler_.websocket_authorizer(req, has_database),
+                                    std::move(*sub), blocking_, handler_.websocket_replica(req));
   auto ws = ws_;
   co_await ws->run(std::move(req));
 }

@@ -34,8 +34,9 @@ class HttpHandler {
   virtual Expected<std::shared_ptr<engine::Database>, Response> websocket_database(
       const Request& req) = 0;
 
-  // What a WebSocket client's hello token allows on the namespace the upgrade addressed.
-  virtual WsAuthorizer websocket_authorizer(const Request&) {
+  // What a WebSocket client's hello token allows on the namespace the upgrade addressed;
+  // `has_database`: websocket_database() gave the upgrade one (false: the namespace was missing).
+  virtual WsAuthorizer websocket_authorizer(const Request&, bool /*has_database*/) {
     return [](std::optional<std::string_view>) -> Expected<sqlite::Connection::Access, hrana::Error> {
       return sqlite::Connection::Access{};
     };
@@ -69,14 +70,16 @@ class RouterHandler final : public HttpHandler {
     }
     return db;
   }
-  WsAuthorizer websocket_authorizer(const Request& req) override {
+  WsAuthorizer websocket_authorizer(const Request& req, bool has_database) override {
     auto ns = router_.namespace_of(req);
     std::string name = ns ? *ns : std::string("default");
-    const bool missing = !router_.namespace_exists(name);
+    // The upgrade's own answer, not a second look: a namespace created since then still leaves
+    // this connection without a database.
+    const bool missing = !has_database;
     return [this, name, missing](std::optional<std::string_view> jwt)
                -> Expected<sqlite::Connection::Access, hrana::Error> {
       auto access = router_.authorize(name, jwt);
-      if (access && missing) {  // created since the upgrade: this connection has no database
+      if (access && missing) {
         return unexpected(hrana::Error{"Namespace '" + name + "' does not exist", "NAMESPACE_DOESNT_EXIST", {}});
       }
       return access;
