@@ -293,6 +293,17 @@ void WsSession::dispatch(ws::RequestMsg msg) {
   auto ok = [&](ws::Response r) { send(ws::ResponseOkMsg{id, std::move(r)}); };
   auto error = [&](hrana::Error e) { send(ws::ResponseErrorMsg{id, std::move(e)}); };
 
+  // The same bound as an HTTP pipeline's batches (400 there; an error answer here).
+  const hrana::Batch* batch = nullptr;
+  if (auto* b = std::get_if<ws::BatchReq>(&request)) batch = &b->batch;
+  if (auto* c = std::get_if<ws::OpenCursorReq>(&request)) batch = &c->batch;
+  if (batch && batch->steps.size() > config_.limits.max_batch_steps) {
+    return error(hrana::Error{"Too many steps in one batch (the limit is " +
+                                  std::to_string(config_.limits.max_batch_steps) + ")",
+                              "BATCH_TOO_LARGE",
+                              {}});
+  }
+
   if (auto* open = std::get_if<ws::OpenStreamReq>(&request)) {
     if (streams_.count(open->stream_id)) {
       return fail_protocol("Stream " + std::to_string(open->stream_id) + " is already open");

@@ -280,6 +280,26 @@ describe('Hrana over WebSocket: hostile and broken clients', () => {
     });
   });
 
+  describe('limits', () => {
+    test('a batch with more steps than --max-batch-steps is a response_error, as on HTTP, and the connection stays usable', async () => {
+      const conn = await helloConn(server, ['hrana3']);
+      try {
+        await conn.ok({ type: 'open_stream', stream_id: 1 });
+        const steps = Array.from({ length: 10001 }, () => ({ stmt: stmt('SELECT 1') }));
+        const big = await conn.request({ type: 'batch', stream_id: 1, batch: { steps } });
+        assert.equal(big.type, 'response_error');
+        assert.match(big.error.message, /Too many steps in one batch \(the limit is 10000\)/);
+        const cursor = await conn.request({ type: 'open_cursor', stream_id: 1, cursor_id: 1, batch: { steps } });
+        assert.equal(cursor.type, 'response_error');
+        assert.match(cursor.error.message, /Too many steps/);
+        const good = await conn.ok({ type: 'batch', stream_id: 1, batch: { steps: steps.slice(0, 10000) } });
+        assert.equal(good.result.step_results.length, 10000);
+      } finally {
+        conn.close();
+      }
+    });
+  });
+
   describe('protocol versions', () => {
     test('get_autocommit on hrana2 closes with 1008', async () => {
       const conn = await helloConn(server, ['hrana2']);
