@@ -1,5 +1,6 @@
-// Bounds on what one client can make the server do. Every one is configurable from the command
-// line (cli/main.cpp) and documented in docs/configuration.md.
+// Bounds on what one client can make the server do, all documented in docs/configuration.md.
+// Most are configurable from the command line (cli/main.cpp); the stored-SQL byte limits are
+// fixed, and max_decoded_items() follows the pipeline and batch limits.
 #pragma once
 
 #include <chrono>
@@ -20,6 +21,8 @@ struct Limits {
   // each text.
   std::size_t max_stored_sql = 1'000;
   std::size_t max_stored_sql_bytes = 1u << 20;
+  // All the texts stored on one stream or connection together.
+  std::size_t max_stored_sql_total_bytes = 16u << 20;
   // An HTTP stream (baton) not used for this long is closed and its transaction rolled back.
   std::chrono::milliseconds stream_idle_timeout{10'000};
   // Open HTTP streams in total and per client address.

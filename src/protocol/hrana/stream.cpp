@@ -1,5 +1,6 @@
 #include "protocol/hrana/stream.h"
 
+#include <algorithm>
 #include <cctype>
 
 #include "engine/executor.h"
@@ -42,6 +43,13 @@ Expected<std::optional<Error>, ProtocolError> SqlStore::store(std::int32_t id, s
                                           std::to_string(limits_->max_stored_sql_bytes) + " bytes)",
                                       "SQL_STORE_TOO_LARGE", {}});
   }
+  if (sql.size() > limits_->max_stored_sql_total_bytes - std::min(bytes_, limits_->max_stored_sql_total_bytes)) {
+    return std::optional<Error>(Error{"The stored SQL texts would take more than " +
+                                          std::to_string(limits_->max_stored_sql_total_bytes) +
+                                          " bytes together (close some with close_sql)",
+                                      "SQL_STORE_TOO_LARGE", {}});
+  }
+  bytes_ += sql.size();
   texts_.emplace(id, std::move(sql));
   return std::optional<Error>();
 }

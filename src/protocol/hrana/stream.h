@@ -26,7 +26,12 @@ class SqlStore {
   // Stores `sql` under `id`. Too many or too large texts are request errors
   // (SQL_STORE_TOO_MANY / SQL_STORE_TOO_LARGE); reusing a live id is a protocol error.
   Expected<std::optional<Error>, ProtocolError> store(std::int32_t id, std::string sql);
-  void close(std::int32_t id) { texts_.erase(id); }
+  void close(std::int32_t id) {
+    if (auto it = texts_.find(id); it != texts_.end()) {
+      bytes_ -= it->second.size();
+      texts_.erase(it);
+    }
+  }
   const std::string* find(std::int32_t id) const {
     auto it = texts_.find(id);
     return it == texts_.end() ? nullptr : &it->second;
@@ -35,6 +40,7 @@ class SqlStore {
  private:
   const protocol::Limits* limits_;
   std::unordered_map<std::int32_t, std::string> texts_;
+  std::size_t bytes_ = 0;  // of all texts_
 };
 
 class Stream {

@@ -7,6 +7,23 @@
 namespace quire::hrana {
 namespace {
 
+TEST(SqlStoreTest, TheTextsOfOneStoreTogetherStayUnderTheTotalLimit) {
+  protocol::Limits limits;
+  limits.max_stored_sql_total_bytes = 10;
+  SqlStore sqls(limits);
+  ASSERT_FALSE(sqls.store(1, "SELECT").value());  // 6 bytes
+  auto refused = sqls.store(2, "SELECT");         // 12 > 10
+  ASSERT_TRUE(refused && *refused);
+  EXPECT_EQ((*refused)->code, "SQL_STORE_TOO_LARGE");
+  EXPECT_EQ(sqls.find(2), nullptr);
+  ASSERT_FALSE(sqls.store(3, "SEL").value());  // 9: fits
+  sqls.close(1);                                 // 3 left
+  EXPECT_FALSE(sqls.store(2, "SELECT").value());  // 9 again
+  sqls.close(42);                                 // not stored: changes nothing
+  auto full = sqls.store(4, "AB");               // 11 > 10
+  ASSERT_TRUE(full && *full);
+}
+
 using Entry = StreamRegistry::Entry;
 
 class StreamRegistryTest : public ::testing::Test {
