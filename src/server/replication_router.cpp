@@ -141,7 +141,8 @@ bool ReplicationRouter::serves(std::string_view path) {
          path.starts_with("/proxy.Proxy/");
 }
 
-Router::Routed ReplicationRouter::handle(const Request& req, std::string_view path) {
+Router::Routed ReplicationRouter::handle(const Request& req, std::string_view path,
+                                         const std::string& client) {
   const auto method = req.method();
   if (path == "/info") {
     if (method != http::verb::get && method != http::verb::head) {
@@ -169,7 +170,7 @@ Router::Routed ReplicationRouter::handle(const Request& req, std::string_view pa
     return Router::Deferred([this, &req] { return snapshot(req); });
   }
   if (path == "/proxy.Proxy/Execute")
-    return Router::Deferred([this, &req] { return execute(req); });
+    return Router::Deferred([this, &req, client] { return execute(req, client); });
   if (path == "/proxy.Proxy/Describe") {
     return Router::Deferred([this, &req] { return describe(req); });
   }

@@ -71,7 +71,8 @@ class ReplicationRouter {
   static bool serves(std::string_view path);
 
   // Answers `req` now or returns the work to run on the blocking pool (`req` must outlive it).
-  Router::Routed handle(const Request& req, std::string_view path);
+  // `client`: the caller's address, as the Hrana streams count it (max_streams_per_client).
+  Router::Routed handle(const Request& req, std::string_view path, const std::string& client);
 
   // Drops proxy clients idle for longer than the limit, rolling back their transactions. The
   // sweeper calls it every second; returns how many were dropped.
@@ -109,15 +110,20 @@ class ReplicationRouter {
   Expected<std::pair<Target, std::uint64_t>, Status> begin_log_call(const Request& req);
 
   // proxy.Proxy
-  Response execute(const Request& req);
+  Response execute(const Request& req, const std::string& address);
   Response describe(const Request& req);
   Response disconnect(const Request& req);
 
   // The Client of (ns, client_id), created when missing, for exclusive use until release().
   // nullptr with `lost` set when the client's transaction was dropped by the sweeper and this is
-  // its first request since (a tombstone, consumed here).
+  // its first request since (a tombstone, consumed here). A new one counts against `address`
+  // (at most max_streams_per_client per address, as Hrana streams).
   Expected<std::shared_ptr<Client>, Status> acquire(const Target& target,
-                                                    const std::string& client_id, bool& lost);
+                                                    const std::string& client_id,
+                                                    const std::string& address, bool& lost);
+  // Removes a client from clients_ and from its address's count; requires mu_.
+  std::shared_ptr<Client> forget_locked(
+      std::unordered_map<std::string, std::shared_ptr<Client>>::iterator it);
   // Ends a use begun by acquire(); call with the Client's mutex held. Forgets the client when it
   // is outside a transaction and nobody else uses it.
   void release(const std::shared_ptr<Client>& client);
@@ -132,6 +138,7 @@ class ReplicationRouter {
 
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<Client>> clients_;  // guarded by mu_
+  std::unordered_map<std::string, std::size_t> clients_per_address_;  // guarded by mu_
   std::map<std::string, Clock::time_point> tombstones_;  // guarded by mu_; key -> forget at
   bool stopping_ = false;                                // guarded by mu_
   std::condition_variable stop_cv_;

@@ -20,9 +20,11 @@ using replication::GrpcStatus;
 // One client connection's state between its requests: a stream whose connection (a Lease) is
 // kept while the client is inside a transaction, parked between requests (WriteGate).
 struct ReplicationRouter::Client {
-  Client(std::string key, std::shared_ptr<engine::Database> db, const protocol::Limits& limits)
-      : key(std::move(key)), stream(std::move(db)), sqls(limits) {}
+  Client(std::string key, std::string address, std::shared_ptr<engine::Database> db,
+         const protocol::Limits& limits)
+      : key(std::move(key)), address(std::move(address)), stream(std::move(db)), sqls(limits) {}
   const std::string key;
+  const std::string address;  // of the request that created it
   std::mutex mu;  // one request at a time; taken before ReplicationRouter::mu_
   hrana::Stream stream;
   hrana::SqlStore sqls;  // this protocol stores no SQL texts; the stream API wants one
@@ -151,7 +153,8 @@ Expected<hrana::Stmt, std::string> to_stmt(replication::Query&& q) {
 // ------------------------------------------------------------------ the client registry
 
 Expected<std::shared_ptr<ReplicationRouter::Client>, ReplicationRouter::Status>
-ReplicationRouter::acquire(const Target& target, const std::string& client_id, bool& lost) {
+ReplicationRouter::acquire(const Target& target, const std::string& client_id,
+                           const std::string& address, bool& lost) {
   lost = false;
   // Keyed by namespace too: a client_id names a connection to one database.
   std::string key = target.ns + '\0' + client_id;
@@ -161,8 +164,7 @@ ReplicationRouter::acquire(const Target& target, const std::string& client_id, b
   if (it != clients_.end() && &it->second->stream.database() != target.db.get() &&
       it->second->users == 0) {
     // The namespace was deleted and created again since: the old transaction is gone with it.
-    stale = std::move(it->second);
-    clients_.erase(it);
+    stale = forget_locked(it);
     it = clients_.end();
   }
   if (it == clients_.end()) {
@@ -176,12 +178,34 @@ ReplicationRouter::acquire(const Target& target, const std::string& client_id, b
                                "the server holds too many open transactions of embedded "
                                "replicas; retry later"});
     }
-    it = clients_.emplace(key, std::make_shared<Client>(key, target.db, config_.limits)).first;
+    std::size_t& mine = clients_per_address_[address];
+    if (mine >= config_.limits.max_streams_per_client) {
+      if (mine == 0) clients_per_address_.erase(address);
+      return unexpected(Status{GrpcStatus::kResourceExhausted,
+                               "too many open transactions of embedded replicas from this address "
+                               "(the limit is " +
+                                   std::to_string(config_.limits.max_streams_per_client) + ")"});
+    }
+    ++mine;
+    it = clients_
+             .emplace(key, std::make_shared<Client>(key, address, target.db, config_.limits))
+             .first;
   }
   Client& c = *it->second;
   ++c.users;
   c.last_used = Clock::now();
   return it->second;
+}
+
+std::shared_ptr<ReplicationRouter::Client> ReplicationRouter::forget_locked(
+    std::unordered_map<std::string, std::shared_ptr<Client>>::iterator it) {
+  std::shared_ptr<Client> c = std::move(it->second);
+  clients_.erase(it);
+  if (auto n = clients_per_address_.find(c->address);
+      n != clients_per_address_.end() && --n->second == 0) {
+    clients_per_address_.erase(n);
+  }
+  return c;
 }
 
 void ReplicationRouter::release(const std::shared_ptr<Client>& client) {
@@ -193,10 +217,7 @@ void ReplicationRouter::release(const std::shared_ptr<Client>& client) {
   client->last_used = Clock::now();
   if (--client->users == 0 && !in_txn) {
     auto it = clients_.find(client->key);
-    if (it != clients_.end() && it->second == client) {
-      forgotten = std::move(it->second);
-      clients_.erase(it);
-    }
+    if (it != clients_.end() && it->second == client) forgotten = forget_locked(it);
   }
 }
 
@@ -208,8 +229,7 @@ std::size_t ReplicationRouter::expire_idle(Clock::time_point now) {
       Client& c = *it->second;
       if (c.users == 0 && now - c.last_used > config_.limits.stream_idle_timeout) {
         if (c.in_transaction) tombstones_[it->first] = now + kTombstoneLifetime;
-        expired.push_back(std::move(it->second));
-        it = clients_.erase(it);
+        expired.push_back(forget_locked(it++));
       } else {
         ++it;
       }
@@ -242,7 +262,7 @@ void ReplicationRouter::sweep_loop() {
 
 // ------------------------------------------------------------------ proxy.Proxy
 
-Response ReplicationRouter::execute(const Request& req) {
+Response ReplicationRouter::execute(const Request& req, const std::string& address) {
   auto body = replication::parse_unary_grpc_web_request(req.body(), config_.limits.max_body_bytes);
   if (!body) return grpc_error(req, GrpcStatus::kInvalidArgument, body.error().message);
   auto program = replication::decode_program_req(*body, config_.limits.max_decoded_items());
@@ -276,7 +296,7 @@ Response ReplicationRouter::execute(const Request& req) {
   replication::ExecuteResults out;
   out.results.resize(batch.steps.size());
   bool lost = false;
-  auto client = acquire(*target, program->client_id, lost);
+  auto client = acquire(*target, program->client_id, address, lost);
   if (!client) return grpc_error(req, client.error().code, client.error().message);
   if (lost) {
     // The client believes it is inside a transaction that was rolled back while it was idle:
@@ -440,10 +460,7 @@ Response ReplicationRouter::disconnect(const Request& req) {
   {
     std::lock_guard lock(mu_);
     const std::string key = target->ns + '\0' + message->client_id;
-    if (auto it = clients_.find(key); it != clients_.end()) {
-      gone = std::move(it->second);
-      clients_.erase(it);
-    }
+    if (auto it = clients_.find(key); it != clients_.end()) gone = forget_locked(it);
     tombstones_.erase(key);
   }
   return reply_grpc_web(req, replication::grpc_web_response(replication::encode_ack({})));

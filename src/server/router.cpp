@@ -279,7 +279,7 @@ Router::Routed Router::handle(const Request& req, const std::string& client) {
   const std::string_view path = target.substr(0, target.find('?'));
   const auto method = req.method();
 
-  if (ReplicationRouter::serves(path)) return replication_->handle(req, path);
+  if (ReplicationRouter::serves(path)) return replication_->handle(req, path, client);
   if (method == http::verb::options) {
     Response res = make(req, http::status::no_content, "text/plain", {});
     res.set(http::field::access_control_allow_methods, "GET, POST, OPTIONS");

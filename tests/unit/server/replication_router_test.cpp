@@ -39,8 +39,8 @@ class ReplicationRouterTest : public testing::RouterFixture {
     return req;
   }
 
-  Response run(const Request& req) {
-    auto routed = router_->handle(req, "127.0.0.1");
+  Response run(const Request& req, const std::string& address = "127.0.0.1") {
+    auto routed = router_->handle(req, address);
     if (auto* deferred = std::get_if<Router::Deferred>(&routed)) return (*deferred)();
     return std::get<Response>(std::move(routed));
   }
@@ -177,6 +177,31 @@ TEST_F(ReplicationRouterTest, ExecuteKeepsATransactionPerClientUntilItEnds) {
   auto failed = exec("a", "INSERT INTO nosuch VALUES (1)");
   auto& error = std::get<replication::ProxyError>(failed.results.at(0).result);
   EXPECT_EQ(error.extended_code, 1);  // SQLITE_ERROR
+}
+
+TEST_F(ReplicationRouterTest, OneAddressKeepsNoMoreTransactionsThanTheLimitPerClient) {
+  config_.limits.max_streams_per_client = 2;
+  auto exec = [&](const std::string& client, const std::string& sql,
+                  const std::string& address = "127.0.0.1") {
+    replication::ProgramReq p;
+    p.client_id = client;
+    p.pgm.steps.push_back(replication::Step{std::nullopt, replication::Query{sql, {}, false}});
+    return answer(run(rpc("proxy.Proxy/Execute", replication::encode_program_req(p), {}), address));
+  };
+  EXPECT_EQ(exec("a", "BEGIN").status, 0);
+  EXPECT_EQ(exec("b", "BEGIN").status, 0);
+  auto refused = exec("c", "BEGIN");
+  EXPECT_EQ(refused.status, 8);  // RESOURCE_EXHAUSTED
+  EXPECT_NE(refused.message.find("from this address (the limit is 2)"), std::string::npos)
+      << refused.message;
+  EXPECT_EQ(exec("a", "SELECT 1").status, 0);  // a kept client is not a new one
+  EXPECT_EQ(exec("d", "BEGIN", "10.0.0.2").status, 0);  // another address has its own count
+  EXPECT_EQ(exec("a", "COMMIT").status, 0);             // a is forgotten: room for c
+  EXPECT_EQ(exec("c", "BEGIN").status, 0);
+  EXPECT_EQ(exec("e", "SELECT 1").status, 8);  // b and c hold the two
+  EXPECT_EQ(exec("b", "ROLLBACK").status, 0);
+  EXPECT_EQ(exec("e", "SELECT 1").status, 0);  // autocommit: forgotten at once
+  EXPECT_EQ(exec("f", "SELECT 1").status, 0);
 }
 
 }  // namespace
