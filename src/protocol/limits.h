@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 
 namespace quire::protocol {
 
@@ -30,13 +31,18 @@ struct Limits {
   std::size_t max_streams_per_client = 500;
 
   // Requests, batch steps, arguments and conditions one request body or message may decode
-  // into, all together. Each takes up to a few hundred bytes of memory for as little as two
-  // bytes on the wire, so without a bound a body of max_body_bytes could need a hundred times
-  // that before any other limit is checked. It follows the two limits above (a full pipeline,
-  // or a full batch whose steps have 16 arguments each, plus one statement with as many
-  // arguments as SQLite allows): about 200,000 items, a few tens of MB, by default.
+  // into, all together. Each takes up to about 150 bytes of memory for as little as two bytes
+  // on the wire, so without a bound a body of max_body_bytes could need seventy times that
+  // before any other limit is checked. It follows the two limits above (a full pipeline, or a
+  // full batch whose steps have 63 arguments each, plus one statement with as many arguments as
+  // SQLite allows): about 680,000 items, at most about 100 MB, by default. Limits so large that
+  // the sum would overflow mean no budget.
   std::size_t max_decoded_items() const {
-    return max_requests_per_pipeline + 16 * max_batch_steps + kMaxStatementArgs;
+    constexpr std::size_t kPerStep = 64;
+    if (max_batch_steps > (SIZE_MAX / 2) / kPerStep || max_requests_per_pipeline > SIZE_MAX / 4) {
+      return SIZE_MAX;
+    }
+    return max_requests_per_pipeline + kPerStep * max_batch_steps + kMaxStatementArgs;
   }
   // SQLite's highest parameter number: no statement can bind more arguments.
   static constexpr std::size_t kMaxStatementArgs = 32766;

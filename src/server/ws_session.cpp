@@ -293,15 +293,17 @@ void WsSession::dispatch(ws::RequestMsg msg) {
   auto ok = [&](ws::Response r) { send(ws::ResponseOkMsg{id, std::move(r)}); };
   auto error = [&](hrana::Error e) { send(ws::ResponseErrorMsg{id, std::move(e)}); };
 
-  // The same bound as an HTTP pipeline's batches (400 there; an error answer here).
-  const hrana::Batch* batch = nullptr;
-  if (auto* b = std::get_if<ws::BatchReq>(&request)) batch = &b->batch;
-  if (auto* c = std::get_if<ws::OpenCursorReq>(&request)) batch = &c->batch;
-  if (batch && batch->steps.size() > config_.limits.max_batch_steps) {
-    return error(hrana::Error{"Too many steps in one batch (the limit is " +
-                                  std::to_string(config_.limits.max_batch_steps) + ")",
-                              "BATCH_TOO_LARGE",
-                              {}});
+  // The same bound as an HTTP pipeline's batches (400 there; an error answer here, or for a
+  // cursor the error as its only entry, below).
+  const auto too_many_steps = [&](const hrana::Batch& batch) -> std::optional<hrana::Error> {
+    if (batch.steps.size() <= config_.limits.max_batch_steps) return std::nullopt;
+    return hrana::Error{"Too many steps in one batch (the limit is " +
+                            std::to_string(config_.limits.max_batch_steps) + ")",
+                        "BATCH_TOO_LARGE",
+                        {}};
+  };
+  if (auto* b = std::get_if<ws::BatchReq>(&request)) {
+    if (auto e = too_many_steps(b->batch)) return error(std::move(*e));
   }
 
   if (auto* open = std::get_if<ws::OpenStreamReq>(&request)) {
@@ -355,6 +357,12 @@ void WsSession::dispatch(ws::RequestMsg msg) {
       return fail_protocol("Cursor " + std::to_string(oc->cursor_id) + " is already open");
     }
     cursor_streams_[oc->cursor_id] = oc->stream_id;
+    if (auto e = too_many_steps(oc->batch)) {
+      // Clients fetch from a cursor right behind opening it, without waiting for the answer: a
+      // refused open would make those fetches protocol errors that close the connection.
+      cursors_[oc->cursor_id] = Cursor{oc->stream_id, {hrana::ErrorEntry{std::move(*e)}}};
+      return ok(ws::OpenCursorResp{});
+    }
   }
   if (!inline_sql_ids(request)) {
     return fail_protocol("SQL text with that id has not been stored (store_sql) or was closed");

@@ -383,7 +383,7 @@ describe('raw HTTP', () => {
       const resp = await post('/v3-protobuf/pipeline', body, { 'content-type': 'application/x-protobuf' });
       assert.equal(resp.status, 400);
       assert.match(await resp.text(), /more than \d+ requests, steps, arguments and conditions in one message/);
-      const json = await post('/v2/pipeline', { requests: [{ type: 'batch', batch: { steps: Array.from({ length: 300000 }, () => ({})) } }] });
+      const json = await post('/v2/pipeline', { requests: [{ type: 'batch', batch: { steps: Array.from({ length: 800000 }, () => ({})) } }] });
       assert.equal(json.status, 400);
       assert.match(await json.text(), /more than \d+ requests, steps, arguments and conditions in one message/);
       const ok = await post('/v2/pipeline', { requests: [execute('SELECT 1')] });

@@ -289,9 +289,15 @@ describe('Hrana over WebSocket: hostile and broken clients', () => {
         const big = await conn.request({ type: 'batch', stream_id: 1, batch: { steps } });
         assert.equal(big.type, 'response_error');
         assert.match(big.error.message, /Too many steps in one batch \(the limit is 10000\)/);
-        const cursor = await conn.request({ type: 'open_cursor', stream_id: 1, cursor_id: 1, batch: { steps } });
-        assert.equal(cursor.type, 'response_error');
-        assert.match(cursor.error.message, /Too many steps/);
+        // A cursor answers its open, and the error is its only entry: clients fetch right
+        // behind the open without waiting for it.
+        await conn.ok({ type: 'open_cursor', stream_id: 1, cursor_id: 1, batch: { steps } });
+        const fetched = await conn.ok({ type: 'fetch_cursor', cursor_id: 1, max_count: 100 });
+        assert.equal(fetched.entries?.length, 1, JSON.stringify(fetched));
+        assert.equal(fetched.entries[0].type, 'error');
+        assert.match(fetched.entries[0].error.message, /Too many steps in one batch/);
+        assert.equal(fetched.done, true);
+        await conn.ok({ type: 'close_cursor', cursor_id: 1 });
         const good = await conn.ok({ type: 'batch', stream_id: 1, batch: { steps: steps.slice(0, 10000) } });
         assert.equal(good.result.step_results.length, 10000);
       } finally {

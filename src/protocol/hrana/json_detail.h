@@ -150,7 +150,7 @@ struct Decoder {
     if (auto* named = field(*o, "named_args")) {
       auto* arr = named->if_array();
       if (!arr) return fail("'named_args' must be an array");
-      if (arr->size() > 32766) {
+      if (arr->size() + out.args.size() > 32766) {
         return fail("'named_args' has more arguments than any statement can have");
       }
       if (!take_items(arr->size(), "'named_args'")) return false;

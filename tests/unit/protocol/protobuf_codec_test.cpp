@@ -1265,6 +1265,12 @@ TEST(ProtobufCodecTest, AMessageDecodesIntoNoMoreItemsThanTheLimit) {
   // The default budget follows protocol::Limits: a full default batch decodes, and a body of
   // two-byte steps larger than the budget is refused rather than expanded in memory.
   EXPECT_TRUE(decode_pipeline_request(batch_of_empty_steps(10'000)));
+  // Limits so large that the budget's sum would overflow mean no budget, not a small one.
+  protocol::Limits huge;
+  huge.max_batch_steps = SIZE_MAX;
+  EXPECT_EQ(huge.max_decoded_items(), SIZE_MAX);
+  huge.max_batch_steps = std::size_t{1} << 60;
+  EXPECT_EQ(huge.max_decoded_items(), SIZE_MAX);
   const std::size_t budget = protocol::Limits{}.max_decoded_items();
   EXPECT_FALSE(decode_pipeline_request(batch_of_empty_steps(budget)));
   // A cursor request: CursorReqBody.batch, its steps the only items.
