@@ -249,9 +249,7 @@ Command add_restore_command(CLI::App& parent) {
                   "--frame within it. Default: the current lineage, or for --timestamp the one "
                   "that was current then")
       ->option_text("ID")
-      ->check(CLI::Validator(
-          [](std::string& v) { return v.empty() ? std::string("must not be empty") : std::string(); },
-          ""));
+      ->check(non_empty());
   cmd->add_option("-o,--output", o->out, "The database file to write")->required();
   cmd->add_flag("--force", o->force, "Overwrite FILE if it exists");
   cmd->add_flag("--verify", o->verify,

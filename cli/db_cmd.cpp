@@ -448,9 +448,7 @@ Command add_db_command(CLI::App& parent) {
                    "Branch from this lineage of the backup (`quire db backup FROM` lists them): "
                    "its latest point, or --timestamp / --frame within it")
       ->option_text("ID")
-      ->check(CLI::Validator(
-          [](std::string& v) { return v.empty() ? std::string("must not be empty") : std::string(); },
-          ""));
+      ->check(non_empty());
   add_admin_options(fork, admin->emplace_back());
 
   auto* config = db->add_subcommand(
@@ -489,9 +487,7 @@ Command add_db_command(CLI::App& parent) {
                       "From this lineage (`quire db backup NAME` lists them; the state a restore "
                       "replaced is one): its latest point, or --timestamp / --frame within it")
       ->option_text("ID")
-      ->check(CLI::Validator(
-          [](std::string& v) { return v.empty() ? std::string("must not be empty") : std::string(); },
-          ""));
+      ->check(non_empty());
   add_admin_options(restore, admin->emplace_back());
 
   auto* backup = db->add_subcommand(
