@@ -359,7 +359,12 @@ void WsSession::dispatch(ws::RequestMsg msg) {
     cursor_streams_[oc->cursor_id] = oc->stream_id;
     if (auto e = too_many_steps(oc->batch)) {
       // Clients fetch from a cursor right behind opening it, without waiting for the answer: a
-      // refused open would make those fetches protocol errors that close the connection.
+      // refused open would make those fetches protocol errors that close the connection. It
+      // still takes one of the connection's kMaxCursors.
+      if (cursors_.size() >= kMaxCursors) {
+        cursor_streams_.erase(oc->cursor_id);
+        return error(hrana::Error{"Too many cursors on this connection", "CURSORS_EXHAUSTED", {}});
+      }
       cursors_[oc->cursor_id] = Cursor{oc->stream_id, {hrana::ErrorEntry{std::move(*e)}}};
       return ok(ws::OpenCursorResp{});
     }

@@ -298,6 +298,12 @@ describe('Hrana over WebSocket: hostile and broken clients', () => {
         assert.match(fetched.entries[0].error.message, /Too many steps in one batch/);
         assert.equal(fetched.done, true);
         await conn.ok({ type: 'close_cursor', cursor_id: 1 });
+        // Such cursors count against the connection's 32 until closed.
+        for (let c = 10; c < 42; c++) await conn.ok({ type: 'open_cursor', stream_id: 1, cursor_id: c, batch: { steps } });
+        const exhausted = await conn.request({ type: 'open_cursor', stream_id: 1, cursor_id: 42, batch: { steps } });
+        assert.equal(exhausted.type, 'response_error');
+        assert.equal(exhausted.error.code, 'CURSORS_EXHAUSTED');
+        for (let c = 10; c < 42; c++) await conn.ok({ type: 'close_cursor', cursor_id: c });
         const good = await conn.ok({ type: 'batch', stream_id: 1, batch: { steps: steps.slice(0, 10000) } });
         assert.equal(good.result.step_results.length, 10000);
       } finally {
